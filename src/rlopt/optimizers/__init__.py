@@ -1,0 +1,124 @@
+"""One factory for every optimizer: ``make_optimizer(name, hparams, schedule)``.
+
+Learned optimizers register themselves in ``REGISTRY`` with a builder and a validator
+of their hyperparameters; see :mod:`rlopt.optimizers.base` for the extra arguments
+PPO passes on every step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import optax
+
+from rlopt.optimizers import handcrafted
+from rlopt.optimizers.base import EXTRA_ARG_NAMES, OptimizerConfigError, TrainingSchedule
+
+__all__ = [
+    "EXTRA_ARG_NAMES",
+    "OptimizerConfigError",
+    "REGISTRY",
+    "TrainingSchedule",
+    "make_optimizer",
+    "optimizer_names",
+    "register",
+    "validate_hparams",
+]
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    build: Callable[[dict, TrainingSchedule], optax.GradientTransformationExtraArgs]
+    validate: Callable[[dict], dict]  # returns the hparams with defaults filled in
+
+
+REGISTRY: dict[str, OptimizerEntry] = {}
+
+
+def register(name: str, entry: OptimizerEntry) -> None:
+    REGISTRY[name] = entry
+
+
+def optimizer_names() -> list[str]:
+    _load_learned()
+    return sorted(REGISTRY)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
+    own = {
+        k: p.default for k, p in inspect.signature(handcrafted.DIRECTIONS[name]).parameters.items()
+    }
+    allowed = {**own, **handcrafted.COMMON_HPARAMS}
+
+    def validate(hparams: dict) -> dict:
+        unknown = sorted(set(hparams) - set(allowed))
+        if unknown:
+            raise OptimizerConfigError(
+                f"optimizer '{name}': unknown hyperparameter(s) {unknown}; "
+                f"valid ones are {sorted(allowed)}"
+            )
+        if "lr" not in hparams:
+            raise OptimizerConfigError(f"optimizer '{name}': hyperparameter 'lr' is required")
+        filled = {**allowed, **hparams}
+        for key, value in filled.items():
+            if key == "anneal_lr":
+                if not isinstance(value, bool):
+                    raise OptimizerConfigError(f"optimizer '{name}': 'anneal_lr' must be true or false, got {value!r}")
+                continue
+            if not _is_number(value):
+                raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be a finite number, got {value!r}")
+        if filled["lr"] <= 0:
+            raise OptimizerConfigError(f"optimizer '{name}': 'lr' must be positive, got {filled['lr']}")
+        for key in ("b1", "b2", "decay", "momentum"):
+            if key in filled and not 0.0 <= filled[key] < 1.0:
+                raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be in [0, 1), got {filled[key]}")
+        for key in ("eps", "l2", "weight_decay"):
+            if key in filled and filled[key] < 0:
+                raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be >= 0, got {filled[key]}")
+        return filled
+
+    return validate
+
+
+for _name in handcrafted.DIRECTIONS:
+    register(
+        _name,
+        OptimizerEntry(
+            build=lambda hp, sched, _n=_name: handcrafted.build(_n, hp, sched),
+            validate=_validate_handcrafted(_name),
+        ),
+    )
+
+
+def _load_learned() -> None:
+    """Learned optimizers register on import; importing lazily keeps the CLI start fast."""
+    import importlib
+
+    for module in ("rlopt.optimizers.open",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:  # only tolerate the module itself being absent
+            if err.name != module:
+                raise
+
+
+def validate_hparams(name: str, hparams: dict) -> dict:
+    names = optimizer_names()
+    if name not in REGISTRY:
+        raise OptimizerConfigError(f"unknown optimizer '{name}'; valid optimizers are {names}")
+    if not isinstance(hparams, dict):
+        raise OptimizerConfigError(f"optimizer '{name}': hyperparameters must be a JSON object, got {hparams!r}")
+    return REGISTRY[name].validate(hparams)
+
+
+def make_optimizer(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    """Builds the optimizer ``name``; raises OptimizerConfigError on bad names or values."""
+    filled = validate_hparams(name, hparams)
+    return REGISTRY[name].build(filled, schedule)

@@ -1,0 +1,69 @@
+"""Adam, RMSProp, Lion and SGD, each with optional linear annealing and weight decay.
+
+All four are built from optax's ``scale_by_*`` transformations so that coupled L2
+(``l2``: added to the gradient before the moments) and decoupled weight decay
+(``weight_decay``: added to the update, AdamW-style) compose the same way for all of them.
+"""
+
+from __future__ import annotations
+
+import optax
+
+from rlopt.optimizers.base import TrainingSchedule
+
+
+def learning_rate(lr: float, anneal: bool, schedule: TrainingSchedule) -> optax.ScalarOrSchedule:
+    """Constant, or linearly annealed to 0, stepping once per PPO update (purejaxrl convention)."""
+    if not anneal:
+        return lr
+    per_update = schedule.steps_per_update
+    num_updates = schedule.num_updates
+
+    def annealed(count):
+        return lr * (1.0 - (count // per_update) / num_updates)
+
+    return annealed
+
+
+def _scale_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+
+def _scale_rmsprop(decay: float = 0.9, eps: float = 1e-8):
+    # optax.rmsprop's defaults: eps inside the sqrt, zero initial scale, no centering.
+    return optax.scale_by_rms(decay=decay, eps=eps, initial_scale=0.0)
+
+
+def _scale_lion(b1: float = 0.9, b2: float = 0.99):
+    return optax.scale_by_lion(b1=b1, b2=b2)
+
+
+def _scale_sgd(momentum: float = 0.0):
+    return optax.trace(decay=momentum) if momentum else optax.identity()
+
+
+# name -> builder of the direction transformation; its keyword defaults are the
+# optimizer's own hyperparameters (validated by the factory).
+DIRECTIONS = {
+    "adam": _scale_adam,
+    "rmsprop": _scale_rmsprop,
+    "lion": _scale_lion,
+    "sgd": _scale_sgd,
+}
+
+# Hyperparameters every handcrafted optimizer accepts besides its own.
+COMMON_HPARAMS = {"lr": None, "anneal_lr": False, "l2": 0.0, "weight_decay": 0.0}
+
+
+def build(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    """Chain: [coupled L2] -> direction -> [decoupled decay] -> -learning rate."""
+    own = {k: v for k, v in hparams.items() if k not in COMMON_HPARAMS}
+    parts = []
+    if hparams.get("l2", 0.0):
+        parts.append(optax.add_decayed_weights(float(hparams["l2"])))
+    parts.append(DIRECTIONS[name](**own))
+    if hparams.get("weight_decay", 0.0):
+        parts.append(optax.add_decayed_weights(float(hparams["weight_decay"])))
+    lr = learning_rate(float(hparams["lr"]), bool(hparams.get("anneal_lr", False)), schedule)
+    parts.append(optax.scale_by_learning_rate(lr))
+    return optax.chain(*parts)
