@@ -1,0 +1,340 @@
+"""PPO for discrete and continuous actions: one jitted function per training run.
+
+``make_train`` returns ``train(key, params, env_params) -> TrainOutput``; a block of
+seeds runs as ``jax.jit(jax.vmap(train))`` in one compile.  Network initialisation is
+kept out of ``train`` (see :func:`init_params_block`) because a vmapped QR can deadlock
+XLA's CPU thread pool.  Every minibatch step hands the optimizer the extra inputs
+learned optimizers need (see :mod:`rlopt.optimizers.base`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rlopt.agents import distributions as dist
+from rlopt.agents.networks import ACTIVATIONS, actor_mask, forward, init_actor_critic
+from rlopt.envs.base import VecEnv
+
+MIN_LOG_POINTS = 100  # logging points per run the returns table should have at least
+FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env steps
+
+
+class PPOConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    num_envs: int
+    num_steps: int
+    total_steps: int
+    num_minibatches: int
+    update_epochs: int
+    gamma: float
+    gae_lambda: float
+    clip_eps: float
+    vf_coef: float
+    ent_coef: float
+    max_grad_norm: float
+    hidden_size: int
+    activation: str
+    num_hidden_layers: int = 2
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "PPOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise PPOConfigError(f"unknown PPO setting(s) {unknown}; valid ones are {sorted(known)}")
+        missing = sorted(f.name for f in fields(cls) if f.name not in settings and f.name != "num_hidden_layers")
+        if missing:
+            raise PPOConfigError(f"missing PPO setting(s) {missing}")
+        config = cls(**settings)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("num_envs", "num_steps", "total_steps", "num_minibatches", "update_epochs", "hidden_size",
+                     "num_hidden_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise PPOConfigError(f"PPO setting '{name}' must be a positive integer, got {value!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise PPOConfigError(f"PPO setting '{name}' must be in [0, 1], got {getattr(self, name)}")
+        for name in ("clip_eps", "vf_coef", "ent_coef", "max_grad_norm"):
+            if not getattr(self, name) >= 0.0:
+                raise PPOConfigError(f"PPO setting '{name}' must be >= 0, got {getattr(self, name)}")
+        if self.activation not in ACTIVATIONS:
+            raise PPOConfigError(f"PPO setting 'activation' must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.batch_size % self.num_minibatches:
+            raise PPOConfigError(
+                f"num_envs*num_steps = {self.batch_size} is not divisible by num_minibatches = {self.num_minibatches}"
+            )
+        if self.num_updates < 1:
+            raise PPOConfigError(
+                f"total_steps = {self.total_steps} is less than one PPO update (num_envs*num_steps = {self.batch_size})"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_steps // self.batch_size
+
+    @property
+    def log_chunks(self) -> int:
+        """Logging intervals per update: enough for MIN_LOG_POINTS points, dividing num_steps."""
+        wanted = max(1, math.ceil(MIN_LOG_POINTS / self.num_updates))
+        divisors = [d for d in range(1, self.num_steps + 1) if self.num_steps % d == 0]
+        return next((d for d in divisors if d >= wanted), self.num_steps)
+
+    @property
+    def final_window_points(self) -> int:
+        points = self.num_updates * self.log_chunks
+        return max(self.log_chunks, math.ceil(FINAL_WINDOW * points))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainOutput(NamedTuple):
+    params: Any  # final network parameters
+    return_sum: jax.Array  # (num_updates, log_chunks) summed returns of episodes ending there
+    return_count: jax.Array  # (num_updates, log_chunks) number of episodes ending there
+    losses: dict  # per-update means: "actor", "value", "entropy"
+    final_return: jax.Array  # () see docs/results-format.md
+    diverged: jax.Array  # () bool
+
+
+class Rollout(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    completed_return: jax.Array
+
+
+class RunnerState(NamedTuple):
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    last_return: jax.Array  # most recent finished-episode return per env
+    has_finished: jax.Array  # whether each env has finished an episode yet
+    diverged: jax.Array
+
+
+def init_params_block(env: VecEnv, config: PPOConfig, keys: jax.Array) -> Any:
+    """Initial parameters for a block of keys, one seed after another (no vmapped QR)."""
+    spec = env.spec
+
+    def init_one(key):
+        return init_actor_critic(key, spec.obs_dim, spec.action_dim, config.hidden_size,
+                                 config.num_hidden_layers, spec.continuous)
+
+    return jax.jit(lambda ks: jax.lax.map(init_one, ks))(keys)
+
+
+def compute_gae(rewards, values, dones, last_value, gamma, gae_lambda):
+    """Generalised advantage estimates over the time axis (axis 0); done cuts bootstrapping."""
+
+    def backward(carry, step):
+        advantage, next_value = carry
+        reward, value, done = step
+        not_done = 1.0 - done
+        delta = reward + gamma * next_value * not_done - value
+        advantage = delta + gamma * gae_lambda * not_done * advantage
+        return (advantage, value), advantage
+
+    init = (jnp.zeros_like(last_value), last_value)
+    _, advantages = jax.lax.scan(backward, init, (rewards, values, dones.astype(values.dtype)), reverse=True)
+    return advantages, advantages + values
+
+
+def _clip_per_network(grads: dict, max_norm: float) -> dict:
+    def clip(tree):
+        norm = optax.global_norm(tree)
+        return jax.tree.map(lambda g: g * jnp.minimum(1.0, max_norm / (norm + 1e-12)), tree)
+
+    return {name: clip(tree) for name, tree in grads.items()}
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def make_train(
+    env: VecEnv,
+    config: PPOConfig,
+    optimizer: optax.GradientTransformationExtraArgs,
+    progress: Callable[[Any], None] | None = None,
+) -> Callable[[jax.Array, Any, Any], TrainOutput]:
+    """Builds the pure training function; ``progress(update_index)`` is called on the host."""
+    spec = env.spec
+    continuous = spec.continuous
+    c = config
+    num_updates, chunks = c.num_updates, c.log_chunks
+
+    def policy(params, obs):
+        head, value, stats = forward(params, obs, c.activation)
+        return head, value, stats
+
+    def sample(key, params, head):
+        if continuous:
+            action = dist.gaussian_sample(key, head, params["actor"]["log_std"])
+            return action, dist.gaussian_log_prob(head, params["actor"]["log_std"], action)
+        action = dist.categorical_sample(key, head)
+        return action, dist.categorical_log_prob(head, action)
+
+    def log_prob_entropy(params, head, action):
+        if continuous:
+            log_std = params["actor"]["log_std"]
+            return dist.gaussian_log_prob(head, log_std, action), dist.gaussian_entropy(log_std, head.shape[:1])
+        return dist.categorical_log_prob(head, action), dist.categorical_entropy(head)
+
+    def loss_fn(params, batch: Rollout, advantages, targets):
+        head, value, stats = policy(params, batch.obs)
+        log_prob, entropy = log_prob_entropy(params, head, batch.action)
+        ratio = jnp.exp(log_prob - batch.log_prob)
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - c.clip_eps, 1.0 + c.clip_eps) * adv)
+        actor_loss = -surrogate.mean()
+        value_clipped = batch.value + jnp.clip(value - batch.value, -c.clip_eps, c.clip_eps)
+        value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
+        entropy = entropy.mean()
+        total = actor_loss + c.vf_coef * value_loss - c.ent_coef * entropy
+        return total, (stats, jnp.stack([actor_loss, value_loss, entropy]))
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def env_step(env_params, carry, _):
+        params, env_state, obs, key = carry
+        key, act_key, env_key = jax.random.split(key, 3)
+        head, value, _ = policy(params, obs)
+        action, log_prob = sample(act_key, params, head)
+        env_state, tr = env.step(env_key, env_state, action, env_params)
+        step = Rollout(obs, action, log_prob, value, tr.reward, tr.done, tr.completed_return)
+        return (params, env_state, tr.obs, key), step
+
+    def minibatch_step(update_index, epoch_index, carry, inputs):
+        params, opt_state, diverged, key = carry
+        minibatch_index, batch, advantages, targets = inputs
+        key, opt_key = jax.random.split(key)
+        (loss, (stats, parts)), grads = grad_fn(params, batch, advantages, targets)
+        grads = _clip_per_network(grads, c.max_grad_norm)
+        updates, new_opt_state = optimizer.update(
+            grads, opt_state, params,
+            update_index=update_index, num_updates=jnp.int32(num_updates),
+            epoch_index=epoch_index, num_epochs=jnp.int32(c.update_epochs),
+            minibatch_index=minibatch_index, num_minibatches=jnp.int32(c.num_minibatches),
+            activations=stats, actor_mask=actor_mask(params), key=opt_key,
+        )
+        new_params = optax.apply_updates(params, updates)
+        # A non-finite step is not applied, so the seed's parameters stay finite and the
+        # rest of a vmapped block is unaffected; the seed is flagged as diverged.
+        ok = jnp.isfinite(loss) & _all_finite(new_params) & ~diverged
+        params = _select(ok, new_params, params)
+        opt_state = _select(ok, new_opt_state, opt_state)
+        return (params, opt_state, diverged | ~ok, key), parts
+
+    def epoch(update_index, rollout, advantages, targets, carry, epoch_index):
+        params, opt_state, diverged, key = carry
+        key, perm_key = jax.random.split(key)
+        permutation = jax.random.permutation(perm_key, c.batch_size)
+
+        def to_minibatches(x):
+            x = x.reshape((c.batch_size,) + x.shape[2:])
+            return jnp.take(x, permutation, axis=0).reshape((c.num_minibatches, c.minibatch_size) + x.shape[1:])
+
+        minibatches = jax.tree.map(to_minibatches, (rollout, advantages, targets))
+        step = lambda carry, inputs: minibatch_step(update_index, epoch_index, carry, inputs)
+        carry, parts = jax.lax.scan(
+            step, (params, opt_state, diverged, key),
+            (jnp.arange(c.num_minibatches, dtype=jnp.int32),) + minibatches,
+        )
+        return carry, parts
+
+    def update(env_params, state: RunnerState, update_index):
+        (params, env_state, obs, key), rollout = jax.lax.scan(
+            lambda carry, x: env_step(env_params, carry, x),
+            (state.params, state.env_state, state.obs, state.key), None, c.num_steps,
+        )
+        _, last_value, _ = policy(params, obs)
+        advantages, targets = compute_gae(rollout.reward, rollout.value, rollout.done, last_value,
+                                          c.gamma, c.gae_lambda)
+        run_epoch = lambda carry, e: epoch(update_index, rollout, advantages, targets, carry, e)
+        (params, opt_state, diverged, key), parts = jax.lax.scan(
+            run_epoch, (params, state.opt_state, state.diverged, key),
+            jnp.arange(c.update_epochs, dtype=jnp.int32),
+        )
+        done = rollout.done.reshape(chunks, -1, c.num_envs)
+        completed = rollout.completed_return.reshape(chunks, -1, c.num_envs)
+        return_sum = jnp.sum(completed * done, axis=(1, 2))
+        return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
+        last_return, has_finished = _latest_finished(rollout, state.last_return, state.has_finished)
+        if progress is not None:
+            jax.debug.callback(progress, update_index)
+        new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, diverged)
+        losses = parts.reshape(-1, 3).mean(axis=0)
+        return new_state, (return_sum, return_count, losses)
+
+    def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
+        reset_key, key = jax.random.split(key)
+        env_state, obs = env.reset(reset_key, c.num_envs, env_params)
+        state = RunnerState(
+            params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
+            last_return=jnp.zeros(c.num_envs, jnp.float32),
+            has_finished=jnp.zeros(c.num_envs, bool), diverged=jnp.array(False),
+        )
+        state, (return_sum, return_count, losses) = jax.lax.scan(
+            lambda s, u: update(env_params, s, u), state, jnp.arange(num_updates, dtype=jnp.int32)
+        )
+        final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
+                              c.final_window_points)
+        loss_table = {"actor": losses[:, 0], "value": losses[:, 1], "entropy": losses[:, 2]}
+        return TrainOutput(state.params, return_sum, return_count, loss_table, final, state.diverged)
+
+    return train
+
+
+def _latest_finished(rollout: Rollout, last_return, has_finished):
+    """Most recent finished-episode return per env after this rollout."""
+
+    def scan_step(carry, step):
+        ret, seen = carry
+        done, completed = step
+        return (jnp.where(done, completed, ret), seen | done), None
+
+    (last_return, has_finished), _ = jax.lax.scan(
+        scan_step, (last_return, has_finished), (rollout.done, rollout.completed_return)
+    )
+    return last_return, has_finished
+
+
+def _final_return(return_sum, return_count, last_return, has_finished, window_points):
+    sums = return_sum.reshape(-1)[-window_points:].sum()
+    counts = return_count.reshape(-1)[-window_points:].sum()
+    fallback = jnp.where(
+        has_finished.any(), jnp.sum(last_return * has_finished) / jnp.maximum(has_finished.sum(), 1), jnp.nan
+    )
+    return jnp.where(counts > 0, sums / jnp.maximum(counts, 1.0), fallback)

@@ -1,0 +1,67 @@
+"""Argument parsing helpers shared by the CLI stages."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from rlopt.cli import UsageError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0:16' (half-open range), '3' or '0,1,5' -> sorted unique non-negative ints."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            start, stop = (int(part) for part in text.split(":"))
+            seeds = list(range(start, stop))
+        else:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds: malformed seed list {text!r}; use 'START:STOP' or comma-separated integers")
+    if not seeds:
+        raise UsageError(f"--seeds: {text!r} selects no seeds")
+    if min(seeds) < 0:
+        raise UsageError(f"--seeds: seeds must be non-negative, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds: duplicate seeds in {text!r}")
+    return seeds
+
+
+def parse_positive_int(text: str, option: str) -> int:
+    """Accepts '1e7' and '10000000'; rejects non-integral and non-positive values."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{option}: expected a positive integer, got {text!r}")
+    if not math.isfinite(value) or value <= 0 or value != int(value):
+        raise UsageError(f"{option}: expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def parse_json_object(text: str, option: str) -> dict:
+    """A JSON object given inline or as '@path/to/file.json'."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise UsageError(f"{option}: file {path} does not exist")
+        text = path.read_text()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{option}: malformed JSON ({err.msg} at position {err.pos}): {text!r}")
+    if not isinstance(value, dict):
+        raise UsageError(f"{option}: expected a JSON object, got {text!r}")
+    return value
+
+
+def enable_compilation_cache() -> None:
+    """Persistent XLA cache: repeated jobs of the same shape skip most of the compile."""
+    import jax
+
+    cache_dir = os.environ.get("RLOPT_JAX_CACHE_DIR", str(Path.home() / ".cache" / "rlopt" / "jax"))
+    if cache_dir:
+        jax.config.update("jax_compilation_cache_dir", cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

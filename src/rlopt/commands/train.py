@@ -1,0 +1,98 @@
+"""``rlopt train``: one optimizer, one environment, a block of seeds in one compile."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rlopt.cli import UsageError
+from rlopt.commands.common import (
+    enable_compilation_cache,
+    parse_json_object,
+    parse_positive_int,
+    parse_seeds,
+)
+
+RETURNS_FILE = "returns.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a block of seeds (vmapped) and write returns.parquet + summary.json",
+        description="Train PPO with one optimizer on one environment for a block of seeds.",
+    )
+    parser.add_argument("--env", required=True, help="environment name (e.g. breakout, ant)")
+    parser.add_argument("--optimizer", required=True, help="optimizer name (adam, rmsprop, lion, sgd, open, ...)")
+    parser.add_argument("--hparams", default="{}", help="optimizer hyperparameters as JSON, or @file.json")
+    parser.add_argument("--seeds", required=True, help="'START:STOP' (half-open) or comma-separated seeds")
+    parser.add_argument("--total-steps", help="environment steps per seed (default: the env's PPO setting)")
+    parser.add_argument("--ppo", default="{}", help="PPO setting overrides as JSON, or @file.json")
+    parser.add_argument("--env-options", default="{}", help="environment constructor options as JSON")
+    parser.add_argument("--label", help="name in tables and figures (default: the optimizer name)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=run)
+
+
+def _validated_inputs(args) -> dict:
+    """Checks every input before anything expensive happens."""
+    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.envs.registry import UnknownEnvError, env_names
+    from rlopt.optimizers import OptimizerConfigError, validate_hparams
+    from rlopt.training import ppo_config_for
+
+    seeds = parse_seeds(args.seeds)
+    hparams = parse_json_object(args.hparams, "--hparams")
+    ppo_overrides = parse_json_object(args.ppo, "--ppo")
+    env_options = parse_json_object(args.env_options, "--env-options")
+    if args.total_steps is not None:
+        ppo_overrides["total_steps"] = parse_positive_int(args.total_steps, "--total-steps")
+    if args.env not in env_names():
+        raise UsageError(f"--env: unknown environment '{args.env}'; valid environments are {env_names()}")
+    try:
+        hparams = validate_hparams(args.optimizer, hparams)
+        ppo = ppo_config_for(args.env, ppo_overrides)
+    except (OptimizerConfigError, PPOConfigError, UnknownEnvError) as err:
+        raise UsageError(str(err))
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out: {args.out} exists and is not a directory")
+    return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    inputs = _validated_inputs(args)
+    # A stale summary from an earlier run must not sit next to a new, partial result.
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in (SUMMARY_FILE, RETURNS_FILE):
+        (args.out / name).unlink(missing_ok=True)
+
+    enable_compilation_cache()
+    from rlopt.io import write_json_atomic, write_parquet_atomic
+    from rlopt.provenance import provenance
+    from rlopt.training import run_block
+
+    result = run_block(args.env, args.optimizer, inputs["hparams"], inputs["seeds"],
+                       inputs["ppo_overrides"], inputs["env_options"], progress=not args.quiet)
+    config = {"env": args.env, "optimizer": args.optimizer, "hparams": inputs["hparams"],
+              "ppo": inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"]}
+    summary = {
+        **config,
+        "label": args.label or args.optimizer,
+        "final_returns": [float(x) for x in result.final_returns],
+        "diverged": [bool(x) for x in result.diverged],
+        "total_steps": inputs["ppo"].num_updates * inputs["ppo"].batch_size,
+        "steps_per_second": result.steps_per_second,
+        "compile_seconds": result.compile_seconds,
+        "wall_seconds": time.monotonic() - started,
+        "provenance": provenance(config),
+    }
+    write_parquet_atomic(result.returns_table(), args.out / RETURNS_FILE)
+    write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
+    finals = ", ".join(f"{x:.2f}" for x in result.final_returns)
+    print(f"{args.env}/{args.optimizer}: final returns [{finals}], "
+          f"{result.steps_per_second:,.0f} steps/s, {summary['wall_seconds']:.0f}s")
+    return 0
