@@ -1,0 +1,66 @@
+"""``rlopt train``: outputs and fast, named failures on bad input."""
+
+import json
+import time
+
+import pandas as pd
+import pytest
+
+from rlopt.cli import main
+
+SMALL_PPO = '{"num_envs": 8, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1, "hidden_size": 8}'
+
+
+def train_args(tmp_path, **overrides):
+    args = {"--env": "breakout", "--optimizer": "adam", "--hparams": '{"lr": 0.003}', "--seeds": "0:2",
+            "--total-steps": "2048", "--ppo": SMALL_PPO, "--out": str(tmp_path / "run")}
+    args.update(overrides)
+    return ["train"] + [word for key, value in args.items() for word in (key, value)]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"--env": "pong"}, "unknown environment 'pong'"),
+        ({"--optimizer": "adagrad"}, "unknown optimizer 'adagrad'"),
+        ({"--hparams": '{"lr": 0.01, "beta1": 0.9}'}, "unknown hyperparameter(s) ['beta1']"),
+        ({"--hparams": '{"lr": -1}'}, "'lr' must be positive"),
+        ({"--hparams": '{"lr": 0.01'}, "--hparams: malformed JSON"),
+        ({"--hparams": '[0.01]'}, "--hparams: expected a JSON object"),
+        ({"--hparams": '{"b1": 0.9}'}, "'lr' is required"),
+        ({"--total-steps": "0"}, "--total-steps: expected a positive integer"),
+        ({"--total-steps": "-5"}, "--total-steps: expected a positive integer"),
+        ({"--total-steps": "1.5"}, "--total-steps: expected a positive integer"),
+        ({"--total-steps": "many"}, "--total-steps: expected a positive integer"),
+        ({"--total-steps": "64"}, "less than one PPO update"),
+        ({"--seeds": "a:b"}, "--seeds: malformed seed list"),
+        ({"--seeds": "5:5"}, "selects no seeds"),
+        ({"--seeds": "1,1"}, "duplicate seeds"),
+        ({"--seeds": "3,-1"}, "non-negative"),
+        ({"--ppo": '{"num_env": 8}'}, "unknown PPO setting(s) ['num_env']"),
+        ({"--ppo": '{"num_minibatches": 3}'}, "not divisible by num_minibatches"),
+        ({"--ppo": '{"activation": "gelu"}'}, "'activation' must be one of"),
+    ],
+)
+def test_bad_input_fails_fast_naming_the_problem(tmp_path, capsys, overrides, message):
+    start = time.monotonic()
+    assert main(train_args(tmp_path, **overrides)) == 2
+    assert message in capsys.readouterr().err
+    assert time.monotonic() - start < 20  # before any compilation or training
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_train_writes_long_table_and_summary(tmp_path):
+    assert main(train_args(tmp_path, **{"--label": "adam-small"}) + ["--quiet"]) == 0
+    out = tmp_path / "run"
+    returns = pd.read_parquet(out / "returns.parquet")
+    assert list(returns.columns) == ["seed", "global_step", "episodic_return"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["label"] == "adam-small" and summary["seeds"] == [0, 1]
+    assert len(summary["final_returns"]) == 2 and summary["diverged"] == [False, False]
+    assert summary["steps_per_second"] > 0 and summary["total_steps"] == 2048
+    assert summary["hparams"]["b1"] == 0.9  # defaults are filled in and recorded
+    prov = summary["provenance"]
+    assert set(prov) >= {"git_sha", "library_versions", "config_hash", "device", "code_hash"}
+    assert prov["library_versions"]["jax"]
+    assert not list(out.glob("*.tmp"))
