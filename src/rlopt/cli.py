@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Several pipeline jobs may share one GPU; JAX would otherwise grab 75% of its memory
+# each.  Must be set before JAX is imported; an explicit user setting wins.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 COMMAND_MODULES = (
     "rlopt.commands.train",
+    "rlopt.commands.select",
     "rlopt.analysis.commands",
     "rlopt.plots.commands",
     "rlopt.report.commands",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from rlopt.agents.ppo import PPOConfig, TrainOutput, init_params_block, make_train
+from rlopt.agents.ppo import PPOConfig, init_params_block, make_train
 from rlopt.envs.registry import default_ppo_settings, make_env
-from rlopt.optimizers import TrainingSchedule, make_optimizer
+from rlopt.optimizers import TrainingSchedule, build_validated, validate_hparams
 
 
 class ProgressLine:
@@ -94,6 +95,28 @@ class BlockResult:
         return pd.concat(frames, ignore_index=True)
 
 
+def split_hparams(hparams: dict) -> tuple[dict, dict]:
+    """(numeric, structural): numbers become traced inputs, everything else stays static."""
+    numeric = {k: v for k, v in hparams.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return numeric, {k: v for k, v in hparams.items() if k not in numeric}
+
+
+def chunk_sizes(num_updates: int, max_chunks: int = 20, long_run: int = 200) -> list[int]:
+    """Updates per host-loop chunk.
+
+    Equal chunks when ``num_updates`` has a divisor <= max_chunks (one compile); a long
+    run without one gets a shorter tail chunk (a second, comparatively cheap compile);
+    a short one runs as a single chunk.
+    """
+    counts = [n for n in range(2, min(max_chunks, num_updates) + 1) if num_updates % n == 0]
+    if counts:
+        return [num_updates // counts[-1]] * counts[-1]
+    if num_updates < long_run:
+        return [num_updates]
+    size = math.ceil(num_updates / max_chunks)
+    return [size] * (num_updates // size) + [num_updates % size]
+
+
 def run_block(
     env_name: str,
     optimizer_name: str,
@@ -103,24 +126,50 @@ def run_block(
     env_options: dict | None = None,
     progress: bool = True,
 ) -> BlockResult:
-    """Trains ``seeds`` in one vmapped, jitted call and returns per-seed results."""
+    """Trains ``seeds`` together (``jax.vmap``) and returns per-seed results.
+
+    The run is split into equal chunks of updates on the host so progress can be shown;
+    optimizer hyperparameters are traced inputs, so every job of a sweep with the same
+    shapes reuses one executable from the persistent compilation cache.
+    """
     config = ppo_config_for(env_name, ppo_overrides)
     env = make_env(env_name, **(env_options or {}))
     schedule = TrainingSchedule(config.num_updates, config.update_epochs, config.num_minibatches)
-    optimizer = make_optimizer(optimizer_name, hparams, schedule)
-    reporter = ProgressLine(config.num_updates, f"{env_name}/{optimizer_name}") if progress else None
-    train = make_train(env, config, optimizer, progress=reporter)
+    hparams = validate_hparams(optimizer_name, hparams)
+    numeric, structural = split_hparams(hparams)
+
+    def trainer(numeric_hparams):
+        optimizer = build_validated(optimizer_name, {**structural, **numeric_hparams}, schedule)
+        return make_train(env, config, optimizer)
 
     init_keys, train_keys = seed_keys(seeds)
     params = init_params_block(env, config, init_keys)
     env_params = env.default_params()
+    traced = {k: jnp.float32(v) for k, v in numeric.items()}
     start = time.monotonic()
-    compiled = jax.jit(jax.vmap(train, in_axes=(0, 0, None))).lower(train_keys, params, env_params).compile()
+    init = jax.jit(jax.vmap(lambda k, p, e, h: trainer(h).init(k, p, e), in_axes=(0, 0, None, None)))
+    run_updates = jax.jit(jax.vmap(lambda e, s, h, u: trainer(h).run_updates(e, s, u),
+                                   in_axes=(None, 0, None, None)))
+    finish = jax.jit(jax.vmap(lambda s, r, n, l, h: trainer(h).finish(s, r, n, l),
+                              in_axes=(0, 0, 0, 0, None)))
+    state = init(train_keys, params, env_params, traced)
+    sizes = chunk_sizes(config.num_updates)
+    compiled = {size: run_updates.lower(env_params, state, traced, jnp.arange(size, dtype=jnp.int32)).compile()
+                for size in sorted(set(sizes))}
     compile_seconds = time.monotonic() - start
-    if reporter is not None:
-        reporter.start = time.monotonic()
+
+    reporter = ProgressLine(config.num_updates, f"{env_name}/{optimizer_name}") if progress else None
     start = time.monotonic()
-    output = jax.block_until_ready(compiled(train_keys, params, env_params))
+    pieces, done = [], 0
+    for size in sizes:
+        state, outputs = compiled[size](env_params, state, traced, jnp.arange(done, done + size, dtype=jnp.int32))
+        pieces.append(outputs)
+        done += size
+        if reporter is not None:
+            jax.block_until_ready(state)
+            reporter(done - 1)
+    return_sum, return_count, losses = (jnp.concatenate(parts, axis=1) for parts in zip(*pieces))
+    output = jax.block_until_ready(finish(state, return_sum, return_count, losses, traced))
     run_seconds = time.monotonic() - start
     output = jax.tree.map(np.asarray, output)
     return BlockResult(env_name, optimizer_name, hparams, config, list(seeds), output,

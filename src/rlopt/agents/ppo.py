@@ -1,7 +1,7 @@
 """PPO for discrete and continuous actions: one jitted function per training run.
 
-``make_train`` returns ``train(key, params, env_params) -> TrainOutput``; a block of
-seeds runs as ``jax.jit(jax.vmap(train))`` in one compile.  Network initialisation is
+``make_train(...).train(key, params, env_params) -> TrainOutput`` is a whole run; a block
+of seeds runs as ``jax.jit(jax.vmap(train))`` in one compile.  Network initialisation is
 kept out of ``train`` (see :func:`init_params_block`) because a vmapped QR can deadlock
 XLA's CPU thread pool.  Every minibatch step hands the optimizer the extra inputs
 learned optimizers need (see :mod:`rlopt.optimizers.base`).
@@ -183,13 +183,22 @@ def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-def make_train(
-    env: VecEnv,
-    config: PPOConfig,
-    optimizer: optax.GradientTransformationExtraArgs,
-    progress: Callable[[Any], None] | None = None,
-) -> Callable[[jax.Array, Any, Any], TrainOutput]:
-    """Builds the pure training function; ``progress(update_index)`` is called on the host."""
+class Trainer(NamedTuple):
+    """A training run split into pure pieces; ``train`` composes them in one jit.
+
+    ``run_updates`` runs the updates whose indices it is given (a fixed-size array), so a
+    host loop can run a long training in equal chunks: one compile, progress between
+    chunks, and no host callback inside (which would keep XLA's persistent cache off).
+    """
+
+    init: Callable[[jax.Array, Any, Any], RunnerState]
+    run_updates: Callable[[Any, RunnerState, jax.Array], tuple[RunnerState, tuple]]
+    finish: Callable[[RunnerState, jax.Array, jax.Array, jax.Array], TrainOutput]
+    train: Callable[[jax.Array, Any, Any], TrainOutput]
+
+
+def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransformationExtraArgs) -> Trainer:
+    """Builds the pure training functions for one environment, PPO config and optimizer."""
     spec = env.spec
     continuous = spec.continuous
     c = config
@@ -268,11 +277,10 @@ def make_train(
 
         minibatches = jax.tree.map(to_minibatches, (rollout, advantages, targets))
         step = lambda carry, inputs: minibatch_step(update_index, epoch_index, carry, inputs)
-        carry, parts = jax.lax.scan(
+        return jax.lax.scan(
             step, (params, opt_state, diverged, key),
             (jnp.arange(c.num_minibatches, dtype=jnp.int32),) + minibatches,
         )
-        return carry, parts
 
     def update(env_params, state: RunnerState, update_index):
         (params, env_state, obs, key), rollout = jax.lax.scan(
@@ -292,29 +300,34 @@ def make_train(
         return_sum = jnp.sum(completed * done, axis=(1, 2))
         return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
         last_return, has_finished = _latest_finished(rollout, state.last_return, state.has_finished)
-        if progress is not None:
-            jax.debug.callback(progress, update_index)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, diverged)
-        losses = parts.reshape(-1, 3).mean(axis=0)
-        return new_state, (return_sum, return_count, losses)
+        return new_state, (return_sum, return_count, parts.reshape(-1, 3).mean(axis=0))
 
-    def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
+    def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
         env_state, obs = env.reset(reset_key, c.num_envs, env_params)
-        state = RunnerState(
+        return RunnerState(
             params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
             last_return=jnp.zeros(c.num_envs, jnp.float32),
             has_finished=jnp.zeros(c.num_envs, bool), diverged=jnp.array(False),
         )
-        state, (return_sum, return_count, losses) = jax.lax.scan(
-            lambda s, u: update(env_params, s, u), state, jnp.arange(num_updates, dtype=jnp.int32)
-        )
+
+    def run_updates(env_params, state: RunnerState, update_indices: jax.Array):
+        return jax.lax.scan(lambda s, u: update(env_params, s, u), state, update_indices)
+
+    def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
         final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
                               c.final_window_points)
         loss_table = {"actor": losses[:, 0], "value": losses[:, 1], "entropy": losses[:, 2]}
         return TrainOutput(state.params, return_sum, return_count, loss_table, final, state.diverged)
 
-    return train
+    def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
+        state = init(key, params, env_params)
+        state, (return_sum, return_count, losses) = run_updates(
+            env_params, state, jnp.arange(num_updates, dtype=jnp.int32))
+        return finish(state, return_sum, return_count, losses)
+
+    return Trainer(init, run_updates, finish, train)
 
 
 def _latest_finished(rollout: Rollout, last_return, has_finished):

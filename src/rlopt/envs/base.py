@@ -9,9 +9,10 @@ talks to gymnax or Brax.  Rewards handed to the agent may be normalised; the log
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import jax
+if TYPE_CHECKING:  # keeps the registry importable without JAX (Snakefile, CLI help)
+    import jax
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,10 @@ class EnvSpec:
 class Transition(NamedTuple):
     """What one vectorised step returns (leading axis = num_envs)."""
 
-    obs: jax.Array  # next observation (after auto-reset where done), float32 (E, obs_dim)
-    reward: jax.Array  # reward given to the learner (possibly normalised), (E,)
-    done: jax.Array  # episode ended at this step (terminated or truncated), bool (E,)
-    completed_return: jax.Array  # raw return of the episode that ended here, 0 elsewhere, (E,)
+    obs: "jax.Array"  # next observation (after auto-reset where done), float32 (E, obs_dim)
+    reward: "jax.Array"  # reward given to the learner (possibly normalised), (E,)
+    done: "jax.Array"  # episode ended at this step (terminated or truncated), bool (E,)
+    completed_return: "jax.Array"  # raw return of the episode that ended here, 0 elsewhere, (E,)
 
 
 class VecEnv(Protocol):

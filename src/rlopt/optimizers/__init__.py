@@ -22,6 +22,7 @@ __all__ = [
     "OptimizerConfigError",
     "REGISTRY",
     "TrainingSchedule",
+    "build_validated",
     "make_optimizer",
     "optimizer_names",
     "register",
@@ -122,3 +123,11 @@ def make_optimizer(name: str, hparams: dict, schedule: TrainingSchedule) -> opta
     """Builds the optimizer ``name``; raises OptimizerConfigError on bad names or values."""
     filled = validate_hparams(name, hparams)
     return REGISTRY[name].build(filled, schedule)
+
+
+def build_validated(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    """Builds from hyperparameters that ``validate_hparams`` already accepted.
+
+    Their numeric values may then be traced JAX scalars (one compile for a whole sweep).
+    """
+    return REGISTRY[name].build(hparams, schedule)

@@ -39,7 +39,7 @@ def _scale_lion(b1: float = 0.9, b2: float = 0.99):
 
 
 def _scale_sgd(momentum: float = 0.0):
-    return optax.trace(decay=momentum) if momentum else optax.identity()
+    return optax.trace(decay=momentum)
 
 
 # name -> builder of the direction transformation; its keyword defaults are the
@@ -56,14 +56,17 @@ COMMON_HPARAMS = {"lr": None, "anneal_lr": False, "l2": 0.0, "weight_decay": 0.0
 
 
 def build(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
-    """Chain: [coupled L2] -> direction -> [decoupled decay] -> -learning rate."""
+    """Chain: coupled L2 -> direction -> decoupled decay -> -learning rate.
+
+    Numeric hyperparameters may be traced JAX scalars, so one compiled training function
+    serves every point of a sweep; nothing here branches on their values (a decay of 0
+    adds exactly 0).  ``anneal_lr`` is structural and must be a Python bool.
+    """
     own = {k: v for k, v in hparams.items() if k not in COMMON_HPARAMS}
-    parts = []
-    if hparams.get("l2", 0.0):
-        parts.append(optax.add_decayed_weights(float(hparams["l2"])))
-    parts.append(DIRECTIONS[name](**own))
-    if hparams.get("weight_decay", 0.0):
-        parts.append(optax.add_decayed_weights(float(hparams["weight_decay"])))
-    lr = learning_rate(float(hparams["lr"]), bool(hparams.get("anneal_lr", False)), schedule)
-    parts.append(optax.scale_by_learning_rate(lr))
-    return optax.chain(*parts)
+    lr = learning_rate(hparams["lr"], bool(hparams.get("anneal_lr", False)), schedule)
+    return optax.chain(
+        optax.add_decayed_weights(hparams.get("l2", 0.0)),
+        DIRECTIONS[name](**own),
+        optax.add_decayed_weights(hparams.get("weight_decay", 0.0)),
+        optax.scale_by_learning_rate(lr),
+    )
