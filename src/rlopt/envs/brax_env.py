@@ -132,10 +132,13 @@ class BraxVecEnv:
         # on that, so states from reset and from step would compile step twice.
         return jax.device_put(self._env.sys, jax.devices()[0])
 
-    def reset(self, key: jax.Array, num_envs: int, params: System) -> tuple[BraxEnvState, jax.Array]:
+    def reset(
+        self, key: jax.Array, num_envs: int, params: System
+    ) -> tuple[BraxEnvState, jax.Array]:
         with self._physics(params):
             pipeline_state, raw_obs = self._fresh_episodes(jax.random.split(key, num_envs))
-        obs_moments, obs = self._normalise_obs(RunningMoments.initial((self.spec.obs_dim,)), raw_obs)
+        initial_moments = RunningMoments.initial((self.spec.obs_dim,))
+        obs_moments, obs = self._normalise_obs(initial_moments, raw_obs)
         zeros = jnp.zeros(num_envs, jnp.float32)
         state = BraxEnvState(
             pipeline_state=pipeline_state,
