@@ -1,0 +1,174 @@
+"""Gather training-run directories into the collected tables of ``docs/results-format.md``.
+
+Each run directory (one ``rlopt train`` job: one label, one env, a block of seeds) holds
+``summary.json`` and ``returns.parquet``; the collected tables stack them with the
+``label``/``optimizer``/``env`` columns that identify the job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_FILE = "summary.json"
+RETURNS_FILE = "returns.parquet"
+
+SUMMARY_KEYS = (
+    "env", "optimizer", "label", "seeds", "final_returns", "diverged",
+    "total_steps", "steps_per_second", "wall_seconds",
+)
+RETURNS_COLUMNS = ("seed", "global_step", "episodic_return")
+ID_COLUMNS = ["label", "optimizer", "env"]
+
+FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "diverged"]
+CURVES_COLUMNS = [*ID_COLUMNS, "seed", "global_step", "episodic_return"]
+RUNTIME_COLUMNS = [
+    *ID_COLUMNS, "num_seeds", "total_steps", "steps_per_second", "wall_seconds",
+]
+
+
+class InvalidRunError(ValueError):
+    """A run directory lacks a file or its files are malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class CollectedTables:
+    final_returns: pd.DataFrame
+    curves: pd.DataFrame
+    runtime: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _RunTables:
+    run_dir: Path
+    final_returns: pd.DataFrame
+    curves: pd.DataFrame
+    runtime: pd.DataFrame
+
+
+def collect_runs(run_dirs: Sequence[str | os.PathLike]) -> CollectedTables:
+    """Read every run directory and stack them into the three collected tables.
+
+    Raises ``InvalidRunError`` naming the directory if one lacks ``summary.json`` or
+    ``returns.parquet``, if either is malformed, or if two directories hold the same
+    (label, env, seed).
+    """
+    if not run_dirs:
+        raise InvalidRunError("no run directories given")
+    runs = [_read_run(Path(d)) for d in run_dirs]
+    _check_no_duplicate_seeds(runs)
+    return CollectedTables(
+        final_returns=_stack([r.final_returns for r in runs], FINAL_RETURNS_COLUMNS,
+                             ["label", "env", "seed"]),
+        curves=_stack([r.curves for r in runs], CURVES_COLUMNS,
+                      ["label", "env", "seed", "global_step"]),
+        runtime=_stack([r.runtime for r in runs], RUNTIME_COLUMNS, ["label", "env"]),
+    )
+
+
+def _read_run(run_dir: Path) -> _RunTables:
+    summary = _read_summary(run_dir)
+    returns = _read_returns(run_dir)
+    try:
+        return _run_tables(run_dir, summary, returns)
+    except (TypeError, ValueError) as err:
+        raise InvalidRunError(f"{run_dir}: malformed run files: {err}") from err
+
+
+def _require_file(run_dir: Path, name: str) -> Path:
+    if not run_dir.is_dir():
+        raise InvalidRunError(f"{run_dir}: run directory does not exist")
+    path = run_dir / name
+    if not path.is_file():
+        raise InvalidRunError(f"{run_dir}: missing {name}")
+    return path
+
+
+def _read_summary(run_dir: Path) -> dict:
+    path = _require_file(run_dir, SUMMARY_FILE)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InvalidRunError(f"{run_dir}: cannot read {SUMMARY_FILE}: {err}") from err
+    if not isinstance(summary, dict):
+        raise InvalidRunError(f"{run_dir}: {SUMMARY_FILE} is not a JSON object")
+    missing = [key for key in SUMMARY_KEYS if key not in summary]
+    if missing:
+        raise InvalidRunError(f"{run_dir}: {SUMMARY_FILE} lacks {', '.join(missing)}")
+    return summary
+
+
+def _read_returns(run_dir: Path) -> pd.DataFrame:
+    path = _require_file(run_dir, RETURNS_FILE)
+    try:
+        returns = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several unrelated types for corrupt files
+        raise InvalidRunError(f"{run_dir}: cannot read {RETURNS_FILE}: {err}") from err
+    missing = [c for c in RETURNS_COLUMNS if c not in returns.columns]
+    if missing:
+        raise InvalidRunError(f"{run_dir}: {RETURNS_FILE} lacks column(s) {', '.join(missing)}")
+    return returns
+
+
+def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame) -> _RunTables:
+    seeds = np.asarray(summary["seeds"], dtype=np.int64)
+    # JSON writers that refuse NaN store a missing final return as null.
+    finals = np.array(
+        [np.nan if r is None else r for r in summary["final_returns"]], dtype=np.float64
+    )
+    diverged = np.asarray(summary["diverged"], dtype=bool)
+    if not len(seeds) == len(finals) == len(diverged):
+        raise ValueError("seeds, final_returns and diverged differ in length")
+    if len(set(seeds.tolist())) != len(seeds):
+        raise ValueError("seeds repeat")
+    unknown = sorted(set(returns["seed"].tolist()) - set(seeds.tolist()))
+    if unknown:
+        raise ValueError(f"{RETURNS_FILE} has seeds {unknown} that {SUMMARY_FILE} lacks")
+
+    ids = {"label": str(summary["label"]), "optimizer": str(summary["optimizer"]),
+           "env": str(summary["env"])}
+    final_returns = pd.DataFrame(
+        {**ids, "seed": seeds, "final_return": finals, "diverged": diverged},
+        columns=FINAL_RETURNS_COLUMNS,
+    )
+    curves = pd.DataFrame({
+        **ids,
+        "seed": returns["seed"].to_numpy(np.int64),
+        "global_step": returns["global_step"].to_numpy(np.int64),
+        "episodic_return": returns["episodic_return"].to_numpy(np.float64),
+    }, columns=CURVES_COLUMNS)
+    runtime = pd.DataFrame([{
+        **ids,
+        "num_seeds": len(seeds),
+        "total_steps": int(summary["total_steps"]),
+        "steps_per_second": float(summary["steps_per_second"]),
+        "wall_seconds": float(summary["wall_seconds"]),
+    }], columns=RUNTIME_COLUMNS)
+    return _RunTables(run_dir, final_returns, curves, runtime)
+
+
+def _check_no_duplicate_seeds(runs: list[_RunTables]) -> None:
+    owner: dict[tuple[str, str, int], Path] = {}
+    for run in runs:
+        rows = run.final_returns[["label", "env", "seed"]].itertuples(index=False, name=None)
+        for key in rows:
+            if key in owner:
+                label, env, seed = key
+                raise InvalidRunError(
+                    f"{run.run_dir}: label {label!r}, env {env!r}, seed {seed} "
+                    f"is also in {owner[key]}"
+                )
+            owner[key] = run.run_dir
+
+
+def _stack(frames: list[pd.DataFrame], columns: list[str], order: list[str]) -> pd.DataFrame:
+    # Skip empty pieces (runs without any finished episode) so concat keeps the dtypes.
+    filled = [f for f in frames if len(f)] or frames[:1]
+    table = pd.concat(filled, ignore_index=True)[columns]
+    return table.sort_values(order, kind="stable", ignore_index=True)

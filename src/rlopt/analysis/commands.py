@@ -1,0 +1,147 @@
+"""``rlopt collect`` and ``rlopt stats``: the analysis stages of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rlopt.cli import UsageError
+
+if TYPE_CHECKING:
+    from rlopt.analysis.stats import StatsResult
+
+STATS_LIBRARIES = ("rlopt", "rliable", "arch", "numpy", "scipy", "pandas", "pyarrow")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    collect = subparsers.add_parser(
+        "collect", help="stack training-run directories into the collected tables",
+        description="Write final_returns.parquet, curves.parquet and runtime.parquet.",
+    )
+    collect.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
+                         help="training-run directories (each with summary.json, returns.parquet)")
+    collect.add_argument("--out-dir", required=True, type=Path)
+    collect.set_defaults(func=run_collect)
+
+    stats = subparsers.add_parser(
+        "stats", help="rliable interval estimates, improvement probabilities, profiles",
+        description="Write intervals.parquet, probability_of_improvement.parquet, "
+        "performance_profile.parquet and stats.json.",
+    )
+    stats.add_argument("--final-returns", required=True, type=Path, metavar="FILE")
+    stats.add_argument("--reference", required=True, metavar="LABEL",
+                       help="label that normalises scores and that improvements are measured over")
+    stats.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    stats.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    stats.add_argument("--taus", default="0:2:41", metavar="START:STOP:NUM",
+                       help="performance-profile thresholds, NUM evenly spaced (default 0:2:41)")
+    stats.add_argument("--out-dir", required=True, type=Path)
+    stats.set_defaults(func=run_stats)
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    from rlopt.analysis.collect import InvalidRunError, collect_runs
+    from rlopt.io import write_parquet_atomic
+
+    try:
+        tables = collect_runs(args.runs)
+    except InvalidRunError as err:
+        raise UsageError(str(err)) from err
+    write_parquet_atomic(tables.final_returns, args.out_dir / "final_returns.parquet")
+    write_parquet_atomic(tables.curves, args.out_dir / "curves.parquet")
+    write_parquet_atomic(tables.runtime, args.out_dir / "runtime.parquet")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    taus = parse_taus(args.taus)
+    if args.reps < 1:
+        raise UsageError(f"--reps must be at least 1, got {args.reps}")
+    if not args.final_returns.is_file():
+        raise UsageError(f"--final-returns {args.final_returns}: no such file")
+
+    import pandas as pd
+
+    from rlopt.analysis.stats import StatsInputError, compute_statistics
+    from rlopt.io import write_json_atomic, write_parquet_atomic
+
+    try:
+        final_returns = pd.read_parquet(args.final_returns)
+    except Exception as err:  # pyarrow raises several unrelated types for bad files
+        raise UsageError(f"--final-returns {args.final_returns}: cannot read: {err}") from err
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = compute_statistics(
+                final_returns, args.reference, reps=args.reps, seed=args.seed, taus=taus
+            )
+    except StatsInputError as err:
+        raise UsageError(str(err)) from err
+    for warning in caught:
+        print(f"rlopt stats: warning: {warning.message}", file=sys.stderr)
+
+    tables = {
+        "intervals": result.intervals,
+        "probability_of_improvement": result.probability_of_improvement,
+        "performance_profile": result.performance_profile,
+    }
+    for name, table in tables.items():
+        write_parquet_atomic(table, args.out_dir / f"{name}.parquet")
+    write_json_atomic(_stats_provenance(args, taus, result), args.out_dir / "stats.json")
+    return 0
+
+
+def parse_taus(text: str) -> list[float]:
+    """``START:STOP:NUM`` -> NUM evenly spaced thresholds from START to STOP inclusive."""
+    import numpy as np
+
+    parts = text.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise UsageError(f"--taus {text!r}: expected START:STOP:NUM, e.g. 0:2:41") from None
+    if not (np.isfinite(start) and np.isfinite(stop)) or start > stop or num < 1:
+        raise UsageError(f"--taus {text!r}: need finite START <= STOP and NUM >= 1")
+    return np.linspace(start, stop, num).tolist()
+
+
+def _stats_provenance(args: argparse.Namespace, taus: list[float], result: StatsResult) -> dict:
+    from rlopt.analysis.stats import CONFIDENCE
+
+    return {
+        "inputs": {
+            "final_returns": str(args.final_returns),
+            "final_returns_sha256": hashlib.sha256(args.final_returns.read_bytes()).hexdigest(),
+        },
+        "reference": args.reference,
+        "reps": args.reps,
+        "seed": args.seed,
+        "confidence": CONFIDENCE,
+        "bootstrap": "rliable stratified bootstrap, percentile intervals; "
+        "np.random.seed(seed) before every rliable call",
+        "taus": taus,
+        "aggregate_envs": result.aggregate_envs,
+        "dropped_runs": result.dropped_runs.to_dict(orient="records"),
+        "warnings": result.warnings,
+        "library_versions": _library_versions(),
+        "python": platform.python_version(),
+        "command": sys.argv,
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for name in STATS_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
