@@ -1,0 +1,546 @@
+"""OPEN, the learned optimizer of Goldie et al. (NeurIPS 2024), written from the project's
+specification (docs: open-spec.md), not from the authors' code.
+
+A small network is applied independently to every scalar parameter of the joint tree
+``{"actor": ..., "critic": ...}``: a GRU cell (carry kept across the whole run) followed by
+an MLP with LayerNorm, fed with up to 19 features per parameter:
+
+    idx  feature                                   normalised per tensor?
+    0    parameter value                           yes
+    1-6  sign of momentum, decays 0.1 ... 0.9999   yes
+    7-12 log(|momentum| + 1e-13), same decays      yes
+    13   sign of gradient                          yes
+    14   log(|gradient| + 1e-13)                   yes
+    15   training proportion                       no
+    16   layer proportion                          no
+    17   batch proportion                          no
+    18   dormancy                                  no
+
+The network outputs (o0, o1[, o2]); the update of parameter i is
+
+    u_i = o0 * 1e-3 * exp(1e-3 * o1)  [+ o2 * 1e-3 * eps_i on actor leaves, eps_i ~ N(0, 1)]
+
+minus the single mean of all updates of actor and critic together, applied as p <- p - u.
+
+Feature sets (``OpenConfig.features``); an ablation drops inputs, so the GRU input
+kernels lose those rows and the meta-parameter vector gets shorter:
+
+    "full"                    all 19 features (the authors' pretrained files)
+    "no_training_proportion"  drops feature 15
+    "no_layer_proportion"     drops feature 16
+    "no_batch_proportion"     drops feature 17
+    "no_dormancy"             drops feature 18
+    "no_features"             only features 1-14 (momentum and gradient); needs noise=False
+
+``noise=False`` ("no stochasticity") removes the third output, so the last Dense layer has
+two outputs. ``separated=True`` gives actor and critic their own meta-parameters.
+
+Flat meta-parameter layout (what ES perturbs and what ``load_weights`` reads): the leaves
+of the tree below, concatenated row-major in sorted-key order (= ``ravel_pytree``).
+For "full" features with noise it equals the authors' files (their flax names in brackets):
+
+    gru  [gru_params/params]   hn.bias (H,), hn.kernel (H,H), hr.kernel (H,H), hz.kernel (H,H),
+                               in.bias (H,), in.kernel (I,H), ir.bias (H,), ir.kernel (I,H),
+                               iz.bias (H,), iz.kernel (I,H)
+    mlp  [params/params]       layers_0 (Dense H->M) bias, kernel; layers_1 (LayerNorm) bias, scale;
+                               layers_3 (Dense M->M) bias, kernel; layers_4 (LayerNorm) bias, scale;
+                               layers_6 (Dense M->O) bias (O,), kernel (M,O)
+
+with H, M = 8, 16 ("small", 1211 values) or 16, 32 ("larger", 3571 values), I = number of
+features, O = 3 with noise else 2. Separated: the actor's vector, then the critic's.
+
+Factory hyperparameters (``make_optimizer("open", hparams, schedule)``): "weights" (path to
+a .npy; absent = all-zero meta-parameters, the ES initialisation), "size" (default: from the
+file's length, else "small"), "features" ("full"), "noise" (true unless "no_features"),
+"separated" (false).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from rlopt.optimizers import OptimizerEntry, register
+from rlopt.optimizers.base import OptimizerConfigError, TrainingSchedule
+
+MOMENTUM_DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
+LOG_EPS = 1e-13
+NORMALISATION_EPS = 1e-5
+DORMANCY_EPS = 1e-11
+LAYER_NORM_EPS = 1e-6
+STEP_MULT = 1e-3
+EXP_MULT = 1e-3
+
+# size name -> (GRU width, MLP width)
+SIZES = {"small": (8, 16), "larger": (16, 32)}
+
+FEATURE_NAMES = (
+    "param",
+    *(f"momentum_sign_{d}" for d in MOMENTUM_DECAYS),
+    *(f"momentum_log_{d}" for d in MOMENTUM_DECAYS),
+    "grad_sign",
+    "grad_log",
+    "training_proportion",
+    "layer_proportion",
+    "batch_proportion",
+    "dormancy",
+)
+NUM_NORMALISED_FEATURES = 15  # features 0-14
+
+
+def _without(*names: str) -> tuple[int, ...]:
+    return tuple(i for i, name in enumerate(FEATURE_NAMES) if name not in names)
+
+
+FEATURE_SETS: dict[str, tuple[int, ...]] = {
+    "full": _without(),
+    "no_training_proportion": _without("training_proportion"),
+    "no_layer_proportion": _without("layer_proportion"),
+    "no_batch_proportion": _without("batch_proportion"),
+    "no_dormancy": _without("dormancy"),
+    # Paper App. B "No Features": gradient and momentum inputs only.
+    "no_features": tuple(range(1, NUM_NORMALISED_FEATURES)),
+}
+
+NETWORKS = ("actor", "critic")
+
+
+@dataclass(frozen=True)
+class OpenConfig:
+    """Static architecture choices; the meta-parameters themselves are a flat vector."""
+
+    size: str = "small"
+    features: str = "full"
+    noise: bool = True
+    separated: bool = False
+
+    def __post_init__(self):
+        if self.size not in SIZES:
+            raise OptimizerConfigError(f"OPEN size must be one of {sorted(SIZES)}, got {self.size!r}")
+        if self.features not in FEATURE_SETS:
+            raise OptimizerConfigError(
+                f"OPEN features must be one of {sorted(FEATURE_SETS)}, got {self.features!r}"
+            )
+        if self.features == "no_features" and self.noise:
+            raise OptimizerConfigError("OPEN features 'no_features' has no noise output; set noise=False")
+
+    @property
+    def gru_width(self) -> int:
+        return SIZES[self.size][0]
+
+    @property
+    def mlp_width(self) -> int:
+        return SIZES[self.size][1]
+
+    @property
+    def feature_indices(self) -> tuple[int, ...]:
+        return FEATURE_SETS[self.features]
+
+    @property
+    def num_outputs(self) -> int:
+        return 3 if self.noise else 2
+
+
+class OpenState(NamedTuple):
+    """Per parameter of the joint tree, in ravel_pytree order."""
+
+    momentum: jax.Array  # (N, 6)
+    carry: jax.Array  # (N, GRU width)
+
+
+# --------------------------------------------------------------------------------------
+# Meta-parameters: layout, flat vector <-> tree, loading
+
+
+def meta_param_layout(cfg: OpenConfig) -> tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]:
+    """(path, shape) of every leaf of ONE network-optimizer, in flat-vector order."""
+    h, m = cfg.gru_width, cfg.mlp_width
+    i, o = len(cfg.feature_indices), cfg.num_outputs
+    return (
+        (("gru", "hn", "bias"), (h,)),
+        (("gru", "hn", "kernel"), (h, h)),
+        (("gru", "hr", "kernel"), (h, h)),
+        (("gru", "hz", "kernel"), (h, h)),
+        (("gru", "in", "bias"), (h,)),
+        (("gru", "in", "kernel"), (i, h)),
+        (("gru", "ir", "bias"), (h,)),
+        (("gru", "ir", "kernel"), (i, h)),
+        (("gru", "iz", "bias"), (h,)),
+        (("gru", "iz", "kernel"), (i, h)),
+        (("mlp", "layers_0", "bias"), (m,)),
+        (("mlp", "layers_0", "kernel"), (h, m)),
+        (("mlp", "layers_1", "bias"), (m,)),
+        (("mlp", "layers_1", "scale"), (m,)),
+        (("mlp", "layers_3", "bias"), (m,)),
+        (("mlp", "layers_3", "kernel"), (m, m)),
+        (("mlp", "layers_4", "bias"), (m,)),
+        (("mlp", "layers_4", "scale"), (m,)),
+        (("mlp", "layers_6", "bias"), (o,)),
+        (("mlp", "layers_6", "kernel"), (m, o)),
+    )
+
+
+def _num_params_one_network(cfg: OpenConfig) -> int:
+    return sum(math.prod(shape) for _, shape in meta_param_layout(cfg))
+
+
+def num_meta_params(cfg: OpenConfig) -> int:
+    return _num_params_one_network(cfg) * (2 if cfg.separated else 1)
+
+
+def _unflatten_one_network(vector: jax.Array, cfg: OpenConfig) -> dict:
+    tree: dict = {}
+    offset = 0
+    for path, shape in meta_param_layout(cfg):
+        size = math.prod(shape)
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = vector[offset : offset + size].reshape(shape)
+        offset += size
+    return tree
+
+
+def unflatten(vector: jax.Array, cfg: OpenConfig) -> dict:
+    """Flat vector -> meta-parameter tree ({"actor": tree, "critic": tree} if separated).
+
+    Inverse of ``jax.flatten_util.ravel_pytree``; works on traced vectors.
+    """
+    expected = num_meta_params(cfg)
+    if vector.shape != (expected,):
+        raise OptimizerConfigError(
+            f"OPEN meta-parameters for {cfg} must have shape ({expected},), got {vector.shape}"
+        )
+    if not cfg.separated:
+        return _unflatten_one_network(vector, cfg)
+    half = expected // 2
+    return {
+        "actor": _unflatten_one_network(vector[:half], cfg),
+        "critic": _unflatten_one_network(vector[half:], cfg),
+    }
+
+
+def _read_vector(path: Path) -> np.ndarray:
+    """A 1-D float32 .npy, or an OptimizerConfigError naming the file."""
+    if not path.is_file():
+        raise OptimizerConfigError(f"OPEN weights file {path} does not exist")
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise OptimizerConfigError(f"OPEN weights file {path} is not a readable .npy array: {err}") from err
+    if vector.dtype != np.float32:
+        raise OptimizerConfigError(f"OPEN weights file {path} must hold float32 values, got {vector.dtype}")
+    if vector.ndim != 1:
+        raise OptimizerConfigError(f"OPEN weights file {path} must be a 1-D vector, got shape {vector.shape}")
+    if not np.all(np.isfinite(vector)):
+        raise OptimizerConfigError(f"OPEN weights file {path} contains NaN or infinite values")
+    return vector
+
+
+def _config_for_length(length: int, path: Path, **options) -> OpenConfig:
+    """The size whose meta-parameter count is ``length`` (other options fixed)."""
+    by_length = {num_meta_params(OpenConfig(size=s, **options)): OpenConfig(size=s, **options) for s in SIZES}
+    if length not in by_length:
+        expected = " or ".join(f"{n} ({c.size})" for n, c in by_length.items())
+        raise OptimizerConfigError(f"OPEN weights file {path} has {length} values; expected {expected}")
+    return by_length[length]
+
+
+def load_weights(path: str | Path, cfg: OpenConfig | None = None) -> tuple[np.ndarray, OpenConfig]:
+    """Reads a flat float32 .npy of meta-parameters.
+
+    Without ``cfg`` the file must be a full small (1211) or larger (3571) optimizer, like the
+    authors' files; with ``cfg`` its length must be ``num_meta_params(cfg)``.
+    """
+    path = Path(path)
+    vector = _read_vector(path)
+    if cfg is None:
+        cfg = _config_for_length(vector.size, path)
+    elif vector.size != num_meta_params(cfg):
+        raise OptimizerConfigError(
+            f"OPEN weights file {path} has {vector.size} values; {cfg} expects {num_meta_params(cfg)}"
+        )
+    return vector, cfg
+
+
+# --------------------------------------------------------------------------------------
+# The per-parameter network
+
+
+def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    # Full float32 even where the backend would default to TF32/bf16 passes (GPU/TPU).
+    return jnp.matmul(x, kernel, precision=jax.lax.Precision.HIGHEST)
+
+
+def _gru_cell(gru: dict, inputs: jax.Array, carry: jax.Array) -> jax.Array:
+    """flax GRUCell: hidden-side biases only on the candidate gate; returns the new carry."""
+
+    def dense(name, x):
+        return _matmul(x, gru[name]["kernel"])
+
+    reset = jax.nn.sigmoid(dense("ir", inputs) + gru["ir"]["bias"] + dense("hr", carry))
+    update = jax.nn.sigmoid(dense("iz", inputs) + gru["iz"]["bias"] + dense("hz", carry))
+    candidate = jnp.tanh(
+        dense("in", inputs) + gru["in"]["bias"] + reset * (dense("hn", carry) + gru["hn"]["bias"])
+    )
+    return (1.0 - update) * candidate + update * carry
+
+
+def _layer_norm(layer: dict, x: jax.Array) -> jax.Array:
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    variance = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * layer["scale"] + layer["bias"]
+
+
+def _dense(layer: dict, x: jax.Array) -> jax.Array:
+    return _matmul(x, layer["kernel"]) + layer["bias"]
+
+
+def _mlp(mlp: dict, x: jax.Array) -> jax.Array:
+    x = jax.nn.relu(_layer_norm(mlp["layers_1"], _dense(mlp["layers_0"], x)))
+    x = jax.nn.relu(_layer_norm(mlp["layers_4"], _dense(mlp["layers_3"], x)))
+    return _dense(mlp["layers_6"], x)
+
+
+def apply_network(meta: dict, inputs: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One network-optimizer (tree from ``unflatten``) on inputs (..., I) and carry (..., H).
+
+    Returns (new carry, outputs (..., O)).
+    """
+    new_carry = _gru_cell(meta["gru"], inputs, carry)
+    return new_carry, _mlp(meta["mlp"], new_carry)
+
+
+# --------------------------------------------------------------------------------------
+# Features. Everything is computed on the joint tree flattened in ravel_pytree order
+# (actor leaves first, then critic; sorted keys): one batched computation instead of one
+# per leaf keeps the compiled program small.
+
+
+def update_momentum(momentum: jax.Array, grad: jax.Array) -> jax.Array:
+    """Six exponential moving averages of the gradient, no bias correction."""
+    decays = jnp.asarray(MOMENTUM_DECAYS, dtype=grad.dtype)
+    return decays * momentum + (1.0 - decays) * grad[..., None]
+
+
+def _signed_log(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.sign(x), jnp.log(jnp.abs(x) + LOG_EPS)
+
+
+def dormancy_scores(mean_abs_activation: jax.Array) -> jax.Array:
+    """Each neuron's activation relative to the layer mean (1 = average neuron)."""
+    shifted = mean_abs_activation + DORMANCY_EPS
+    return shifted / jnp.sum(jnp.abs(shifted)) * shifted.size
+
+
+def _proportion(index: jax.Array, count: jax.Array) -> jax.Array:
+    """index / (count - 1) in [0, 1]; 0 when there is a single step."""
+    return jnp.asarray(index, jnp.float32) / jnp.maximum(jnp.asarray(count, jnp.float32) - 1.0, 1.0)
+
+
+def _layer_order(name: str) -> tuple:
+    """Dense_0, Dense_1, ..., Dense_10 (numerically), then the rest (log_std) by name."""
+    prefix, _, number = name.rpartition("_")
+    return (0, int(number), "") if prefix == "Dense" and number.isdigit() else (1, 0, name)
+
+
+@dataclass(frozen=True)
+class _ElementIndex:
+    """Static per-element facts about a parameter tree, in ravel_pytree order."""
+
+    tensor_id: np.ndarray  # (N,) which leaf the element belongs to
+    tensor_sizes: np.ndarray  # (num leaves,)
+    layer_proportion: np.ndarray  # (N,)
+    layers: tuple[tuple[str, str], ...]  # (network, layer) in the order activations are concatenated
+    neuron_id: np.ndarray | None  # (N,) position of the element's output neuron in that concatenation
+
+
+def _element_index(params: dict, activations: dict | None) -> _ElementIndex:
+    """Layers are a network's top-level entries (Dense_0, Dense_1, Dense_2[, log_std]);
+    layer proportion = index / (number of layers - 1), per network. A kernel (in, out) takes
+    its output neuron's dormancy along the fan-in axis; log_std's single score is broadcast."""
+    order = {net: sorted(layers, key=_layer_order) for net, layers in params.items()}
+    layers = tuple((net, name) for net in params for name in order[net])
+    offsets = {}
+    if activations is not None:
+        widths = [activations[net][name].shape[-1] for net, name in layers]
+        offsets = dict(zip(layers, np.cumsum([0, *widths[:-1]])))
+    tensor_id, proportion, neuron_id = [], [], []
+    for i, (path, leaf) in enumerate(jax.tree_util.tree_leaves_with_path(params)):
+        net, name = path[0].key, path[1].key
+        tensor_id.append(np.full(leaf.size, i))
+        proportion.append(np.full(leaf.size, order[net].index(name) / max(len(order[net]) - 1, 1), np.float32))
+        if activations is not None:
+            width = activations[net][name].shape[-1]
+            neuron_id.append(offsets[(net, name)] + np.broadcast_to(np.arange(width), leaf.shape).ravel())
+    return _ElementIndex(
+        tensor_id=np.concatenate(tensor_id),
+        tensor_sizes=np.asarray([x.size for x in tensor_id]),
+        layer_proportion=np.concatenate(proportion),
+        layers=layers,
+        neuron_id=np.concatenate(neuron_id) if activations is not None else None,
+    )
+
+
+def _normalise_per_tensor(block: jax.Array, index: _ElementIndex) -> jax.Array:
+    """x * rsqrt(1e-5 + mean(x^2)), the mean over each tensor, per feature channel."""
+    sums = jax.ops.segment_sum(
+        jnp.square(block), index.tensor_id, num_segments=index.tensor_sizes.size, indices_are_sorted=True
+    )
+    mean_square = sums / index.tensor_sizes[:, None]
+    return block * jax.lax.rsqrt(NORMALISATION_EPS + mean_square[index.tensor_id])
+
+
+def compute_inputs(
+    cfg: OpenConfig,
+    params: dict,
+    grads: dict,
+    momentum: jax.Array,
+    *,
+    update_index: jax.Array,
+    num_updates: jax.Array,
+    epoch_index: jax.Array,
+    num_epochs: jax.Array,
+    activations: dict | None,
+) -> jax.Array:
+    """The network inputs of every parameter, (N, number of features of ``cfg``), rows in
+    ravel_pytree order. ``momentum`` (N, 6) is the already updated momentum."""
+    uses_dormancy = FEATURE_NAMES.index("dormancy") in cfg.feature_indices
+    if uses_dormancy and activations is None:
+        raise ValueError(f"OPEN features {cfg.features!r} need the 'activations' extra argument")
+    index = _element_index(params, activations if uses_dormancy else None)
+    flat_params, _ = ravel_pytree(params)
+    flat_grads, _ = ravel_pytree(grads)
+    momentum_sign, momentum_log = _signed_log(momentum)
+    grad_sign, grad_log = _signed_log(flat_grads)
+    gradient_block = jnp.concatenate(
+        [flat_params[:, None], momentum_sign, momentum_log, grad_sign[:, None], grad_log[:, None]], axis=1
+    )
+    if uses_dormancy:
+        scores = jnp.concatenate([dormancy_scores(activations[net][name]) for net, name in index.layers])
+        dormancy = scores[index.neuron_id]
+    else:
+        dormancy = jnp.zeros_like(flat_params)
+    unnormalised = jnp.stack(
+        jnp.broadcast_arrays(
+            _proportion(update_index, num_updates),
+            index.layer_proportion,
+            _proportion(epoch_index, num_epochs),
+            dormancy,
+        ),
+        axis=1,
+    )
+    features = jnp.concatenate([_normalise_per_tensor(gradient_block, index), unnormalised], axis=1)
+    return features[:, np.asarray(cfg.feature_indices)]
+
+
+# --------------------------------------------------------------------------------------
+# The optax transformation
+
+
+def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTransformationExtraArgs:
+    """OPEN with the given flat meta-parameters (may be traced, e.g. vmapped by ES).
+
+    The state holds the momentum (N, 6) and GRU carry (N, H) of the N parameters of the
+    joint tree in ravel_pytree order; both start at zero and are never reset.
+    """
+    meta = unflatten(jnp.asarray(meta_vector, jnp.float32), cfg)
+
+    def init(params):
+        num_params = ravel_pytree(params)[0].size
+        return OpenState(
+            momentum=jnp.zeros((num_params, len(MOMENTUM_DECAYS)), jnp.float32),
+            carry=jnp.zeros((num_params, cfg.gru_width), jnp.float32),
+        )
+
+    def apply(inputs, carry, params):
+        if not cfg.separated:
+            return apply_network(meta, inputs, carry)
+        if set(params) != set(NETWORKS):
+            raise ValueError(f"separated OPEN needs exactly the networks {NETWORKS}, got {sorted(params)}")
+        num_actor = ravel_pytree(params["actor"])[0].size  # actor rows come first (sorted keys)
+        actor = apply_network(meta["actor"], inputs[:num_actor], carry[:num_actor])
+        critic = apply_network(meta["critic"], inputs[num_actor:], carry[num_actor:])
+        return tuple(jnp.concatenate(pair) for pair in zip(actor, critic))
+
+    def update(grads, state, params=None, *, update_index, num_updates, epoch_index, num_epochs,
+               activations=None, actor_mask, key, **_unused):
+        if params is None:
+            raise ValueError("OPEN needs the current params: call update(grads, state, params, ...)")
+        momentum = update_momentum(state.momentum, ravel_pytree(grads)[0])
+        inputs = compute_inputs(
+            cfg, params, grads, momentum, update_index=update_index, num_updates=num_updates,
+            epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
+        )
+        carry, out = apply(inputs, state.carry, params)
+        raw = out[:, 0] * STEP_MULT * jnp.exp(out[:, 1] * EXP_MULT)
+        if cfg.noise:  # learned noise scale, actor leaves only
+            mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
+            raw = raw + out[:, 2] * mask * jax.random.normal(key, raw.shape, raw.dtype) * STEP_MULT
+        # One mean over every actor and critic update (not per tensor); optax adds the
+        # returned update while OPEN subtracts u, hence -u.
+        flat_updates = -(raw - jnp.mean(raw))
+        return ravel_pytree(params)[1](flat_updates), OpenState(momentum=momentum, carry=carry)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+# --------------------------------------------------------------------------------------
+# Factory registration: hyperparameters "weights", "size", "features", "noise", "separated"
+
+HPARAM_DEFAULTS = {"weights": None, "size": None, "features": "full", "noise": None, "separated": False}
+
+
+def _fail(message: str):
+    raise OptimizerConfigError(f"optimizer 'open': {message}")
+
+
+def validate_hparams(hparams: dict) -> dict:
+    unknown = sorted(set(hparams) - set(HPARAM_DEFAULTS))
+    if unknown:
+        _fail(f"unknown hyperparameter(s) {unknown}; valid ones are {sorted(HPARAM_DEFAULTS)}")
+    filled = {**HPARAM_DEFAULTS, **hparams}
+    weights = filled["weights"]
+    if weights is not None and not (isinstance(weights, str) and weights):
+        _fail(f"'weights' must be a path to a .npy file, got {weights!r}")
+    if filled["features"] not in FEATURE_SETS:
+        _fail(f"'features' must be one of {sorted(FEATURE_SETS)}, got {filled['features']!r}")
+    if filled["noise"] is None:  # "no_features" has no noise output
+        filled["noise"] = filled["features"] != "no_features"
+    for flag in ("noise", "separated"):
+        if not isinstance(filled[flag], bool):
+            _fail(f"'{flag}' must be true or false, got {filled[flag]!r}")
+    options = {key: filled[key] for key in ("features", "noise", "separated")}
+    try:
+        if weights is None:
+            OpenConfig(size=filled["size"] or "small", **options)
+        elif filled["size"] is None:  # taken from the file's length
+            filled["size"] = _config_for_length(_read_vector(Path(weights)).size, Path(weights), **options).size
+        else:
+            load_weights(weights, OpenConfig(size=filled["size"], **options))
+    except OptimizerConfigError as err:
+        _fail(str(err))
+    filled["size"] = filled["size"] or "small"
+    return filled
+
+
+def build(hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    """All-zero meta-parameters (the ES initialisation) unless 'weights' names a file."""
+    del schedule  # OPEN reads its position in training from the extra arguments
+    cfg = OpenConfig(hparams["size"], hparams["features"], hparams["noise"], hparams["separated"])
+    if hparams["weights"] is None:
+        vector = np.zeros(num_meta_params(cfg), np.float32)
+    else:
+        vector, _ = load_weights(hparams["weights"], cfg)
+    return open_optimizer(vector, cfg)
+
+
+register("open", OptimizerEntry(build=build, validate=validate_hparams))
