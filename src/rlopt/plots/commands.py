@@ -1,0 +1,85 @@
+"""``rlopt plot <kind> ...``: draw one figure (``STEM.pdf`` + ``STEM.png``) from one table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rlopt.cli import UsageError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def read_table(path: str):
+    """A parquet or CSV table as a DataFrame; a missing file is a usage error naming it."""
+    import pandas as pd  # here, like every heavy import: keeps `rlopt --help` fast
+
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise UsageError(f"{path}: unsupported table format; expected one of {TABLE_SUFFIXES}")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plot", help="draw a figure (PDF and PNG) from a results table")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="<kind>")
+
+    def add_kind(name: str, help: str, table_flag: str, draw):
+        kind = kinds.add_parser(name, help=help)
+        kind.add_argument(table_flag, dest="table", required=True, metavar="TABLE", help="parquet or CSV table")
+        kind.add_argument("--out", required=True, metavar="STEM",
+                          help="output path without suffix; writes STEM.pdf and STEM.png")  # fmt: skip
+        kind.set_defaults(func=lambda args: _run(args, draw))
+        return kind
+
+    add_kind("curves", "episodic return vs env steps, one panel per env", "--curves",
+             lambda df, args, f: f.plot_return_curves(df, args.out))  # fmt: skip
+
+    intervals = add_kind("intervals", "interval estimates of IQM/mean/median/optimality gap",
+                         "--intervals", _draw_intervals)  # fmt: skip
+    intervals.add_argument("--normalization", default="reference", choices=["reference", "raw"])
+    intervals.add_argument("--scope", default="all", help="'all' or an env name (default: all)")
+    intervals.add_argument("--per-env", action="store_true",
+                           help="one panel per scope for --metric instead of one per metric")  # fmt: skip
+    intervals.add_argument("--metric", default="iqm", choices=["iqm", "mean", "median", "optimality_gap"],
+                           help="metric of the --per-env figure (default: iqm)")  # fmt: skip
+
+    normalised = add_kind("normalised", "final returns divided by the reference label's mean, per env",
+                          "--final-returns", lambda df, args, f: f.plot_normalised_scores(
+                              df, args.reference, args.out))  # fmt: skip
+    normalised.add_argument("--reference", default="adam", help="label to normalise by (default: adam)")
+
+    add_kind("poi", "probability of improvement over the reference", "--poi",
+             lambda df, args, f: f.plot_probability_of_improvement(df, args.out))  # fmt: skip
+    add_kind("profile", "performance profiles", "--profile",
+             lambda df, args, f: f.plot_performance_profile(df, args.out))  # fmt: skip
+    add_kind("runtime", "env steps per second and wall time per label and env", "--runtime",
+             lambda df, args, f: f.plot_runtime(df, args.out))  # fmt: skip
+
+    generations = add_kind("generations", "a metric against generations (e.g. meta-training fitness)",
+                           "--table", lambda df, args, f: f.plot_metric_over_generations(
+                               df, args.x, args.y, args.out, hue=args.hue))  # fmt: skip
+    generations.add_argument("--x", default="generation", help="column on the x axis (default: generation)")
+    generations.add_argument("--y", required=True, help="column on the y axis")
+    generations.add_argument("--hue", help="column with one line per value")
+
+
+def _draw_intervals(df, args, figures):
+    if args.per_env:
+        return figures.plot_intervals_per_env(df, args.out, args.normalization, args.metric)
+    return figures.plot_intervals(df, args.out, args.normalization, args.scope)
+
+
+def _run(args: argparse.Namespace, draw) -> int:
+    # Imported here: matplotlib/seaborn would slow down every other rlopt command.
+    from rlopt.plots import figures
+
+    table = read_table(args.table)
+    try:
+        paths = draw(table, args, figures)
+    except figures.PlotInputError as err:
+        raise UsageError(f"{args.table}: {err}") from err
+    print("\n".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,396 @@
+"""Figures of the evaluation, each written as ``<out_stem>.pdf`` and ``<out_stem>.png``.
+
+Every function takes one of the tables of ``docs/results-format.md`` (long format) and
+copes with a single env, a single seed, or labels missing from some envs. Colours are a
+function of the sorted set of labels a table mentions, so figures drawn from the tables
+of one experiment agree on which colour is which optimizer.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless cluster nodes; must precede the pyplot import
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from rlopt.io import write_atomic  # noqa: E402
+
+METRIC_TITLES = {
+    "iqm": "IQM",
+    "mean": "Mean",
+    "median": "Median",
+    "optimality_gap": "Optimality gap (lower is better)",
+}
+AGGREGATE_SCOPE = "all"
+CURVE_POINTS = 100  # x positions per return curve after binning
+PANEL_SIZE = (3.8, 2.9)  # inches per panel
+MAX_COLUMNS = 3
+PNG_DPI = 200
+
+
+class PlotInputError(ValueError):
+    """A table lacks a column or holds no rows for what was asked; the message says which."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def label_palette(labels: Iterable[str]) -> dict[str, tuple]:
+    """Colour per label, assigned in sorted label order (colour-blind palette first)."""
+    ordered = sorted(set(labels))
+    colours = sns.color_palette("colorblind", n_colors=max(len(ordered), 1))
+    if len(ordered) > 10:  # 'colorblind' repeats after 10 colours
+        colours = sns.color_palette("husl", n_colors=len(ordered))
+    return dict(zip(ordered, colours))
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], table: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise PlotInputError(f"{table} table lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def save_figure(fig: plt.Figure, out_stem: str | os.PathLike) -> list[Path]:
+    """Write ``fig`` as PDF and PNG next to each other (atomically), then close it."""
+    paths = []
+    for fmt in ("pdf", "png"):
+        path = Path(f"{out_stem}.{fmt}")
+        # No creation date in the PDF, so re-plotting unchanged data gives identical bytes.
+        metadata = {"CreationDate": None} if fmt == "pdf" else {}
+        write_atomic(
+            path,
+            lambda f, fmt=fmt, metadata=metadata: fig.savefig(
+                f, format=fmt, dpi=PNG_DPI, bbox_inches="tight", metadata=metadata
+            ),
+        )
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _themed(plot_function):
+    """Draw inside one seaborn style without changing the caller's global rcParams."""
+
+    @functools.wraps(plot_function)
+    def wrapper(*args, **kwargs):
+        with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.1):
+            return plot_function(*args, **kwargs)
+
+    return wrapper
+
+
+def _panel_grid(num_panels: int, panel_size=PANEL_SIZE, max_columns=MAX_COLUMNS, **kwargs):
+    """Figure with ``num_panels`` axes in rows of at most ``max_columns``; spare axes removed."""
+    ncols = min(num_panels, max_columns)
+    nrows = math.ceil(num_panels / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+        squeeze=False, **kwargs,
+    )  # fmt: skip
+    axes = list(axes.flat)
+    for spare in axes[num_panels:]:
+        spare.remove()
+    return fig, axes[:num_panels]
+
+
+def _legend_below(fig: plt.Figure, palette: dict[str, tuple], labels: Iterable[str], title="label"):
+    """One legend for all panels, under them, so it never covers data."""
+    shown = sorted(set(labels))
+    handles = [Line2D([], [], color=palette[label], lw=2.5) for label in shown]
+    fig.legend(
+        handles, shown, title=title, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(shown), 5), frameon=False,
+    )  # fmt: skip
+
+
+def _t_interval(values: pd.Series) -> tuple[float, float]:
+    """95% Student-t interval of the mean: honest with the handful of seeds a run has."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return (np.nan, np.nan)
+    half_width = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
+    return (values.mean() - half_width, values.mean() + half_width)
+
+
+def _scopes_in_order(scopes: Iterable[str]) -> list[str]:
+    """The aggregate scope first, then envs alphabetically."""
+    unique = set(scopes)
+    return [AGGREGATE_SCOPE] * (AGGREGATE_SCOPE in unique) + sorted(unique - {AGGREGATE_SCOPE})
+
+
+def _select(df: pd.DataFrame, table: str, **equal_to) -> pd.DataFrame:
+    """Rows whose columns equal the given values; an empty selection is an input error."""
+    selected = df
+    for column, value in equal_to.items():
+        selected = selected[selected[column] == value]
+    if selected.empty:
+        available = {c: sorted(df[c].unique().tolist()) for c in equal_to}
+        raise PlotInputError(f"{table} table has no rows for {equal_to}; available: {available}")
+    return selected
+
+
+def _time_unit(max_seconds: float) -> tuple[str, float]:
+    """A unit that keeps wall times readable: (name, seconds per unit)."""
+    if max_seconds < 120:
+        return "s", 1.0
+    if max_seconds < 2 * 3600:
+        return "min", 60.0
+    return "h", 3600.0
+
+
+# --------------------------------------------------------------------------- return curves
+
+
+def bin_steps(curves: pd.DataFrame, num_points: int = CURVE_POINTS) -> pd.DataFrame:
+    """Snap ``global_step`` to a common grid of one env, averaging a seed's points per bin.
+
+    Seeds log at the same steps, but a logging interval without a finished episode is
+    absent, so raw steps would give each x position a different set of seeds.
+    """
+    max_step = curves["global_step"].max()
+    steps = curves["global_step"].to_numpy()
+    if curves["global_step"].nunique() > num_points and max_step > 0:
+        width = max_step / num_points
+        steps = np.ceil(steps / width) * width  # each point belongs to the bin it closes
+    binned = curves.assign(global_step=steps)
+    return binned.groupby(["label", "seed", "global_step"], as_index=False)["episodic_return"].mean()
+
+
+@_themed
+def plot_return_curves(curves_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """One panel per env: mean episodic return over seeds vs env steps, 95% t-interval band."""
+    require_columns(curves_df, ["label", "env", "seed", "global_step", "episodic_return"], "curves")
+    curves_df = curves_df.dropna(subset=["episodic_return"])
+    if curves_df.empty:
+        raise PlotInputError("curves table has no finite episodic_return")
+    palette = label_palette(curves_df["label"])
+    envs = sorted(curves_df["env"].unique())
+    fig, axes = _panel_grid(len(envs))
+    for ax, env in zip(axes, envs):
+        binned = bin_steps(curves_df[curves_df["env"] == env])
+        sns.lineplot(
+            data=binned, x="global_step", y="episodic_return", hue="label", palette=palette,
+            errorbar=_t_interval, ax=ax, legend=False,
+        )  # fmt: skip
+        ax.set(title=env, xlabel="environment steps", ylabel="episodic return")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    fig.tight_layout()
+    _legend_below(fig, palette, curves_df["label"])
+    return save_figure(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- interval estimates
+
+
+def _draw_intervals(ax, rows: pd.DataFrame, palette: dict[str, tuple], order: list[str],
+                    name_column="label"):  # fmt: skip
+    """rliable-style rows: a bar spanning [ci_low, ci_high] and a black tick at the estimate.
+
+    Rows sit at fixed positions given by ``order`` (first at the top), so panels can share
+    the y axis even when a label is missing from one of them.
+    """
+    position = {name: len(order) - 1 - i for i, name in enumerate(order)}
+    y = rows[name_column].map(position).to_numpy()
+    colours = [palette[label] for label in rows["label"]]
+    ax.barh(y, rows["ci_high"] - rows["ci_low"], left=rows["ci_low"], height=0.6,
+            color=colours, alpha=0.75)  # fmt: skip
+    ax.vlines(rows["estimate"], y - 0.3, y + 0.3, color="black", lw=2)
+    ax.set_yticks([position[name] for name in order], order)
+    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.grid(axis="y", visible=False)
+
+
+def _interval_panel_size(num_rows: int) -> tuple[float, float]:
+    return (3.2, 0.45 * num_rows + 1.2)
+
+
+def _score_axis_label(normalization: str) -> str:
+    if normalization == "reference":
+        return "final return / reference mean"
+    return "final return"
+
+
+INTERVAL_COLUMNS = ["scope", "normalization", "label", "metric", "estimate", "ci_low", "ci_high"]
+
+
+@_themed
+def plot_intervals(
+    intervals_df: pd.DataFrame,
+    out_stem: str | os.PathLike,
+    normalization: str = "reference",
+    scope: str = AGGREGATE_SCOPE,
+) -> list[Path]:
+    """Interval estimates (OPEN Fig. 3 / rliable): one panel per metric, one row per label."""
+    require_columns(intervals_df, INTERVAL_COLUMNS, "intervals")
+    rows = _select(intervals_df, "intervals", normalization=normalization, scope=scope)
+    palette = label_palette(intervals_df["label"])
+    metrics = [m for m in METRIC_TITLES if m in set(rows["metric"])]
+    order = sorted(rows["label"].unique())
+    fig, axes = _panel_grid(len(metrics), _interval_panel_size(len(order)), max_columns=4, sharey=True)
+    for ax, metric in zip(axes, metrics):
+        _draw_intervals(ax, rows[rows["metric"] == metric], palette, order)
+        ax.set(title=METRIC_TITLES[metric], xlabel=_score_axis_label(normalization))
+    fig.suptitle(f"{scope}: 95% bootstrap confidence intervals", y=1.02)
+    fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_intervals_per_env(
+    intervals_df: pd.DataFrame,
+    out_stem: str | os.PathLike,
+    normalization: str = "reference",
+    metric: str = "iqm",
+) -> list[Path]:
+    """One panel per scope (aggregate first, then envs) for one metric, as OPEN's Figure 2."""
+    require_columns(intervals_df, INTERVAL_COLUMNS, "intervals")
+    rows = _select(intervals_df, "intervals", normalization=normalization, metric=metric)
+    palette = label_palette(intervals_df["label"])
+    scopes = _scopes_in_order(rows["scope"])
+    order = sorted(rows["label"].unique())
+    fig, axes = _panel_grid(len(scopes), _interval_panel_size(len(order)), max_columns=4, sharey=True)
+    for ax, scope in zip(axes, scopes):
+        _draw_intervals(ax, rows[rows["scope"] == scope], palette, order)
+        ax.set(title=scope, xlabel=f"{METRIC_TITLES[metric]} of {_score_axis_label(normalization)}")
+    fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_probability_of_improvement(poi_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """P(label > reference) with 95% CIs, one panel per scope; 0.5 marks no difference."""
+    require_columns(poi_df, ["scope", "label", "reference", "estimate", "ci_low", "ci_high"],
+                    "probability_of_improvement")  # fmt: skip
+    if poi_df.empty:
+        raise PlotInputError("probability_of_improvement table has no rows")
+    palette = label_palette([*poi_df["label"], *poi_df["reference"]])
+    rows = poi_df.assign(pair=poi_df["label"] + " vs " + poi_df["reference"])
+    scopes = _scopes_in_order(rows["scope"])
+    order = sorted(rows["pair"].unique())
+    fig, axes = _panel_grid(len(scopes), _interval_panel_size(len(order)), sharey=True)
+    for ax, scope in zip(axes, scopes):
+        _draw_intervals(ax, rows[rows["scope"] == scope], palette, order, name_column="pair")
+        ax.axvline(0.5, color="grey", ls="--", lw=1)
+        ax.set(title=scope, xlabel="P(label > reference)", xlim=(0, 1))
+    fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_performance_profile(profile_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """Fraction of runs scoring above tau, per label, with a 95% CI band; one panel per scope."""
+    require_columns(profile_df, ["scope", "label", "tau", "fraction", "ci_low", "ci_high"],
+                    "performance_profile")  # fmt: skip
+    if profile_df.empty:
+        raise PlotInputError("performance_profile table has no rows")
+    palette = label_palette(profile_df["label"])
+    scopes = _scopes_in_order(profile_df["scope"])
+    fig, axes = _panel_grid(len(scopes))
+    for ax, scope in zip(axes, scopes):
+        for label, rows in profile_df[profile_df["scope"] == scope].groupby("label"):
+            rows = rows.sort_values("tau")
+            ax.plot(rows["tau"], rows["fraction"], color=palette[label], lw=2)
+            ax.fill_between(rows["tau"], rows["ci_low"], rows["ci_high"], color=palette[label], alpha=0.2)
+        ax.set(title=scope, xlabel=r"normalised score $\tau$", ylabel=r"fraction of runs > $\tau$",
+               ylim=(-0.02, 1.02))  # fmt: skip
+    fig.tight_layout()
+    _legend_below(fig, palette, profile_df["label"])
+    return save_figure(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- scores and runtime
+
+
+def normalise_by_reference(final_returns_df: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Add ``score`` = final return / the reference label's mean final return on the same env.
+
+    As in ``rlopt stats``, only a positive reference mean can normalise: other envs are dropped.
+    """
+    finite = final_returns_df.dropna(subset=["final_return"])
+    reference_means = finite[finite["label"] == reference].groupby("env")["final_return"].mean()
+    reference_means = reference_means[reference_means > 0]
+    if reference_means.empty:
+        labels = sorted(final_returns_df["label"].unique())
+        raise PlotInputError(f"reference label {reference!r} has a positive mean final return on no env; "
+                             f"labels: {labels}")  # fmt: skip
+    scored = finite[finite["env"].isin(reference_means.index)]
+    return scored.assign(score=scored["final_return"] / scored["env"].map(reference_means))
+
+
+@_themed
+def plot_normalised_scores(
+    final_returns_df: pd.DataFrame, reference: str, out_stem: str | os.PathLike
+) -> list[Path]:
+    """Per env, each seed's final return over the reference's mean: box plus points per label."""
+    require_columns(final_returns_df, ["label", "env", "seed", "final_return"], "final_returns")
+    scored = normalise_by_reference(final_returns_df, reference)
+    palette = label_palette(final_returns_df["label"])
+    envs = sorted(scored["env"].unique())
+    fig, axes = _panel_grid(len(envs), panel_size=(3.6, 0.45 * scored["label"].nunique() + 1.3))
+    for ax, env in zip(axes, envs):
+        rows = scored[scored["env"] == env]
+        order = sorted(rows["label"].unique())
+        sns.boxplot(data=rows, x="score", y="label", order=order, hue="label", palette=palette,
+                    legend=False, fliersize=0, boxprops={"alpha": 0.6}, ax=ax)  # fmt: skip
+        sns.stripplot(data=rows, x="score", y="label", order=order, color="black", size=3, ax=ax)
+        ax.axvline(1.0, color="grey", ls="--", lw=1)
+        ax.set(title=env, xlabel=f"final return / {reference} mean", ylabel="")
+    fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_runtime(runtime_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """Bars per env and label: env steps per second (left) and wall time of the job (right)."""
+    require_columns(runtime_df, ["label", "env", "steps_per_second", "wall_seconds"], "runtime")
+    if runtime_df.empty:
+        raise PlotInputError("runtime table has no rows")
+    palette = label_palette(runtime_df["label"])
+    unit, seconds_per_unit = _time_unit(runtime_df["wall_seconds"].max())
+    rows = runtime_df.assign(wall_time=runtime_df["wall_seconds"] / seconds_per_unit)
+    order = sorted(rows["env"].unique())
+    fig, axes = _panel_grid(2, panel_size=(max(3.8, 1.2 * len(order)), 3.2), max_columns=2)
+    panels = [("steps_per_second", "env steps per second"), ("wall_time", f"wall time [{unit}]")]
+    for ax, (column, ylabel) in zip(axes, panels):
+        sns.barplot(data=rows, x="env", y=column, order=order, hue="label", palette=palette,
+                    hue_order=sorted(palette), errorbar=None, legend=False, ax=ax)  # fmt: skip
+        ax.set(xlabel="", ylabel=ylabel)
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.tick_params(axis="x", rotation=30 if len(order) > 3 else 0)
+    fig.tight_layout()
+    _legend_below(fig, palette, rows["label"])
+    return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_metric_over_generations(
+    df: pd.DataFrame, x: str, y: str, out_stem: str | os.PathLike, hue: str | None = None
+) -> list[Path]:
+    """``y`` against ``x`` (e.g. meta-training fitness per generation); repeated x are averaged
+    with a 95% t-interval band, one line per ``hue`` value."""
+    require_columns(df, [x, y] + ([hue] if hue else []), "metric")
+    if df.empty:
+        raise PlotInputError("metric table has no rows")
+    fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
+    palette = label_palette(df[hue].astype(str)) if hue else None
+    data = df.assign(**{hue: df[hue].astype(str)}) if hue else df
+    sns.lineplot(data=data, x=x, y=y, hue=hue, palette=palette, errorbar=_t_interval, ax=ax, legend=False)
+    ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "))
+    fig.tight_layout()
+    if hue:
+        _legend_below(fig, palette, data[hue], title=hue.replace("_", " "))
+    return save_figure(fig, out_stem)

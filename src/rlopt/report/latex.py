@@ -1,0 +1,264 @@
+"""LaTeX fragments that ``report/main.tex`` ``\\input``s: preset macros and result tables.
+
+Fragments are plain ``tabular`` environments (no booktabs, so TeX Live's latex-base and
+latex-recommended suffice); main.tex supplies captions and shrinks tables wider than the page.
+Every string that comes from data (labels, env names, descriptions) is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from rlopt.io import write_atomic
+
+AGGREGATE_SCOPE = "all"
+MISSING_CELL = "--"
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+META_KEYS = ("preset", "total_steps", "num_seeds", "bootstrap_reps")
+METRIC_NAMES = {"iqm": "IQM", "mean": "mean", "median": "median", "optimality_gap": "optimality gap"}
+
+
+class ReportInputError(ValueError):
+    """An input table or file cannot make a fragment; the message names the problem."""
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def escape_latex(text: object) -> str:
+    """``text`` with every LaTeX special character made literal."""
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
+
+
+def format_number(value: float) -> str:
+    """Three or so significant figures, without scientific notation for returns in the 1000s."""
+    if not math.isfinite(value):
+        return MISSING_CELL
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def format_interval(estimate: float, ci_low: float, ci_high: float) -> str:
+    return f"{format_number(estimate)} [{format_number(ci_low)}, {format_number(ci_high)}]"
+
+
+def format_duration(seconds: float) -> str:
+    """h:mm:ss, as Snakemake writes wall times."""
+    if not math.isfinite(seconds):
+        return MISSING_CELL
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def tabular(header: Sequence[str], rows: Iterable[Sequence[str]], align: str) -> str:
+    """A plain tabular; cells must already be LaTeX (escaped)."""
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\hline", " & ".join(header) + r" \\", r"\hline"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [r"\hline", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], table: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ReportInputError(f"{table} table lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def scopes_in_order(scopes: Iterable[str]) -> list[str]:
+    """The aggregate scope first, then envs alphabetically."""
+    unique = set(scopes)
+    return [AGGREGATE_SCOPE] * (AGGREGATE_SCOPE in unique) + sorted(unique - {AGGREGATE_SCOPE})
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+# --------------------------------------------------------------------------- fragments
+
+
+def _macro(name: str, body: str) -> str:
+    return rf"\newcommand{{\{name}}}{{{body}}}"
+
+
+def preset_fragment(meta: dict) -> str:
+    """Macros naming the preset and stating its scale, from the preset's meta JSON.
+
+    ``total_steps`` is env steps per run: one number, or a mapping env -> number.
+    ``scale`` (optional, default "reduced") says whether the preset matches the papers.
+    """
+    missing = [key for key in META_KEYS if key not in meta]
+    if missing:
+        raise ReportInputError(f"meta lacks key(s) {missing}; it has {sorted(meta)}")
+    total_steps = meta["total_steps"]
+    if isinstance(total_steps, dict):
+        steps_text = ", ".join(
+            f"{format_number(steps)} ({escape_latex(env)})" for env, steps in sorted(total_steps.items())
+        )
+    else:
+        steps_text = format_number(total_steps)
+    scale = str(meta.get("scale", "reduced"))
+    statement = (
+        f"{escape_latex(scale.capitalize())} scale: {steps_text} environment steps per run; "
+        f"{meta['num_seeds']} seeds per configuration; "
+        f"{meta['bootstrap_reps']} bootstrap resamples per confidence interval."
+    )
+    macros = [
+        _macro("rloptPreset", escape_latex(meta["preset"])),
+        _macro("rloptPresetDescription", escape_latex(meta.get("description", ""))),
+        _macro("rloptScale", escape_latex(scale)),
+        _macro("rloptStepsPerRun", steps_text),
+        _macro("rloptNumSeeds", str(meta["num_seeds"])),
+        _macro("rloptBootstrapReps", str(meta["bootstrap_reps"])),
+        _macro("rloptScaleStatement", statement),
+    ]
+    return "\n".join(["% Generated by `rlopt report tables`; do not edit.", *macros, ""])
+
+
+def paths_fragment(figures_dir: str | os.PathLike) -> str:
+    """``\\rloptFigDir``: where main.tex looks for figures (absolute: the build runs elsewhere)."""
+    figures_dir = Path(figures_dir).resolve()
+    if any(char in str(figures_dir) for char in " %#$&{}~^\\"):
+        raise ReportInputError(f"{figures_dir}: pdflatex cannot read figures from a path with "
+                               "spaces or LaTeX special characters")  # fmt: skip
+    return "\n".join(["% Generated by `rlopt report tables`; do not edit.",
+                      _macro("rloptFigDir", figures_dir.as_posix()), ""])  # fmt: skip
+
+
+def intervals_fragment(intervals_df: pd.DataFrame, metric: str = "iqm") -> str:
+    """``metric`` [95% CI] per label (rows) and scope (columns).
+
+    Reference-normalised scores when the table has them (comparable across envs), else raw.
+    """
+    require_columns(intervals_df, ["scope", "normalization", "label", "metric", "estimate",
+                                   "ci_low", "ci_high"], "intervals")  # fmt: skip
+    normalization = "reference" if "reference" in set(intervals_df["normalization"]) else "raw"
+    rows = intervals_df[(intervals_df["normalization"] == normalization) & (intervals_df["metric"] == metric)]
+    if rows.empty:
+        raise ReportInputError(f"intervals table has no {metric!r} rows")
+    cells = rows.set_index(["label", "scope"])
+    scopes = scopes_in_order(rows["scope"])
+    what = "normalised score" if normalization == "reference" else "final return"
+    header = [f"{METRIC_NAMES[metric]} of {what}", *(escape_latex(s) for s in scopes)]
+
+    def cell(label: str, scope: str) -> str:
+        if (label, scope) not in cells.index:
+            return MISSING_CELL
+        row = cells.loc[(label, scope)]
+        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    body = [[escape_latex(label), *(cell(label, s) for s in scopes)] for label in sorted(rows["label"].unique())]
+    return tabular(header, body, "l" + "c" * len(scopes))
+
+
+def poi_fragment(poi_df: pd.DataFrame) -> str:
+    """P(label > reference) [95% CI] per (label, reference) and scope."""
+    require_columns(poi_df, ["scope", "label", "reference", "estimate", "ci_low", "ci_high"],
+                    "probability_of_improvement")  # fmt: skip
+    if poi_df.empty:
+        raise ReportInputError("probability_of_improvement table has no rows")
+    cells = poi_df.set_index(["label", "reference", "scope"])
+    scopes = scopes_in_order(poi_df["scope"])
+    header = ["label", "reference", *(escape_latex(s) for s in scopes)]
+    pairs = sorted(set(zip(poi_df["label"], poi_df["reference"])))
+
+    def cell(label: str, reference: str, scope: str) -> str:
+        if (label, reference, scope) not in cells.index:
+            return MISSING_CELL
+        row = cells.loc[(label, reference, scope)]
+        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    body = [[escape_latex(label), escape_latex(reference), *(cell(label, reference, s) for s in scopes)]
+            for label, reference in pairs]  # fmt: skip
+    return tabular(header, body, "ll" + "c" * len(scopes))
+
+
+def runtime_fragment(runtime_df: pd.DataFrame) -> str:
+    """Throughput and wall time of every training job, per env and label."""
+    require_columns(runtime_df, ["label", "env", "num_seeds", "total_steps", "steps_per_second",
+                                 "wall_seconds"], "runtime")  # fmt: skip
+    header = ["env", "label", "seeds", "env steps per run", "env steps/s", "wall time (h:mm:ss)"]
+    body = [
+        [escape_latex(row.env), escape_latex(row.label), str(int(row.num_seeds)), format_number(row.total_steps),
+         format_number(row.steps_per_second), format_duration(row.wall_seconds)]
+        for row in runtime_df.sort_values(["env", "label"]).itertuples()
+    ]  # fmt: skip
+    return tabular(header, body, "llrrrr")
+
+
+# --------------------------------------------------------------------------- compute cost
+
+
+def rule_of_benchmark(path: str | os.PathLike) -> str:
+    """The Snakemake rule a benchmark TSV belongs to: ``.../benchmarks/<rule>/....tsv``
+    (or ``.../benchmarks/<rule>.tsv``)."""
+    parts = Path(path).parts
+    if "benchmarks" not in parts:
+        raise ReportInputError(f"{path}: benchmark files must lie under benchmarks/<rule>/")
+    index = len(parts) - 1 - parts[::-1].index("benchmarks")
+    after = parts[index + 1 :]
+    return after[0] if len(after) > 1 else Path(after[0]).stem
+
+
+def read_benchmarks(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """All rows of the Snakemake benchmark TSVs, with ``rule`` and ``file`` columns added."""
+    tables = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise ReportInputError(f"{path}: no such benchmark file")
+        table = pd.read_csv(path, sep="\t")
+        require_columns(table, ["s", "max_rss"], f"benchmark {path}")
+        tables.append(table.assign(rule=rule_of_benchmark(path), file=str(path)))
+    return pd.concat(tables, ignore_index=True)
+
+
+def summarise_cost(benchmarks: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, summed wall seconds and CPU seconds, peak resident memory (MB)."""
+    numeric = benchmarks.assign(
+        s=pd.to_numeric(benchmarks["s"], errors="coerce"),
+        max_rss=pd.to_numeric(benchmarks["max_rss"], errors="coerce"),  # "NA"/"-" when unmeasured
+        cpu_time=pd.to_numeric(benchmarks.get("cpu_time", math.nan), errors="coerce"),
+    )
+    return numeric.groupby("rule").agg(
+        jobs=("file", "nunique"),
+        wall_seconds=("s", "sum"),
+        cpu_seconds=("cpu_time", lambda s: s.sum(min_count=1)),
+        peak_rss_mb=("max_rss", "max"),
+    ).reset_index()
+
+
+def cost_fragment(cost: pd.DataFrame) -> str:
+    header = ["rule", "jobs", "wall time (h:mm:ss)", "CPU time (h:mm:ss)", "peak RSS (MB)"]
+    body = [
+        [escape_latex(row.rule), str(row.jobs), format_duration(row.wall_seconds),
+         format_duration(row.cpu_seconds), format_number(row.peak_rss_mb)]
+        for row in cost.itertuples()
+    ]  # fmt: skip
+    total = [
+        r"\textit{total}", str(cost["jobs"].sum()), format_duration(cost["wall_seconds"].sum()),
+        format_duration(cost["cpu_seconds"].sum(min_count=1)), format_number(cost["peak_rss_mb"].max()),
+    ]  # fmt: skip
+    return tabular(header, [*body, total], "lrrrr")
