@@ -20,14 +20,23 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def code_hash() -> str:
-    """SHA-256 over the library's Python sources; Snakemake rules use it as a rerun trigger."""
+def _source_files(entry: str = "") -> list[Path]:
+    root = PACKAGE_ROOT / entry
+    paths = [root] if root.is_file() else sorted(root.rglob("*"))
+    return [p for p in paths if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts]
+
+
+def _hash_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_ROOT.rglob("*")):
-        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
-            digest.update(path.read_bytes())
+    for path in paths:
+        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def code_hash() -> str:
+    """SHA-256 over all of the library's sources (recorded in every result's provenance)."""
+    return _hash_files(_source_files())
 
 
 def _git(*args: str) -> str | None:
@@ -63,3 +72,18 @@ def provenance(config: dict) -> dict:
         "command": sys.argv,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# Which library sources each pipeline stage runs; Snakemake reruns a stage's jobs when
+# the hash of its sources changes (it does not track imported modules itself).
+STAGE_SOURCES = {
+    "train": ("agents", "envs", "optimizers", "training.py", "commands/train.py"),
+    "select": ("commands/select.py",),
+    "stats": ("analysis",),
+    "plots": ("plots",),
+    "report": ("report",),
+}
+
+
+def stage_code_hash(stage: str) -> str:
+    return _hash_files([p for entry in STAGE_SOURCES[stage] for p in _source_files(entry)])

@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              lambda df, args, f: f.plot_probability_of_improvement(df, args.out))  # fmt: skip
     add_kind("profile", "performance profiles", "--profile",
              lambda df, args, f: f.plot_performance_profile(df, args.out))  # fmt: skip
+    add_kind("sweep", "every tuning configuration's mean final return, the chosen ones ringed", "--sweeps",
+             lambda df, args, f: f.plot_sweep(df, args.out))  # fmt: skip
     add_kind("runtime", "env steps per second and wall time per label and env", "--runtime",
              lambda df, args, f: f.plot_runtime(df, args.out))  # fmt: skip
 

@@ -377,6 +377,29 @@ def plot_runtime(runtime_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[
 
 
 @_themed
+def plot_sweep(sweeps_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """Per env, the mean final return of every sweep point per optimizer; the chosen one ringed."""
+    require_columns(sweeps_df, ["env", "optimizer", "mean_final_return", "best"], "sweeps")
+    rows = sweeps_df[np.isfinite(sweeps_df["mean_final_return"])]
+    if rows.empty:
+        raise PlotInputError("sweep table has no finite results")
+    palette = label_palette(rows["optimizer"])
+    envs = sorted(rows["env"].unique())
+    fig, axes = _panel_grid(len(envs), panel_size=(3.6, 0.45 * rows["optimizer"].nunique() + 1.3))
+    for ax, env in zip(axes, envs):
+        panel = rows[rows["env"] == env]
+        order = sorted(panel["optimizer"].unique())
+        sns.stripplot(data=panel, x="mean_final_return", y="optimizer", order=order, hue="optimizer",
+                      palette=palette, legend=False, size=5, ax=ax)  # fmt: skip
+        best = panel[panel["best"]]
+        ax.scatter(best["mean_final_return"], [order.index(o) for o in best["optimizer"]], s=110,
+                   facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)  # fmt: skip
+        ax.set(title=env, xlabel="mean final return (tuning seeds)", ylabel="")
+    fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+@_themed
 def plot_metric_over_generations(
     df: pd.DataFrame, x: str, y: str, out_stem: str | os.PathLike, hue: str | None = None
 ) -> list[Path]:

@@ -20,6 +20,7 @@ TABLE_FRAGMENTS = {
     "poi": "table_poi.tex",
     "runtime": "table_runtime.tex",
     "benchmarks": "table_cost.tex",
+    "sweeps": "table_tuning.tex",
 }
 TEX_INSTALL_HINT = (
     "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
@@ -33,13 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
 
     tables = actions.add_parser("tables", help="write the LaTeX fragments main.tex inputs")
-    tables.add_argument("--meta", required=True, help="preset JSON: preset, description, total_steps, "
+    tables.add_argument("--meta", required=True, help="preset JSON (inline or a file): preset, description, total_steps, "
                         "num_seeds, bootstrap_reps[, scale]")  # fmt: skip
     tables.add_argument("--figures-dir", required=True, help="directory holding the figures (STEM.pdf)")
     tables.add_argument("--out-dir", required=True, help="where the fragments are written")
     tables.add_argument("--intervals", help="intervals table (parquet/CSV)")
     tables.add_argument("--poi", help="probability_of_improvement table (parquet/CSV)")
     tables.add_argument("--runtime", help="runtime table (parquet/CSV)")
+    tables.add_argument("--sweeps", help="combined sweep table of `rlopt sweeps` (parquet/CSV)")
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -68,6 +70,7 @@ def write_tables(args: argparse.Namespace) -> int:
             "intervals": lambda path: latex.intervals_fragment(read_table(path)),
             "poi": lambda path: latex.poi_fragment(read_table(path)),
             "runtime": lambda path: latex.runtime_fragment(read_table(path)),
+            "sweeps": lambda path: latex.tuning_fragment(read_table(path)),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():
@@ -87,13 +90,11 @@ def write_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_meta(path: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as err:
-        raise UsageError(f"{path}: no such meta file") from err
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{path}: not valid JSON ({err})") from err
+def _read_meta(text: str) -> dict:
+    """The preset description: inline JSON (as the workflow passes it) or a JSON file."""
+    from rlopt.commands.common import parse_json_object
+
+    return parse_json_object(text if text.lstrip().startswith("{") else f"@{text}", "--meta")
 
 
 # --------------------------------------------------------------------------- build

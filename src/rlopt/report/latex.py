@@ -7,6 +7,7 @@ Every string that comes from data (labels, env names, descriptions) is escaped.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -207,6 +208,27 @@ def runtime_fragment(runtime_df: pd.DataFrame) -> str:
         for row in runtime_df.sort_values(["env", "label"]).itertuples()
     ]  # fmt: skip
     return tabular(header, body, "llrrrr")
+
+
+def tuning_fragment(sweeps_df: pd.DataFrame) -> str:
+    """The chosen configuration of every sweep, with its mean final return and grid size."""
+    require_columns(sweeps_df, ["env", "optimizer", "hparams", "mean_final_return", "best"], "sweeps")
+    if not sweeps_df["best"].any():
+        raise ReportInputError("sweeps table marks no best configuration")
+    sizes = sweeps_df.groupby(["env", "optimizer"]).size()
+    header = ["env", "optimizer", "selected hyperparameters", "mean final return", "grid points"]
+    body = [
+        [escape_latex(row.env), escape_latex(row.optimizer), _hparams_text(row.hparams),
+         format_number(row.mean_final_return), str(int(sizes[(row.env, row.optimizer)]))]
+        for row in sweeps_df[sweeps_df["best"]].sort_values(["env", "optimizer"]).itertuples()
+    ]  # fmt: skip
+    return tabular(header, body, "lllrr")
+
+
+def _hparams_text(hparams_json: str) -> str:
+    hparams = json.loads(hparams_json)
+    shown = {k: v for k, v in sorted(hparams.items()) if not (k in ("l2", "weight_decay", "eps") and not v)}
+    return escape_latex(", ".join(f"{k}={v}" for k, v in shown.items()))
 
 
 # --------------------------------------------------------------------------- compute cost

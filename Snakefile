@@ -1,0 +1,25 @@
+# Evaluation of meta-learned RL optimizers: the whole study, from tuning to the report.
+#   snakemake --cores all                              default preset (config/config.yaml)
+#   snakemake --cores all --configfile config/smoke.yaml
+#   snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tune.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/report.pdf",

@@ -1,0 +1,211 @@
+"""Validates a pipeline preset and resolves it into the jobs the Snakefile declares.
+
+Everything that can be wrong with a preset is caught here, at DAG construction, with a
+message naming the offending key: the JSON schema (types, enums, ranges, unknown keys),
+then what a schema cannot express (files that must exist, disjoint seed sets, search
+spaces whose every point is a valid optimizer configuration, valid PPO settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A preset that cannot run; the message names the key."""
+
+
+def _key_path(path) -> str:
+    parts = []
+    for part in path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).lstrip(".") or "<top level>"
+
+
+def check_schema(config: dict, schema_path: Path = SCHEMA) -> None:
+    import jsonschema
+
+    schema = yaml.safe_load(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        error = errors[0]
+        key = _key_path(error.path)
+        if error.validator == "additionalProperties":
+            key = f"{key} (unknown key)" if error.path else "<top level> (unknown key)"
+        raise ConfigError(f"config key '{key}': {error.message}")
+
+
+def _fill_defaults(config: dict) -> dict:
+    config = json.loads(json.dumps(config))  # a deep copy that is plain JSON
+    config.setdefault("env_options", {})
+    config["stats"].setdefault("taus", {"start": 0.0, "stop": 2.0, "num": 41})
+    return config
+
+
+def _load_yaml(path: str, key: str, root: Path) -> dict:
+    full = root / path
+    if not full.is_file():
+        raise ConfigError(f"config key '{key}': file {path} does not exist")
+    try:
+        data = yaml.safe_load(full.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config key '{key}': {path} is not valid YAML ({err})")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{key}': {path} must hold a mapping")
+    return data
+
+
+def point_id(hparams: dict) -> str:
+    """A stable name for a grid point: editing a grid renames only the points that changed."""
+    canonical = json.dumps(hparams, sort_keys=True)
+    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def expand_grid(grid: dict) -> list[dict]:
+    names = sorted(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+@dataclass
+class Plan:
+    """A validated preset, resolved into concrete jobs."""
+
+    config: dict
+    ppo: dict  # env -> PPO overrides (JSON-ready)
+    total_steps: dict  # env -> environment steps per run
+    env_options: dict  # env -> constructor options
+    grids: dict  # (optimizer, env) -> {point_id: hparams}
+    eval_blocks: list[str] = field(default_factory=list)  # "START-STOP" (half-open)
+
+    @property
+    def envs(self) -> list[str]:
+        return self.config["envs"]
+
+    @property
+    def optimizers(self) -> list[str]:
+        return self.config["optimizers"]
+
+    @property
+    def tune_seeds(self) -> str:
+        seeds = self.config["tuning"]["seeds"]
+        return f"{seeds['start']}:{seeds['start'] + seeds['count']}"
+
+    def ppo_json(self, env: str) -> str:
+        return json.dumps(self.ppo[env], sort_keys=True)
+
+    def env_options_json(self, env: str) -> str:
+        return json.dumps(self.env_options.get(env, {}), sort_keys=True)
+
+    def report_meta_json(self) -> str:
+        """What the report's first page states about this preset."""
+        c = self.config
+        meta = {"preset": c["preset"], "description": c["description"], "scale": c["scale"],
+                "total_steps": self.total_steps, "num_seeds": c["evaluation"]["seeds"]["count"],
+                "bootstrap_reps": c["stats"]["bootstrap_reps"]}
+        return json.dumps(meta, sort_keys=True)
+
+    def hparams_json(self, optimizer: str, env: str, point: str) -> str:
+        return json.dumps(self.grids[(optimizer, env)][point], sort_keys=True)
+
+
+def _seed_set(seeds: dict) -> set[int]:
+    return set(range(seeds["start"], seeds["start"] + seeds["count"]))
+
+
+def _check_semantics(config: dict) -> None:
+    if config["reference_optimizer"] not in config["optimizers"]:
+        raise ConfigError(f"config key 'reference_optimizer': '{config['reference_optimizer']}' must be one of "
+                          f"the evaluated optimizers {config['optimizers']}")
+    overlap = _seed_set(config["tuning"]["seeds"]) & _seed_set(config["evaluation"]["seeds"])
+    if overlap:
+        raise ConfigError(f"config key 'evaluation.seeds': evaluation seeds must differ from tuning seeds; "
+                          f"both contain {sorted(overlap)[:5]}")
+    for env in config["env_options"]:
+        if env not in config["envs"]:
+            raise ConfigError(f"config key 'env_options.{env}': '{env}' is not in envs {config['envs']}")
+    taus = config["stats"]["taus"]
+    if taus["stop"] <= taus["start"]:
+        raise ConfigError("config key 'stats.taus': stop must be greater than start")
+
+
+def _resolve_ppo(config: dict, root: Path) -> dict:
+    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.envs.registry import default_ppo_settings
+
+    overrides = _load_yaml(config["ppo_settings"], "ppo_settings", root)
+    unknown = sorted(set(overrides) - set(config["envs"]))
+    if unknown:
+        raise ConfigError(f"config key 'ppo_settings': {config['ppo_settings']} sets envs {unknown} "
+                          f"that are not in envs {config['envs']}")
+    resolved = {}
+    for env in config["envs"]:
+        env_overrides = overrides.get(env) or {}
+        try:
+            ppo = PPOConfig.from_dict({**default_ppo_settings(env), **env_overrides})
+        except (PPOConfigError, TypeError) as err:
+            raise ConfigError(f"config key 'ppo_settings' ({config['ppo_settings']}, env '{env}'): {err}")
+        resolved[env] = (env_overrides, ppo.num_updates * ppo.batch_size)
+    return resolved
+
+
+def _resolve_grids(config: dict, root: Path) -> dict:
+    from rlopt.envs.registry import ENVIRONMENTS
+    from rlopt.optimizers import OptimizerConfigError, validate_hparams
+
+    path = config["tuning"]["search_space"]
+    space = _load_yaml(path, "tuning.search_space", root)
+    grids = {}
+    for optimizer in config["optimizers"]:
+        if optimizer not in space:
+            raise ConfigError(f"config key 'tuning.search_space': {path} has no grid for optimizer '{optimizer}'")
+        for env in config["envs"]:
+            family = ENVIRONMENTS[env].ppo_family
+            grid = space[optimizer].get(env, space[optimizer].get(family))
+            where = f"config key 'tuning.search_space' ({path}, {optimizer}.{family})"
+            if not isinstance(grid, dict) or not grid:
+                raise ConfigError(f"{where}: no grid for env '{env}' (give '{env}' or '{family}')")
+            for name, values in grid.items():
+                if not isinstance(values, list) or not values:
+                    raise ConfigError(f"{where}: '{name}' must be a non-empty list of values")
+            points = {}
+            for hparams in expand_grid(grid):
+                try:
+                    validate_hparams(optimizer, hparams)
+                except OptimizerConfigError as err:
+                    raise ConfigError(f"{where}: {err}")
+                points[point_id(hparams)] = hparams
+            grids[(optimizer, env)] = points
+    return grids
+
+
+def _eval_blocks(config: dict) -> list[str]:
+    seeds = config["evaluation"]["seeds"]
+    size = config["evaluation"]["block_size"]
+    stop = seeds["start"] + seeds["count"]
+    return [f"{s}-{min(s + size, stop)}" for s in range(seeds["start"], stop, size)]
+
+
+def load_plan(config: dict, root: Path | str = ".") -> Plan:
+    """Validates ``config`` (a loaded preset) and resolves it; raises ConfigError."""
+    root = Path(root)
+    check_schema(config)
+    config = _fill_defaults(config)
+    _check_semantics(config)
+    ppo = _resolve_ppo(config, root)
+    return Plan(
+        config=config,
+        ppo={env: overrides for env, (overrides, _) in ppo.items()},
+        total_steps={env: steps for env, (_, steps) in ppo.items()},
+        env_options=config["env_options"],
+        grids=_resolve_grids(config, root),
+        eval_blocks=_eval_blocks(config),
+    )

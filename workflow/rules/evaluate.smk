@@ -1,0 +1,71 @@
+# Evaluation: each (optimizer, env) with its tuned settings on the evaluation seeds, in
+# vmapped seed blocks; then the collected tables and rliable statistics.
+
+
+rule evaluate_block:
+    input:
+        hparams="results/tune/{env}/{optimizer}/best_hparams.json",
+    output:
+        summary="results/eval/{env}/{optimizer}/seeds{block}/summary.json",
+        returns="results/eval/{env}/{optimizer}/seeds{block}/returns.parquet",
+    log:
+        "results/logs/evaluate_block/{env}/{optimizer}/seeds{block}.log",
+    benchmark:
+        "results/benchmarks/evaluate_block/{env}/{optimizer}/seeds{block}.tsv"
+    params:
+        ppo=lambda w: PLAN.ppo_json(w.env),
+        env_options=lambda w: PLAN.env_options_json(w.env),
+        seeds=lambda w: w.block.replace("-", ":"),
+        out=lambda w, output: run_dir(output.summary),
+        code=CODE["train"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    shell:
+        "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
+        "--hparams @{input.hparams} --seeds {params.seeds} --ppo '{params.ppo}' "
+        "--env-options '{params.env_options}' --out {params.out} > {log} 2>&1"
+
+
+rule collect_evaluation:
+    input:
+        eval_summaries,
+    output:
+        final_returns="results/eval/final_returns.parquet",
+        curves="results/eval/curves.parquet",
+        runtime="results/eval/runtime.parquet",
+    log:
+        "results/logs/collect_evaluation.log",
+    benchmark:
+        "results/benchmarks/collect_evaluation/all.tsv"
+    params:
+        runs=lambda w, input: [run_dir(p) for p in input],
+        out=lambda w, output: run_dir(output.final_returns),
+        code=CODE["stats"],
+    shell:
+        "{RLOPT} collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+
+
+rule statistics:
+    input:
+        final_returns="results/eval/final_returns.parquet",
+    output:
+        intervals="results/stats/intervals.parquet",
+        poi="results/stats/probability_of_improvement.parquet",
+        profile="results/stats/performance_profile.parquet",
+        provenance="results/stats/stats.json",
+    log:
+        "results/logs/statistics.log",
+    benchmark:
+        "results/benchmarks/statistics/all.tsv"
+    params:
+        reference=config["reference_optimizer"],
+        reps=config["stats"]["bootstrap_reps"],
+        seed=config["stats"]["seed"],
+        taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
+        out=lambda w, output: run_dir(output.intervals),
+        code=CODE["stats"],
+    shell:
+        "{RLOPT} stats --final-returns {input.final_returns} --reference {params.reference} "
+        "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"

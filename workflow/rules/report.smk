@@ -1,0 +1,206 @@
+# Figures (seaborn), LaTeX fragments and the PDF report.  Figure rules only read tables;
+# they and the LaTeX build are cheap, so they run locally even on a cluster.
+
+
+localrules:
+    combine_sweeps,
+    figure_sweep,
+    figure_curves,
+    figure_intervals,
+    figure_intervals_per_env,
+    figure_normalised,
+    figure_poi,
+    figure_profile,
+    figure_runtime,
+    report_tables,
+    report_pdf,
+
+
+rule combine_sweeps:
+    input:
+        [
+            f"results/tune/{env}/{optimizer}/sweep.parquet"
+            for env in PLAN.envs
+            for optimizer in PLAN.optimizers
+        ],
+    output:
+        "results/tune/sweeps.parquet",
+    log:
+        "results/logs/combine_sweeps.log",
+    benchmark:
+        "results/benchmarks/combine_sweeps/all.tsv"
+    params:
+        code=CODE["select"],
+    shell:
+        "{RLOPT} sweeps --tables {input} --out {output} > {log} 2>&1"
+
+
+rule figure_sweep:
+    input:
+        "results/tune/sweeps.parquet",
+    output:
+        pdf=report("results/figures/tuning.pdf", caption="../report/tuning.rst", category="Tuning"),
+        png="results/figures/tuning.png",
+    log:
+        "results/logs/figures/tuning.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot sweep --sweeps {input} --out results/figures/tuning > {log} 2>&1"
+
+
+rule figure_curves:
+    input:
+        "results/eval/curves.parquet",
+    output:
+        pdf=report("results/figures/eval_curves.pdf", caption="../report/curves.rst", category="Evaluation"),
+        png="results/figures/eval_curves.png",
+    log:
+        "results/logs/figures/eval_curves.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot curves --curves {input} --out results/figures/eval_curves > {log} 2>&1"
+
+
+rule figure_intervals:
+    input:
+        "results/stats/intervals.parquet",
+    output:
+        pdf=report("results/figures/eval_intervals.pdf", caption="../report/intervals.rst", category="Evaluation"),
+        png="results/figures/eval_intervals.png",
+    log:
+        "results/logs/figures/eval_intervals.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot intervals --intervals {input} --normalization reference --scope all "
+        "--out results/figures/eval_intervals > {log} 2>&1"
+
+
+rule figure_intervals_per_env:
+    input:
+        "results/stats/intervals.parquet",
+    output:
+        pdf=report(
+            "results/figures/eval_intervals_per_env.pdf",
+            caption="../report/intervals_per_env.rst",
+            category="Evaluation",
+        ),
+        png="results/figures/eval_intervals_per_env.png",
+    log:
+        "results/logs/figures/eval_intervals_per_env.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot intervals --intervals {input} --per-env --metric iqm --normalization reference "
+        "--out results/figures/eval_intervals_per_env > {log} 2>&1"
+
+
+rule figure_normalised:
+    input:
+        "results/eval/final_returns.parquet",
+    output:
+        pdf=report("results/figures/eval_normalised.pdf", caption="../report/normalised.rst", category="Evaluation"),
+        png="results/figures/eval_normalised.png",
+    log:
+        "results/logs/figures/eval_normalised.log",
+    params:
+        reference=config["reference_optimizer"],
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot normalised --final-returns {input} --reference {params.reference} "
+        "--out results/figures/eval_normalised > {log} 2>&1"
+
+
+rule figure_poi:
+    input:
+        "results/stats/probability_of_improvement.parquet",
+    output:
+        pdf=report("results/figures/eval_poi.pdf", caption="../report/poi.rst", category="Evaluation"),
+        png="results/figures/eval_poi.png",
+    log:
+        "results/logs/figures/eval_poi.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot poi --poi {input} --out results/figures/eval_poi > {log} 2>&1"
+
+
+rule figure_profile:
+    input:
+        "results/stats/performance_profile.parquet",
+    output:
+        pdf=report("results/figures/eval_profile.pdf", caption="../report/profile.rst", category="Evaluation"),
+        png="results/figures/eval_profile.png",
+    log:
+        "results/logs/figures/eval_profile.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot profile --profile {input} --out results/figures/eval_profile > {log} 2>&1"
+
+
+rule figure_runtime:
+    input:
+        "results/eval/runtime.parquet",
+    output:
+        pdf=report("results/figures/runtime.pdf", caption="../report/runtime.rst", category="Compute cost"),
+        png="results/figures/runtime.png",
+    log:
+        "results/logs/figures/runtime.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot runtime --runtime {input} --out results/figures/runtime > {log} 2>&1"
+
+
+REPORT_FIGURES = [
+    "tuning",
+    "eval_curves",
+    "eval_intervals",
+    "eval_intervals_per_env",
+    "eval_normalised",
+    "eval_poi",
+    "eval_profile",
+    "runtime",
+]
+
+
+rule report_tables:
+    input:
+        intervals="results/stats/intervals.parquet",
+        poi="results/stats/probability_of_improvement.parquet",
+        runtime="results/eval/runtime.parquet",
+        sweeps="results/tune/sweeps.parquet",
+        benchmarks=train_benchmarks,
+    output:
+        preset="results/report_build/preset.tex",
+        paths="results/report_build/paths.tex",
+        tables=expand(
+            "results/report_build/table_{name}.tex", name=["intervals", "poi", "runtime", "cost", "tuning"]
+        ),
+    log:
+        "results/logs/report_tables.log",
+    params:
+        meta=PLAN.report_meta_json(),
+        code=CODE["report"],
+    shell:
+        "{RLOPT} report tables --meta '{params.meta}' --figures-dir results/figures "
+        "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
+        "--runtime {input.runtime} --sweeps {input.sweeps} --benchmarks {input.benchmarks} > {log} 2>&1"
+
+
+rule report_pdf:
+    input:
+        tex=REPO / "report" / "main.tex",
+        fragments=rules.report_tables.output,
+        figures=expand("results/figures/{name}.pdf", name=REPORT_FIGURES),
+    output:
+        "results/report.pdf",
+    log:
+        "results/logs/report_pdf.log",
+    params:
+        code=CODE["report"],
+    shell:
+        "{RLOPT} report build --tex {input.tex} --workdir results/report_build --out {output} > {log} 2>&1"
