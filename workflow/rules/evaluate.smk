@@ -18,7 +18,7 @@ rule evaluate_block:
         seeds=lambda w: w.block.replace("-", ":"),
         out=lambda w, output: run_dir(output.summary),
         code=CODE["train"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=240,

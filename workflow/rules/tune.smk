@@ -17,7 +17,7 @@ rule tune_point:
         seeds=PLAN.tune_seeds,
         out=lambda w, output: run_dir(output.summary),
         code=CODE["train"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,

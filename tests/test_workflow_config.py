@@ -1,0 +1,140 @@
+"""Presets are validated at DAG construction; every bad one is rejected naming its key."""
+
+import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlopt.envs.registry import env_names
+from rlopt.optimizers import optimizer_names
+from rlopt.workflow_config import ConfigError, load_plan
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+
+
+def with_change(path: str, value):
+    """A copy of the smoke preset with the dotted ``path`` set to ``value`` (DELETE removes it)."""
+    config = copy.deepcopy(SMOKE)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+DELETE = object()
+
+BAD_CONFIGS = [
+    ("envs", ["breakout", "pong"], "envs[1]"),
+    ("envs", [], "envs"),
+    ("envs", "breakout", "envs"),
+    ("envs", ["breakout", "breakout"], "envs"),
+    ("optimizers", ["adam", "adagrad"], "optimizers[1]"),
+    ("optimizers", [], "optimizers"),
+    ("reference_optimizer", "sgd", "reference_optimizer"),
+    ("reference_optimizer", "velo", "reference_optimizer"),
+    ("preset", DELETE, "preset"),
+    ("scale", "huge", "scale"),
+    ("scale", DELETE, "scale"),
+    ("description", "", "description"),
+    ("tuning.seeds.count", 0, "tuning.seeds.count"),
+    ("tuning.seeds.start", -1, "tuning.seeds.start"),
+    ("tuning.seeds", {"start": 0}, "tuning.seeds"),
+    ("tuning.search_space", "config/search_spaces/missing.yaml", "tuning.search_space"),
+    ("tuning.search_space", "grid.json", "tuning.search_space"),
+    ("tuning.extra", 1, "tuning (unknown key)"),
+    ("evaluation.seeds.count", "8", "evaluation.seeds.count"),
+    ("evaluation.seeds", {"start": 1000, "count": 2}, "evaluation.seeds"),
+    ("evaluation.block_size", 0, "evaluation.block_size"),
+    ("evaluation", DELETE, "evaluation"),
+    ("stats.bootstrap_reps", -5, "stats.bootstrap_reps"),
+    ("stats.bootstrap_reps", 2.5, "stats.bootstrap_reps"),
+    ("stats.taus", {"start": 1.0, "stop": 0.5, "num": 5}, "stats.taus"),
+    ("ppo_settings", "config/ppo/nope.yaml", "ppo_settings"),
+    ("env_options.ant", {"backend": "physx"}, "env_options.ant.backend"),
+    ("env_options.freeway", {}, "env_options.freeway"),
+    ("seeds", [1, 2], "<top level> (unknown key)"),
+]
+
+
+@pytest.mark.parametrize("path, value, key", BAD_CONFIGS, ids=[f"{p}={v!r}" for p, v, _ in BAD_CONFIGS])
+def test_malformed_preset_is_rejected_naming_the_key(path, value, key):
+    with pytest.raises(ConfigError) as err:
+        load_plan(with_change(path, value), root=REPO)
+    assert f"'{key}" in str(err.value)
+
+
+def write_preset(tmp_path, config, **files):
+    for name, content in files.items():
+        (tmp_path / name).write_text(yaml.safe_dump(content))
+    return config
+
+
+def test_search_space_with_unknown_hyperparameter_is_rejected(tmp_path):
+    space = yaml.safe_load((REPO / "config/search_spaces/smoke.yaml").read_text())
+    space["adam"]["minatar"]["beta1"] = [0.9]
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    config = with_change("tuning.search_space", "space.yaml")
+    config["ppo_settings"] = str(REPO / "config/ppo/smoke.yaml")
+    with pytest.raises(ConfigError, match=r"tuning.search_space.*unknown hyperparameter\(s\) \['beta1'\]"):
+        load_plan(config, root=tmp_path)
+
+
+def test_search_space_missing_an_optimizer_is_rejected(tmp_path):
+    space = yaml.safe_load((REPO / "config/search_spaces/smoke.yaml").read_text())
+    del space["lion"]
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    config = with_change("tuning.search_space", "space.yaml")
+    config["ppo_settings"] = str(REPO / "config/ppo/smoke.yaml")
+    with pytest.raises(ConfigError, match="tuning.search_space.*no grid for optimizer 'lion'"):
+        load_plan(config, root=tmp_path)
+
+
+def test_invalid_ppo_settings_are_rejected(tmp_path):
+    (tmp_path / "ppo.yaml").write_text(yaml.safe_dump({"breakout": {"total_steps": -3}}))
+    config = with_change("ppo_settings", "ppo.yaml")
+    config["tuning"]["search_space"] = str(REPO / "config/search_spaces/smoke.yaml")
+    with pytest.raises(ConfigError, match="ppo_settings.*'total_steps' must be a positive integer"):
+        load_plan(config, root=tmp_path)
+
+
+def test_every_shipped_preset_is_valid():
+    for name in ("smoke", "config", "paper"):
+        plan = load_plan(yaml.safe_load((REPO / f"config/{name}.yaml").read_text()), root=REPO)
+        assert plan.grids and plan.eval_blocks
+
+
+def test_schema_enums_match_the_registries():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert sorted(schema["$defs"]["env_name"]["enum"]) == env_names()
+    assert set(schema["$defs"]["tuned_optimizer"]["enum"]) <= set(optimizer_names())
+
+
+def test_snakemake_rejects_a_bad_preset_before_any_job(tmp_path):
+    bad = with_change("envs", ["breakout", "pong"])
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile",
+                          str(tmp_path / "bad.yaml"), "--directory", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "config key 'envs[1]'" in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_dag_builds_quickly(tmp_path):
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "all", "--cores", "1",
+                          "--configfile", "config/paper.yaml", "--directory", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert elapsed < 15, f"paper-scale dry run took {elapsed:.1f}s"

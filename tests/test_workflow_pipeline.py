@@ -1,0 +1,123 @@
+"""The smoke preset end to end, then what Snakemake reruns after edits (dry runs).
+
+The pipeline runs in a private copy of the repository (its own src/ on PYTHONPATH), so
+the staleness tests can edit configs and library code without touching the checkout.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "src")
+TRAINING_RULES = {"tune_point", "evaluate_block"}
+REPORT_SECTIONS = ("Setup", "Tuning", "Evaluation", "OPEN", "Optim4RL", "Ablations", "Studies", "Compute cost")
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(work / "src"), "RLOPT_JAX_CACHE_DIR": str(work / ".jax_cache")}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
+                           "config/smoke.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("pipeline")
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, work / name)
+    result = snakemake(work)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return work
+
+
+def planned_jobs(work: Path) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run would run."""
+    result = snakemake(work, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs, rule = [], None
+    for line in result.stdout.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):$", line):
+            rule = match.group(1)
+            jobs.append((rule, {}))
+        elif (match := re.match(r"^\s+wildcards: (.*)$", line)) and rule:
+            jobs[-1] = (rule, dict(part.split("=", 1) for part in match.group(1).split(", ")))
+    return [job for job in jobs if job[0] != "all"]
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str):
+    original = path.read_text()
+    assert old in original, f"{old!r} not in {path}"
+    path.write_text(original.replace(old, new, 1))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def test_smoke_pipeline_runs_every_rule_and_builds_the_report(pipeline):
+    rules = set(snakemake(pipeline, "--list-rules").stdout.split()) - {"all"}
+    summary = snakemake(pipeline, "--summary").stdout.splitlines()
+    header = summary[0].split("\t")
+    produced_by = {line.split("\t")[header.index("rule")] for line in summary[1:] if line.strip()}
+    assert rules <= produced_by, f"rules that produced nothing: {sorted(rules - produced_by)}"
+    pdf = pipeline / "results" / "report.pdf"
+    assert pdf.stat().st_size > 10_000
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+        for section in REPORT_SECTIONS:
+            assert section in text, f"section {section!r} missing from the report"
+        assert "smoke" in text and "Reduced scale" in text
+    html = snakemake(pipeline, "--report", "results/report.html")
+    assert html.returncode == 0 and (pipeline / "results" / "report.html").stat().st_size > 100_000
+
+
+def test_finished_pipeline_schedules_nothing(pipeline):
+    assert planned_jobs(pipeline) == []
+
+
+def test_editing_one_search_space_reruns_only_that_optimizer(pipeline):
+    space = pipeline / "config" / "search_spaces" / "smoke.yaml"
+    with edited(space, "minatar: {lr: [0.0003, 0.0008]}", "minatar: {lr: [0.0003, 0.0005]}"):
+        jobs = planned_jobs(pipeline)
+    training = [wc for rule, wc in jobs if rule in TRAINING_RULES]
+    assert training, "the edit scheduled no training job"
+    assert all(wc["optimizer"] == "lion" and wc["env"] == "breakout" for wc in training)
+    assert sum(rule == "tune_point" for rule, _ in jobs) == 1  # only the new grid point
+
+
+def test_editing_one_envs_ppo_settings_reruns_only_that_env(pipeline):
+    ppo = pipeline / "config" / "ppo" / "smoke.yaml"
+    with edited(ppo, "ant: {num_envs: 32,", "ant: {num_envs: 16,"):
+        jobs = planned_jobs(pipeline)
+    training = [wc for rule, wc in jobs if rule in TRAINING_RULES]
+    assert training and all(wc["env"] == "ant" for wc in training)
+    assert {wc["optimizer"] for wc in training} == {"adam", "rmsprop", "lion"}
+
+
+def test_editing_plotting_code_reruns_figures_but_no_training(pipeline):
+    figures = pipeline / "src" / "rlopt" / "plots" / "figures.py"
+    with edited(figures, '"""', '"""Edited for a staleness test.\n'):
+        jobs = planned_jobs(pipeline)
+    rules = {rule for rule, _ in jobs}
+    assert rules and all(r.startswith("figure_") or r == "report_pdf" for r in rules), rules
+
+
+def test_editing_training_code_reruns_training(pipeline):
+    ppo = pipeline / "src" / "rlopt" / "agents" / "ppo.py"
+    with edited(ppo, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
+        jobs = planned_jobs(pipeline)
+    rules = {rule for rule, _ in jobs}
+    assert TRAINING_RULES <= rules
