@@ -24,7 +24,7 @@ from rlopt.optimizers import OptimizerConfigError, TrainingSchedule, make_optimi
 from rlopt.optimizers import open as open_opt
 from rlopt.optimizers import pretrained
 
-PRETRAINED_DIR = Path(os.environ.get("RLOPT_OPEN_PRETRAINED_DIR", "/work/shared/data/open_pretrained"))
+PRETRAINED_DIR = Path(os.environ.get("RLOPT_OPEN_PRETRAINED_DIR", "missing-pretrained-dir"))
 needs_pretrained = pytest.mark.skipif(
     not (PRETRAINED_DIR / "breakout_OPEN.npy").is_file(), reason=f"no pretrained OPEN files in {PRETRAINED_DIR}"
 )

@@ -18,7 +18,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 COMMAND_MODULES = (
     "rlopt.commands.train",
+    "rlopt.commands.metatrain",
     "rlopt.commands.select",
+    "rlopt.commands.weights",
     "rlopt.analysis.commands",
     "rlopt.plots.commands",
     "rlopt.report.commands",

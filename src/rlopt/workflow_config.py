@@ -105,6 +105,30 @@ class Plan:
     def env_options_json(self, env: str) -> str:
         return json.dumps(self.env_options.get(env, {}), sort_keys=True)
 
+    @property
+    def pretrained_labels(self) -> dict:
+        """label -> {env: pretrained file name} of the OPEN authors' optimizers to evaluate."""
+        return self.config.get("open_pretrained", {}).get("labels", {})
+
+    @property
+    def pretrained_files(self) -> list[str]:
+        return sorted({name for runs in self.pretrained_labels.values() for name in runs.values()})
+
+    @property
+    def eval_runs(self) -> list[tuple[str, str]]:
+        """(env, label) of every evaluated configuration: tuned baselines, then pretrained."""
+        runs = [(env, optimizer) for env in self.envs for optimizer in self.optimizers]
+        return runs + [(env, label) for label, envs in self.pretrained_labels.items() for env in envs]
+
+    def envs_of_family(self, family: str) -> list[str]:
+        from rlopt.envs.registry import ENVIRONMENTS
+
+        return [env for env in self.envs if ENVIRONMENTS[env].ppo_family == family]
+
+    @property
+    def baseline_labels(self) -> list[str]:
+        return list(self.optimizers)
+
     def report_meta_json(self) -> str:
         """What the report's first page states about this preset."""
         c = self.config
@@ -132,6 +156,11 @@ def _check_semantics(config: dict) -> None:
     for env in config["env_options"]:
         if env not in config["envs"]:
             raise ConfigError(f"config key 'env_options.{env}': '{env}' is not in envs {config['envs']}")
+    for label, runs in config.get("open_pretrained", {}).get("labels", {}).items():
+        for env in runs:
+            if env not in config["envs"]:
+                raise ConfigError(f"config key 'open_pretrained.labels.{label}.{env}': '{env}' is not in envs "
+                                  f"{config['envs']}")
     taus = config["stats"]["taus"]
     if taus["stop"] <= taus["start"]:
         raise ConfigError("config key 'stats.taus': stop must be greater than start")

@@ -1,4 +1,5 @@
 # Shared helpers: the validated plan, code versions, the CLI command.  Rules hold no logic.
+import json
 import sys
 from pathlib import Path
 
@@ -38,11 +39,15 @@ def sweep_summaries(wildcards):
 
 def eval_summaries(wildcards=None):
     return [
-        f"results/eval/{env}/{optimizer}/seeds{block}/summary.json"
-        for env in PLAN.envs
-        for optimizer in PLAN.optimizers
+        f"results/eval/{env}/{label}/seeds{block}/summary.json"
+        for env, label in PLAN.eval_runs
         for block in PLAN.eval_blocks
     ]
+
+
+def pretrained_weights(wildcards):
+    name = PLAN.pretrained_labels[wildcards.label][wildcards.env]
+    return f"resources/open_pretrained/{name}_OPEN.npy"
 
 
 def train_benchmarks(wildcards=None):
@@ -57,4 +62,10 @@ def train_benchmarks(wildcards=None):
         for optimizer in PLAN.optimizers
         for block in PLAN.eval_blocks
     ]
-    return tune + evaluate
+    pretrained = [
+        f"results/benchmarks/evaluate_pretrained/{env}/{label}/seeds{block}.tsv"
+        for label, envs in PLAN.pretrained_labels.items()
+        for env in envs
+        for block in PLAN.eval_blocks
+    ]
+    return tune + evaluate + pretrained

@@ -3,6 +3,8 @@
 
 
 rule evaluate_block:
+    wildcard_constraints:
+        optimizer="adam|rmsprop|lion|sgd",
     input:
         hparams="results/tune/{env}/{optimizer}/best_hparams.json",
     output:
@@ -25,6 +27,46 @@ rule evaluate_block:
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
         "--hparams @{input.hparams} --seeds {params.seeds} --ppo '{params.ppo}' "
+        "--env-options '{params.env_options}' --out {params.out} > {log} 2>&1"
+
+
+rule open_weights:
+    output:
+        "resources/open_pretrained/{name}_OPEN.npy",
+    log:
+        "results/logs/open_weights/{name}.log",
+    benchmark:
+        "results/benchmarks/open_weights/{name}.tsv"
+    shell:
+        "{RLOPT} weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
+
+
+rule evaluate_pretrained:
+    wildcard_constraints:
+        label="open[a-z0-9_]*",
+    input:
+        weights=pretrained_weights,
+    output:
+        summary="results/eval/{env}/{label}/seeds{block}/summary.json",
+        returns="results/eval/{env}/{label}/seeds{block}/returns.parquet",
+    log:
+        "results/logs/evaluate_pretrained/{env}/{label}/seeds{block}.log",
+    benchmark:
+        "results/benchmarks/evaluate_pretrained/{env}/{label}/seeds{block}.tsv"
+    params:
+        hparams=lambda w, input: json.dumps({"weights": str(input.weights)}),
+        ppo=lambda w: PLAN.ppo_json(w.env),
+        env_options=lambda w: PLAN.env_options_json(w.env),
+        seeds=lambda w: w.block.replace("-", ":"),
+        out=lambda w, output: run_dir(output.summary),
+        code=CODE["train"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    shell:
+        "{RLOPT} train --env {wildcards.env} --optimizer open --label {wildcards.label} "
+        "--hparams '{params.hparams}' --seeds {params.seeds} --ppo '{params.ppo}' "
         "--env-options '{params.env_options}' --out {params.out} > {log} 2>&1"
 
 

@@ -195,7 +195,8 @@ rule report_pdf:
     input:
         tex=REPO / "report" / "main.tex",
         fragments=rules.report_tables.output,
-        figures=expand("results/figures/{name}.pdf", name=REPORT_FIGURES),
+        # A function, so figures that later rule files register are included.
+        figures=lambda w: expand("results/figures/{name}.pdf", name=REPORT_FIGURES),
     output:
         "results/report.pdf",
     log:
@@ -204,3 +205,109 @@ rule report_pdf:
         code=CODE["report"],
     shell:
         "{RLOPT} report build --tex {input.tex} --workdir results/report_build --out {output} > {log} 2>&1"
+
+
+# --------------------------------------------------------------------- OPEN (pretrained)
+# Figures 2-3 of the OPEN paper and the slides' zero-shot Ant result, from the same
+# evaluation tables as the baselines.
+
+MINATAR = PLAN.envs_of_family("minatar")
+PRETRAINED = PLAN.pretrained_labels
+
+
+rule statistics_open_multitask:
+    input:
+        final_returns="results/eval/final_returns.parquet",
+    output:
+        intervals="results/stats/open_multitask/intervals.parquet",
+        poi="results/stats/open_multitask/probability_of_improvement.parquet",
+        profile="results/stats/open_multitask/performance_profile.parquet",
+        provenance="results/stats/open_multitask/stats.json",
+    log:
+        "results/logs/statistics_open_multitask.log",
+    benchmark:
+        "results/benchmarks/statistics_open_multitask/all.tsv"
+    params:
+        labels=PLAN.baseline_labels + ["open_multi"],
+        envs=MINATAR,
+        reference=config["reference_optimizer"],
+        reps=config["stats"]["bootstrap_reps"],
+        seed=config["stats"]["seed"],
+        out=lambda w, output: run_dir(output.intervals),
+        code=CODE["stats"],
+    shell:
+        "{RLOPT} stats --final-returns {input.final_returns} --reference {params.reference} "
+        "--labels {params.labels} --envs {params.envs} --reps {params.reps} --seed {params.seed} "
+        "--out-dir {params.out} > {log} 2>&1"
+
+
+rule figure_open_pretrained:
+    input:
+        "results/stats/intervals.parquet",
+    output:
+        pdf=report(
+            "results/figures/open_pretrained_intervals.pdf",
+            caption="../report/open_pretrained.rst",
+            category="OPEN",
+        ),
+        png="results/figures/open_pretrained_intervals.png",
+    log:
+        "results/logs/figures/open_pretrained_intervals.log",
+    params:
+        labels=PLAN.baseline_labels + ["open"],
+        envs=MINATAR,
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot intervals --intervals {input} --per-env --metric iqm --normalization reference "
+        "--labels {params.labels} --envs {params.envs} --out results/figures/open_pretrained_intervals > {log} 2>&1"
+
+
+rule figure_open_multitask:
+    input:
+        "results/stats/open_multitask/intervals.parquet",
+    output:
+        pdf=report(
+            "results/figures/open_multitask_intervals.pdf",
+            caption="../report/open_multitask.rst",
+            category="OPEN",
+        ),
+        png="results/figures/open_multitask_intervals.png",
+    log:
+        "results/logs/figures/open_multitask_intervals.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot intervals --intervals {input} --normalization reference --scope all "
+        "--out results/figures/open_multitask_intervals > {log} 2>&1"
+
+
+rule figure_open_zeroshot:
+    input:
+        "results/eval/curves.parquet",
+    output:
+        pdf=report(
+            "results/figures/open_zeroshot_curves.pdf", caption="../report/open_zeroshot.rst", category="OPEN"
+        ),
+        png="results/figures/open_zeroshot_curves.png",
+    log:
+        "results/logs/figures/open_zeroshot_curves.log",
+    params:
+        labels=PLAN.baseline_labels + [label for label in ("open", "open_multi") if "ant" in PRETRAINED.get(label, {})],
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot curves --curves {input} --envs ant --labels {params.labels} "
+        "--out results/figures/open_zeroshot_curves > {log} 2>&1"
+
+
+localrules:
+    figure_open_pretrained,
+    figure_open_multitask,
+    figure_open_zeroshot,
+
+
+if MINATAR and all(env in PRETRAINED.get("open", {}) for env in MINATAR):
+    REPORT_FIGURES.append("open_pretrained_intervals")
+if MINATAR and all(env in PRETRAINED.get("open_multi", {}) for env in MINATAR):
+    REPORT_FIGURES.append("open_multitask_intervals")
+if "ant" in PRETRAINED.get("open_multi", {}):
+    REPORT_FIGURES.append("open_zeroshot_curves")

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     stats.add_argument("--taus", default="0:2:41", metavar="START:STOP:NUM",
                        help="performance-profile thresholds, NUM evenly spaced (default 0:2:41)")
+    stats.add_argument("--labels", nargs="+", metavar="LABEL", help="only these labels (default: all)")
+    stats.add_argument("--envs", nargs="+", metavar="ENV", help="only these envs (default: all)")
     stats.add_argument("--out-dir", required=True, type=Path)
     stats.set_defaults(func=run_stats)
 
@@ -75,6 +77,8 @@ def run_stats(args: argparse.Namespace) -> int:
         final_returns = pd.read_parquet(args.final_returns)
     except Exception as err:  # pyarrow raises several unrelated types for bad files
         raise UsageError(f"--final-returns {args.final_returns}: cannot read: {err}") from err
+    final_returns = select_rows(final_returns, "label", args.labels, "--labels")
+    final_returns = select_rows(final_returns, "env", args.envs, "--envs")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -95,6 +99,18 @@ def run_stats(args: argparse.Namespace) -> int:
         write_parquet_atomic(table, args.out_dir / f"{name}.parquet")
     write_json_atomic(_stats_provenance(args, taus, result), args.out_dir / "stats.json")
     return 0
+
+
+def select_rows(table, column: str, wanted: list[str] | None, option: str):
+    """Rows whose ``column`` is in ``wanted`` (all rows when None); unknown values are an error."""
+    if not wanted:
+        return table
+    if column not in table.columns:
+        raise UsageError(f"{option}: the table has no '{column}' column")
+    missing = sorted(set(wanted) - set(table[column]))
+    if missing:
+        raise UsageError(f"{option}: {missing} not in the table; it has {sorted(set(table[column]))}")
+    return table[table[column].isin(wanted)].reset_index(drop=True)
 
 
 def parse_taus(text: str) -> list[float]:

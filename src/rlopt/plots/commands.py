@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def add_kind(name: str, help: str, table_flag: str, draw):
         kind = kinds.add_parser(name, help=help)
         kind.add_argument(table_flag, dest="table", required=True, metavar="TABLE", help="parquet or CSV table")
+        kind.add_argument("--labels", nargs="+", metavar="LABEL", help="only these labels (default: all)")
+        kind.add_argument("--envs", nargs="+", metavar="ENV",
+                          help="only these envs, or scopes of a statistics table (default: all)")  # fmt: skip
         kind.add_argument("--out", required=True, metavar="STEM",
                           help="output path without suffix; writes STEM.pdf and STEM.png")  # fmt: skip
         kind.set_defaults(func=lambda args: _run(args, draw))
@@ -78,7 +81,13 @@ def _run(args: argparse.Namespace, draw) -> int:
     # Imported here: matplotlib/seaborn would slow down every other rlopt command.
     from rlopt.plots import figures
 
+    from rlopt.analysis.commands import select_rows
+
     table = read_table(args.table)
+    if args.labels:
+        table = select_rows(table, "label", args.labels, "--labels")
+    if args.envs:
+        table = select_rows(table, "env" if "env" in table.columns else "scope", args.envs, "--envs")
     try:
         paths = draw(table, args, figures)
     except figures.PlotInputError as err:

@@ -1,0 +1,206 @@
+"""``rlopt metatrain``: meta-train a learned optimizer with OpenAI-ES on one or more envs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rlopt.cli import UsageError
+from rlopt.commands.common import enable_compilation_cache, parse_json_object
+
+OPTIMIZERS = ("open",)
+BEST_FILE = "best.npy"
+FINAL_FILE = "final.npy"
+HISTORY_FILE = "history.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "metatrain",
+        help="meta-train a learned optimizer with OpenAI-ES; writes best.npy, final.npy, history, summary",
+        description="Meta-train a learned optimizer's meta-parameters with OpenAI-ES (evosax Open_ES), "
+                    "fitness = final return of whole PPO lifetimes.",
+    )
+    parser.add_argument("--envs", nargs="+", required=True, help="training environment(s), e.g. breakout asterix")
+    parser.add_argument("--optimizer", required=True, help=f"learned optimizer: {', '.join(OPTIMIZERS)}")
+    parser.add_argument("--opt-config", default="{}",
+                        help='architecture as JSON or @file, e.g. \'{"size": "small", "features": "full", '
+                             '"noise": true, "separated": false}\'')
+    parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.es.ESConfig)")
+    parser.add_argument("--ppo", default="{}", help='per-env PPO overrides as JSON or @file: {"breakout": {...}}')
+    parser.add_argument("--env-options", default="{}", help='per-env constructor options: {"ant": {...}}')
+    parser.add_argument("--normalizers",
+                        help='per-env tuned-Adam returns as JSON or @file: {"breakout": 30.1, ...}; fitness is '
+                             "return / normaliser, averaged over envs (required for more than one env)")
+    parser.add_argument("--init", type=Path, help="initial mean (flat float32 .npy); default all zeros")
+    parser.add_argument("--checkpoint-dir", type=Path,
+                        help="where checkpoints go and a run resumes from; must lie outside --out")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--seed", default="0", help="ES seed (non-negative integer)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=run)
+
+
+def _per_env(text: str, option: str, envs: list[str]) -> dict:
+    """A JSON object env -> JSON object, naming only envs being trained on."""
+    value = parse_json_object(text, option)
+    unknown = sorted(set(value) - set(envs))
+    if unknown:
+        raise UsageError(f"{option}: entries for env(s) {unknown} that are not in --envs {envs}")
+    for env, settings in value.items():
+        if not isinstance(settings, dict):
+            raise UsageError(f"{option}: the entry for '{env}' must be a JSON object, got {settings!r}")
+    return value
+
+
+def _normalizers(text: str | None, envs: list[str]) -> dict:
+    if text is None:
+        if len(envs) > 1:
+            raise UsageError("--normalizers is required for more than one env (fitness = return / tuned-Adam return)")
+        return {}
+    value = parse_json_object(text, "--normalizers")
+    missing = sorted(set(envs) - set(value))
+    if missing:
+        raise UsageError(f"--normalizers: no normaliser for env(s) {missing}")
+    for env in envs:
+        number = value[env]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) \
+                or number <= 0:
+            raise UsageError(f"--normalizers: the normaliser of '{env}' must be a positive number "
+                             f"(a tuned-Adam return), got {number!r}")
+    return {env: float(value[env]) for env in envs}
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise UsageError(f"--seed: expected a non-negative integer, got {text!r}")
+    if seed < 0:
+        raise UsageError(f"--seed: expected a non-negative integer, got {text!r}")
+    return seed
+
+
+def _paths(out: Path, checkpoint_dir: Path | None) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a directory")
+    if checkpoint_dir is None:
+        return
+    if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+        raise UsageError(f"--checkpoint-dir: {checkpoint_dir} exists and is not a directory")
+    resolved_out, resolved_ckpt = out.resolve(), checkpoint_dir.resolve()
+    if resolved_ckpt == resolved_out or resolved_out in resolved_ckpt.parents:
+        raise UsageError(f"--checkpoint-dir: {checkpoint_dir} lies inside --out {out}; outputs of a failed job "
+                         "are deleted, so checkpoints must live elsewhere")
+
+
+def _validated_inputs(args) -> dict:
+    """Checks every input before anything expensive happens."""
+    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.envs.registry import UnknownEnvError, env_names
+    from rlopt.meta.es import ESConfig, ESConfigError
+    from rlopt.optimizers import OptimizerConfigError
+    from rlopt.optimizers.open import OpenConfig, load_weights
+    from rlopt.training import ppo_config_for
+
+    envs = list(args.envs)
+    unknown = [env for env in envs if env not in env_names()]
+    if unknown:
+        raise UsageError(f"--envs: unknown environment(s) {unknown}; valid environments are {env_names()}")
+    if len(set(envs)) != len(envs):
+        raise UsageError(f"--envs: duplicate environments in {envs}")
+    if args.optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer: '{args.optimizer}' cannot be meta-trained; valid: {list(OPTIMIZERS)}")
+    opt_settings = parse_json_object(args.opt_config, "--opt-config")
+    try:
+        opt_cfg = OpenConfig(**opt_settings)
+    except TypeError as err:
+        raise UsageError(f"--opt-config: {err}; valid settings are size, features, noise, separated")
+    except OptimizerConfigError as err:
+        raise UsageError(f"--opt-config: {err}")
+    try:
+        es = ESConfig.from_dict(parse_json_object(args.es, "--es"))
+    except ESConfigError as err:
+        raise UsageError(f"--es: {err}")
+    ppo_overrides = _per_env(args.ppo, "--ppo", envs)
+    env_options = _per_env(args.env_options, "--env-options", envs)
+    try:
+        ppo = {env: ppo_config_for(env, ppo_overrides.get(env)) for env in envs}
+    except (PPOConfigError, UnknownEnvError) as err:
+        raise UsageError(f"--ppo: {err}")
+    normalizers = _normalizers(args.normalizers, envs)
+    initial_mean = None
+    if args.init is not None:
+        try:
+            initial_mean, _ = load_weights(args.init, opt_cfg)
+        except OptimizerConfigError as err:
+            raise UsageError(f"--init: {err}")
+    _paths(args.out, args.checkpoint_dir)
+    return dict(envs=envs, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options, normalizers=normalizers,
+                initial_mean=initial_mean, seed=_seed(args.seed))
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    inputs = _validated_inputs(args)
+    enable_compilation_cache()
+    import numpy as np
+
+    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
+    from rlopt.meta import checkpoint
+    from rlopt.meta.es import meta_train, ppo_task, run_config_hash
+    from rlopt.optimizers.open import num_meta_params
+    from rlopt.provenance import provenance
+
+    opt_cfg, es = inputs["opt_cfg"], inputs["es"]
+    num_dims = num_meta_params(opt_cfg)
+    initial_mean = inputs["initial_mean"]
+    tasks = [ppo_task(env, inputs["ppo"][env], opt_cfg, env_options=inputs["env_options"].get(env),
+                      normalizer=inputs["normalizers"].get(env), member_block=es.member_block)
+             for env in inputs["envs"]]
+    run_hash = run_config_hash(tasks, es, inputs["seed"], np.zeros(num_dims, np.float32)
+                               if initial_mean is None else initial_mean)
+    if args.checkpoint_dir is not None:
+        try:
+            checkpoint.check_config(args.checkpoint_dir, run_hash)
+        except checkpoint.CheckpointMismatchError as err:
+            raise UsageError(f"--checkpoint-dir: {err}")
+    # A stale summary from an earlier run must not sit next to a new, partial result.
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in (SUMMARY_FILE, BEST_FILE, FINAL_FILE, HISTORY_FILE):
+        (args.out / name).unlink(missing_ok=True)
+
+    result = meta_train(tasks, es, inputs["seed"], num_dims=num_dims, initial_mean=initial_mean,
+                        checkpoint_dir=args.checkpoint_dir, log=None if args.quiet else sys.stderr)
+
+    config = {
+        "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),
+        "es": es.to_dict(), "ppo": {env: c.to_dict() for env, c in inputs["ppo"].items()},
+        "env_options": inputs["env_options"], "normalizers": inputs["normalizers"] or None,
+        "init": str(args.init) if args.init else None, "seed": inputs["seed"],
+    }
+    final_rows = result.history[result.history.generation == es.generations].set_index("env")
+    summary = {
+        **config,
+        "num_meta_params": num_dims,
+        "best_generation": result.best_generation,
+        "best_validation": result.best_score,
+        "final_validation": float(final_rows.loc["all", "validation_return"]),
+        "resumed_from_generation": result.resumed_from,
+        "run_config_hash": run_hash,
+        "wall_seconds": time.monotonic() - started,
+        "provenance": provenance(config),
+    }
+    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
+        write_atomic(args.out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
+    write_parquet_atomic(result.history, args.out / HISTORY_FILE)
+    write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
+    print(f"metatrain {'+'.join(inputs['envs'])}: best generation {result.best_generation} "
+          f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
+          f"{summary['wall_seconds']:.0f}s")
+    return 0

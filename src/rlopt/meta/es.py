@@ -1,0 +1,423 @@
+"""Meta-training a learned optimizer's flat meta-parameter vector with OpenAI-ES.
+
+The loop follows the OPEN paper (docs: open-spec.md §6), with evosax's ``Open_ES`` doing
+every ES step (antithetic sampling, centred-rank fitness shaping, Adam with b1 = 0.99 on
+the ES gradient, exponentially decaying learning rate and noise scale):
+
+    for each generation g:
+        every ``eval_every`` generations: score the current mean on the validation seeds
+                                          and keep it if it is the best so far
+        population = ask(mean)            # antithetic pairs mean +- sigma * z
+        fitness    = PPO lifetimes of every member on every task (the same training
+                     seeds for all members, new ones each generation); per task the mean
+                     final return over rollouts, divided by the task's normaliser (its
+                     tuned-Adam return) and averaged over tasks
+        mean       = tell(-fitness)       # evosax minimises
+    finally: score the last mean on the validation seeds too
+
+A member whose lifetime diverged or whose return is not finite gets fitness NaN, which
+evosax ranks worst; the run goes on. Every random draw is a function of (seed,
+generation), so a run continued from a checkpoint computes exactly what an uninterrupted
+run computes.
+
+History rows (one per task and generation, plus task "all" = the combined fitness that is
+ranked): ``generation`` g, population statistics of generation g (sampled around mean_g),
+``validation_return`` of mean_g (NaN where not validated), ``seconds``. The last row,
+generation G, holds only the validation of the final mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, TextIO
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from evosax.algorithms import Open_ES
+
+from rlopt.meta import checkpoint as ckpt
+from rlopt.provenance import config_hash
+
+COMBINED = "all"  # the task name of the rows holding the ranked, combined fitness
+HISTORY_COLUMNS = ("generation", "env", "fitness_mean", "fitness_max", "fitness_min", "failed_members",
+                   "validation_return", "seconds")
+# ES settings that do not change what a generation computes: a run may be continued
+# with more generations, or checkpoint more or less often.
+SETTINGS_OUTSIDE_HASH = ("generations", "checkpoint_every")
+
+
+class ESConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ESConfig:
+    """OpenAI-ES settings; defaults are the OPEN paper's MinAtar column of Table 7."""
+
+    population_size: int = 64
+    generations: int = 512
+    sigma_init: float = 0.03
+    sigma_decay: float = 0.999
+    lr: float = 0.03
+    lr_decay: float = 0.999
+    rollouts: int = 1  # training seeds per member and task
+    eval_every: int = 24
+    # Held-out seeds for choosing the generation used at test time; the workflow's
+    # tuning (1000+) and evaluation (0-15) seeds must not be among them.
+    validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
+    checkpoint_every: int = 24
+    member_block: int | None = None  # members per vmapped block (bounds memory); None = all
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "ESConfig":
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ESConfigError(f"unknown ES setting(s) {unknown}; valid ones are {known}")
+        settings = dict(settings)
+        if "validation_seeds" in settings:
+            seeds = settings["validation_seeds"]
+            if not isinstance(seeds, (list, tuple)):
+                raise ESConfigError(f"ES setting 'validation_seeds' must be a list of integers, got {seeds!r}")
+            settings["validation_seeds"] = tuple(seeds)
+        config = cls(**settings)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("population_size", "generations", "rollouts", "eval_every", "checkpoint_every"):
+            _require_positive_int(name, getattr(self, name))
+        if self.population_size % 2:
+            raise ESConfigError(f"ES setting 'population_size' must be even (antithetic pairs), "
+                                f"got {self.population_size}")
+        for name in ("sigma_init", "lr"):
+            value = getattr(self, name)
+            if not _is_real(value) or value <= 0:
+                raise ESConfigError(f"ES setting '{name}' must be a positive number, got {value!r}")
+        for name in ("sigma_decay", "lr_decay"):
+            value = getattr(self, name)
+            if not _is_real(value) or not 0 < value <= 1:
+                raise ESConfigError(f"ES setting '{name}' must be in (0, 1], got {value!r}")
+        seeds = self.validation_seeds
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ESConfigError(f"ES setting 'validation_seeds' must be a non-empty list of non-negative "
+                                f"integers, got {list(seeds)!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ESConfigError(f"ES setting 'validation_seeds' has duplicates: {list(seeds)}")
+        if self.member_block is not None:
+            _require_positive_int("member_block", self.member_block)
+            if self.population_size % self.member_block:
+                raise ESConfigError(f"ES setting 'member_block' = {self.member_block} must divide "
+                                    f"population_size = {self.population_size} (one compile per task)")
+
+    @property
+    def block_size(self) -> int:
+        return self.member_block or self.population_size
+
+    def to_dict(self) -> dict:
+        settings = asdict(self)
+        settings["validation_seeds"] = list(self.validation_seeds)
+        return settings
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ESConfigError(f"ES setting '{name}' must be a positive integer, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------
+# Tasks and fitness arithmetic
+
+# (meta vectors (B, D), seed keys (R, 2)) -> (final returns (B, R), diverged (B, R))
+Evaluate = Callable[[jax.Array, jax.Array], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One meta-training environment: how to score meta vectors on it.
+
+    ``description`` identifies what ``evaluate`` computes (environment, PPO settings,
+    optimizer architecture); it enters the checkpoint's config hash.
+    """
+
+    name: str
+    evaluate: Evaluate
+    normalizer: float | None = None  # tuned-Adam return; fitness = return / normalizer
+    description: dict = field(default_factory=dict)
+
+
+def task_fitness(final_return: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """(members,) mean final return over the rollouts; NaN where any lifetime failed."""
+    final_return = np.asarray(final_return, np.float64)
+    ok = np.isfinite(final_return) & ~np.asarray(diverged, bool)
+    mean = np.where(ok, final_return, 0.0).mean(axis=-1)
+    return np.where(ok.all(axis=-1), mean, np.nan)
+
+
+def combined_fitness(per_task: np.ndarray, normalizers: list[float | None]) -> np.ndarray:
+    """(tasks, members) -> (members,): the mean over tasks of return / normaliser.
+
+    NaN in any task makes the member's fitness NaN (ranked worst); an absent normaliser
+    (single task) leaves the raw return.
+    """
+    scale = np.asarray([1.0 if n is None else n for n in normalizers], np.float64)
+    return (np.asarray(per_task, np.float64) / scale[:, None]).mean(axis=0)
+
+
+def es_loss(fitness: np.ndarray) -> jax.Array:
+    """What evosax minimises: -fitness, NaN (ranked worst) where fitness is not finite."""
+    fitness = np.asarray(fitness, np.float64)
+    return jnp.asarray(np.where(np.isfinite(fitness), -fitness, np.nan), jnp.float32)
+
+
+# --------------------------------------------------------------------------------------
+# The real task: PPO lifetimes with OPEN
+
+
+def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
+             normalizer: float | None = None, member_block: int | None = None) -> Task:
+    """Scores OPEN meta vectors by whole PPO lifetimes on ``env_name``.
+
+    A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds); each seed's
+    network is initialised once per block with ``lax.map`` outside both vmaps (a vmapped
+    QR can deadlock XLA on CPU). One compile per block shape, reused every generation.
+    """
+    from rlopt.agents.ppo import init_params_block, make_train
+    from rlopt.envs.registry import make_env
+    from rlopt.optimizers.open import open_optimizer
+
+    env = make_env(env_name, **(env_options or {}))
+    env_params = env.default_params()
+
+    def lifetime(meta_vector, key, params, env_params):
+        output = make_train(env, ppo, open_optimizer(meta_vector, opt_cfg)).train(key, params, env_params)
+        return output.final_return, output.diverged
+
+    over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, None)), in_axes=(0, None, None, None))
+
+    @jax.jit
+    def evaluate_block(meta_block, keys, env_params):
+        split = jax.vmap(jax.random.split)(keys)  # as rlopt.training.seed_keys
+        params = init_params_block(env, ppo, split[:, 0])
+        return over_members(meta_block, split[:, 1], params, env_params)
+
+    def evaluate(meta_vectors, keys):
+        block = member_block or len(meta_vectors)
+        outputs = [evaluate_block(meta_vectors[i:i + block], keys, env_params)
+                   for i in range(0, len(meta_vectors), block)]  # dispatched before any is awaited
+        final = np.concatenate([np.asarray(f) for f, _ in outputs])
+        diverged = np.concatenate([np.asarray(d) for _, d in outputs])
+        return final, diverged
+
+    description = {"env": env_name, "ppo": ppo.to_dict(), "env_options": env_options or {},
+                   "optimizer": {"name": "open", **asdict(opt_cfg)}}
+    return Task(env_name, evaluate, normalizer, description)
+
+
+# --------------------------------------------------------------------------------------
+# Keys: everything random is a function of (seed, generation)
+
+
+def generation_keys(base_key: jax.Array, generation: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(ask key, tell key, rollout key) of one generation."""
+    ask_key, tell_key, rollout_key = jax.random.split(jax.random.fold_in(base_key, generation), 3)
+    return ask_key, tell_key, rollout_key
+
+
+def training_keys(rollout_key: jax.Array, task_index: int, rollouts: int) -> jax.Array:
+    """The generation's training seeds on one task, shared by every member."""
+    return jax.random.split(jax.random.fold_in(rollout_key, task_index), rollouts)
+
+
+def validation_keys(seeds) -> jax.Array:
+    """PRNGKey(seed) per seed: validating on seed s runs what ``rlopt train --seeds s`` runs."""
+    return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+
+
+def make_strategy(es: ESConfig, num_dims: int) -> Open_ES:
+    return Open_ES(
+        population_size=es.population_size,
+        solution=jnp.zeros(num_dims, jnp.float32),
+        optimizer=optax.adam(optax.exponential_decay(es.lr, transition_steps=1, decay_rate=es.lr_decay), b1=0.99),
+        std_schedule=optax.exponential_decay(es.sigma_init, transition_steps=1, decay_rate=es.sigma_decay),
+    )
+
+
+def run_config_hash(tasks: list[Task], es: ESConfig, seed: int, initial_mean: np.ndarray) -> str:
+    """What a checkpoint must match to be continued."""
+    settings = {k: v for k, v in es.to_dict().items() if k not in SETTINGS_OUTSIDE_HASH}
+    return config_hash({
+        "tasks": [{"name": t.name, "normalizer": t.normalizer, **t.description} for t in tasks],
+        "es": settings,
+        "seed": seed,
+        "initial_mean_sha256": hashlib.sha256(np.asarray(initial_mean, np.float32).tobytes()).hexdigest(),
+    })
+
+
+@dataclass
+class MetaTrainResult:
+    final_mean: np.ndarray
+    best_mean: np.ndarray  # the validated mean with the best score ("generation used at test time")
+    best_generation: int | None  # None: no validation gave a finite score; best_mean is then the final mean
+    best_score: float
+    history: pd.DataFrame
+    resumed_from: int | None  # generations loaded from a checkpoint
+
+
+class _Best:
+    def __init__(self, mean=None, generation=None, score=-math.inf):
+        self.mean, self.generation, self.score = mean, generation, score
+
+    def offer(self, mean, generation: int, score: float) -> None:
+        if score > self.score:  # NaN never wins; ties keep the earlier generation
+            self.mean, self.generation, self.score = np.asarray(mean, np.float32).copy(), generation, score
+
+
+def meta_train(
+    tasks: list[Task],
+    es: ESConfig,
+    seed: int,
+    *,
+    num_dims: int,
+    initial_mean: np.ndarray | None = None,
+    checkpoint_dir: str | Path | None = None,
+    log: TextIO | None = sys.stderr,
+) -> MetaTrainResult:
+    """Runs ``es.generations`` generations (continuing from the latest checkpoint in
+    ``checkpoint_dir`` if there is one for the same configuration)."""
+    if len(tasks) > 1 and any(t.normalizer is None for t in tasks):
+        raise ValueError("multi-task meta-training needs a normaliser (tuned-Adam return) for every task")
+    initial_mean = np.zeros(num_dims, np.float32) if initial_mean is None else np.asarray(initial_mean, np.float32)
+    if initial_mean.shape != (num_dims,):
+        raise ValueError(f"initial mean has shape {initial_mean.shape}, expected ({num_dims},)")
+    strategy = make_strategy(es, num_dims)
+    params = strategy.default_params
+    base_key = jax.random.PRNGKey(seed)
+    state = _canonical(strategy.init(base_key, jnp.asarray(initial_mean), params))
+    run_hash = run_config_hash(tasks, es, seed, initial_mean)
+    val_keys = validation_keys(es.validation_seeds)
+    normalizers = [t.normalizer for t in tasks]
+
+    start, rows, best, resumed_from = 0, [], _Best(), None
+    if checkpoint_dir is not None:
+        ckpt.remove_stale_temporaries(checkpoint_dir)
+        path = ckpt.check_config(checkpoint_dir, run_hash)
+        if path is not None:
+            loaded = ckpt.load(path, state)
+            if loaded.generation > es.generations:
+                raise ValueError(f"checkpoint {path} is at generation {loaded.generation}, beyond the "
+                                 f"{es.generations} generations asked for")
+            state, start, resumed_from = _canonical(loaded.es_state), loaded.generation, loaded.generation
+            rows = loaded.history.to_dict("records")
+            best = _Best(loaded.best_mean, loaded.best_generation, loaded.best_score)
+            _say(log, f"resuming from {path} ({start} generations done)")
+
+    def validate(mean: jax.Array, generation: int) -> tuple[list[float], float]:
+        per_task = [float(task_fitness(*t.evaluate(mean[None], val_keys))[0]) for t in tasks]
+        score = float(combined_fitness(np.asarray(per_task)[:, None], normalizers)[0])
+        best.offer(mean, generation, score)
+        return per_task, score
+
+    for generation in range(start, es.generations):
+        started = time.monotonic()
+        validation = validate(state.mean, generation) if generation % es.eval_every == 0 else None
+        ask_key, tell_key, rollout_key = generation_keys(base_key, generation)
+        population, state = strategy.ask(ask_key, state, params)
+        per_task = np.stack([
+            task_fitness(*task.evaluate(population, training_keys(rollout_key, i, es.rollouts)))
+            for i, task in enumerate(tasks)
+        ])
+        fitness = combined_fitness(per_task, normalizers)
+        state, _ = strategy.tell(tell_key, population, es_loss(fitness), state, params)
+        state = _canonical(state)
+        seconds = time.monotonic() - started
+        rows += _history_rows(generation, tasks, per_task, fitness, validation, seconds)
+        _say(log, _progress_line(generation, es.generations, fitness, validation, seconds))
+        done = generation + 1
+        if checkpoint_dir is not None and (done % es.checkpoint_every == 0 or done == es.generations):
+            ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.mean), best.mean,
+                                                      best.generation, best.score, _history(rows)),
+                      run_hash)
+
+    started = time.monotonic()
+    validation = validate(state.mean, es.generations)
+    seconds = time.monotonic() - started
+    rows += _history_rows(es.generations, tasks, None, None, validation, seconds)
+    _say(log, f"final mean: validation {validation[1]:.4g}; best generation {best.generation} "
+              f"(validation {best.score:.4g})")
+    final_mean = np.asarray(state.mean, np.float32)
+    return MetaTrainResult(
+        final_mean=final_mean,
+        best_mean=final_mean if best.mean is None else best.mean,
+        best_generation=best.generation,
+        best_score=best.score,
+        history=_history(rows),
+        resumed_from=resumed_from,
+    )
+
+
+def _canonical(state):
+    """The state as plain, strongly typed arrays, whether it was just computed (evosax
+    returns some weakly typed leaves) or read from a checkpoint: both then trace to the
+    same programs, so a continued run computes bit for bit what an uninterrupted one does."""
+    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf)), state)
+
+
+def _stats(values: np.ndarray) -> dict:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return {"fitness_mean": math.nan, "fitness_max": math.nan, "fitness_min": math.nan,
+                "failed_members": int(values.size)}
+    return {"fitness_mean": float(finite.mean()), "fitness_max": float(finite.max()),
+            "fitness_min": float(finite.min()), "failed_members": int(values.size - finite.size)}
+
+
+def _history_rows(generation, tasks, per_task, fitness, validation, seconds) -> list[dict]:
+    """One row per task plus the combined row; ``per_task is None`` for the final validation."""
+    names = [t.name for t in tasks] + [COMBINED]
+    populations = [None] * len(names) if per_task is None else [*per_task, fitness]
+    validated = [math.nan] * len(names) if validation is None else [*validation[0], validation[1]]
+    rows = []
+    for name, values, val in zip(names, populations, validated):
+        stats = ({"fitness_mean": math.nan, "fitness_max": math.nan, "fitness_min": math.nan,
+                  "failed_members": None} if values is None else _stats(values))
+        rows.append({"generation": generation, "env": name, **stats, "validation_return": val,
+                     "seconds": seconds})
+    return rows
+
+
+def _history(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+    table["generation"] = table["generation"].astype(np.int64)
+    table["failed_members"] = table["failed_members"].astype("Int64")  # missing on the final row
+    return table
+
+
+def _progress_line(generation, generations, fitness, validation, seconds) -> str:
+    stats = _stats(fitness)
+    failed = f", {stats['failed_members']} failed" if stats["failed_members"] else ""
+    validated = f", validation {validation[1]:.4g}" if validation is not None else ""
+    return (f"[metatrain] generation {generation} ({generation + 1}/{generations}): fitness mean "
+            f"{stats['fitness_mean']:.4g} max {stats['fitness_max']:.4g}{failed}{validated}, {seconds:.1f}s")
+
+
+def _say(log: TextIO | None, line: str) -> None:
+    if log is not None:
+        print(line, file=log, flush=True)
+

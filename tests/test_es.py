@@ -1,0 +1,284 @@
+"""OpenAI-ES meta-training: fitness plumbing, NaN handling, checkpoints, resume, CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlopt.cli import main
+from rlopt.meta import checkpoint
+from rlopt.meta.es import (
+    ESConfig,
+    ESConfigError,
+    Task,
+    combined_fitness,
+    es_loss,
+    make_strategy,
+    meta_train,
+    task_fitness,
+)
+
+TINY_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
+            "update_epochs": 2, "hidden_size": 16}
+# member_block 1 with as many rollouts as validation seeds: population and validation
+# blocks have one shape, so the whole run compiles one lifetime program.
+TINY_ES = {"population_size": 4, "generations": 6, "rollouts": 2, "validation_seeds": [2000, 2001],
+           "eval_every": 2, "checkpoint_every": 1, "member_block": 1}
+TARGET = np.linspace(-1.0, 1.0, 8).astype(np.float32)
+
+
+def quadratic_task(name="quadratic", fail_where=None, normalizer=None, scale=1.0):
+    """Return = -scale * |x - TARGET|^2 for every seed; members with ``fail_where(x)`` diverge."""
+
+    def evaluate(vectors, keys):
+        x = np.asarray(vectors, np.float64)
+        value = -scale * ((x - TARGET) ** 2).sum(axis=1)
+        failed = np.zeros(len(x), bool) if fail_where is None else fail_where(x)
+        returns = np.repeat(np.where(failed, np.nan, value)[:, None], len(keys), axis=1)
+        return returns, np.zeros_like(returns, bool)
+
+    return Task(name, evaluate, normalizer, {"kind": name, "scale": scale})
+
+
+def quadratic_es(**overrides):
+    settings = {"population_size": 16, "generations": 60, "sigma_init": 0.1, "lr": 0.05, "eval_every": 10,
+                "validation_seeds": [0], "checkpoint_every": 7}
+    return ESConfig.from_dict({**settings, **overrides})
+
+
+# --------------------------------------------------------------------------------------
+# Fitness arithmetic
+
+
+def test_task_fitness_averages_rollouts_and_fails_on_any_bad_lifetime():
+    returns = np.array([[1.0, 3.0], [2.0, np.nan], [4.0, np.inf], [5.0, 7.0]])
+    diverged = np.array([[False, False], [False, False], [False, False], [False, True]])
+    np.testing.assert_array_equal(task_fitness(returns, diverged), [2.0, np.nan, np.nan, np.nan])
+
+
+def test_multi_task_fitness_is_the_mean_of_normalised_returns():
+    per_task = np.array([[10.0, 20.0, 5.0],   # breakout, normaliser 10
+                         [1.0, 4.0, np.nan]])  # asterix, normaliser 2
+    np.testing.assert_allclose(combined_fitness(per_task, [10.0, 2.0]), [(1.0 + 0.5) / 2, (2.0 + 2.0) / 2, np.nan])
+    np.testing.assert_array_equal(combined_fitness(per_task[:1], [None]), [10.0, 20.0, 5.0])
+
+
+def test_nan_fitness_ranks_worst():
+    strategy = make_strategy(ESConfig(population_size=4), num_dims=3)
+    loss = es_loss(np.array([1.0, np.nan, 3.0, 2.0]))
+    shaped = strategy.fitness_shaping_fn(None, loss, None, None)
+    # evosax minimises -fitness: the best member (3.0) gets -0.5, the failed one +0.5.
+    np.testing.assert_allclose(shaped, [1 / 6, 0.5, -0.5, -1 / 6], atol=1e-6)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"population_size": 5}, "must be even"),
+    ({"population_size": 0}, "'population_size' must be a positive integer"),
+    ({"generations": 2.5}, "'generations' must be a positive integer"),
+    ({"sigma_init": 0}, "'sigma_init' must be a positive number"),
+    ({"lr_decay": 1.5}, "'lr_decay' must be in (0, 1]"),
+    ({"validation_seeds": []}, "non-empty list"),
+    ({"validation_seeds": [1, 1]}, "duplicates"),
+    ({"validation_seeds": 7}, "must be a list"),
+    ({"member_block": 3}, "must divide population_size"),
+    ({"popsize": 64}, "unknown ES setting(s) ['popsize']"),
+])
+def test_es_config_rejects_bad_settings(settings, message):
+    with pytest.raises(ESConfigError) as err:
+        ESConfig.from_dict(settings)
+    assert message in str(err.value)
+
+
+# --------------------------------------------------------------------------------------
+# The loop on a toy problem (same code path as PPO tasks, cheap evaluations)
+
+
+def test_es_improves_a_quadratic_and_keeps_the_best_validated_mean():
+    result = meta_train([quadratic_task()], quadratic_es(), seed=0, num_dims=TARGET.size, log=None)
+    history = result.history
+    assert set(history.env) == {"quadratic", "all"}
+    combined = history[history.env == "all"]
+    first, last = combined.fitness_mean.iloc[0], combined.fitness_mean.iloc[-2]
+    assert last > 0.2 * first  # negative fitness: the squared distance shrank at least five-fold
+    validated = combined.dropna(subset=["validation_return"])
+    assert validated.generation.tolist() == [0, 10, 20, 30, 40, 50, 60]  # every 10, and the last
+    best_row = validated.loc[validated.validation_return.idxmax()]
+    assert result.best_generation == best_row.generation
+    assert result.best_score == pytest.approx(-((result.best_mean - TARGET) ** 2).sum(), rel=1e-5)
+
+
+def test_failed_members_rank_worst_and_the_run_goes_on():
+    # The target pulls the first coordinate to -1, but members past -0.05 fail: ranked
+    # worst, they push the mean back, so it stays near the boundary while the other
+    # coordinates converge.
+    task = quadratic_task(fail_where=lambda x: x[:, 0] < -0.05)
+    result = meta_train([task], quadratic_es(), seed=1, num_dims=TARGET.size, log=None)
+    combined = result.history[result.history.env == "all"].iloc[:-1]
+    assert combined.failed_members.sum() > 0 and (combined.failed_members < 16).all()
+    assert np.isfinite(result.final_mean).all()
+    assert result.final_mean[0] > -0.3
+    assert ((result.final_mean[1:] - TARGET[1:]) ** 2).sum() < 0.5 * (TARGET[1:] ** 2).sum()
+
+
+def test_multi_task_needs_a_normaliser_for_every_task():
+    tasks = [quadratic_task("a", normalizer=2.0), quadratic_task("b")]
+    with pytest.raises(ValueError, match="normaliser"):
+        meta_train(tasks, quadratic_es(), seed=0, num_dims=TARGET.size, log=None)
+
+
+def test_multi_task_rows_hold_raw_per_task_and_normalised_combined_fitness():
+    tasks = [quadratic_task("a", normalizer=2.0), quadratic_task("b", normalizer=4.0, scale=3.0)]
+    result = meta_train(tasks, quadratic_es(generations=2), seed=0, num_dims=TARGET.size, log=None)
+    rows = result.history[result.history.generation == 0].set_index("env")
+    # zero mean: distance^2 = |TARGET|^2 for every task, so validation returns are exact
+    distance = float((TARGET.astype(np.float64) ** 2).sum())
+    assert rows.loc["a", "validation_return"] == pytest.approx(-distance, rel=1e-6)
+    assert rows.loc["b", "validation_return"] == pytest.approx(-3 * distance, rel=1e-6)
+    assert rows.loc["all", "validation_return"] == pytest.approx((-distance / 2 - 3 * distance / 4) / 2, rel=1e-6)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resumed_run_equals_uninterrupted_run_in_process(tmp_path):
+    es = quadratic_es(generations=20, checkpoint_every=3)
+    whole = meta_train([quadratic_task()], es, seed=3, num_dims=TARGET.size, log=None)
+
+    calls = []
+
+    def crash_in_generation_7(vectors, keys):
+        calls.append(1)
+        if len(calls) > 8:  # validation + generation 0, generations 1-6: crashes in generation 7
+            raise Interrupt
+        return quadratic_task().evaluate(vectors, keys)
+
+    crashing = Task("quadratic", crash_in_generation_7, None, quadratic_task().description)
+    with pytest.raises(Interrupt):
+        meta_train([crashing], es, seed=3, num_dims=TARGET.size, checkpoint_dir=tmp_path, log=None)
+    assert checkpoint.read_meta(checkpoint.latest_checkpoint(tmp_path))["generation"] == 6
+    resumed = meta_train([quadratic_task()], es, seed=3, num_dims=TARGET.size, checkpoint_dir=tmp_path, log=None)
+    assert resumed.resumed_from == 6
+    assert resumed.final_mean.tobytes() == whole.final_mean.tobytes()
+    assert resumed.best_mean.tobytes() == whole.best_mean.tobytes()
+    columns = [c for c in resumed.history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed.history[columns], whole.history[columns])
+
+
+def test_checkpoint_of_another_configuration_is_an_error_naming_it(tmp_path):
+    meta_train([quadratic_task()], quadratic_es(generations=7), seed=0, num_dims=TARGET.size,
+               checkpoint_dir=tmp_path, log=None)
+    with pytest.raises(checkpoint.CheckpointMismatchError, match=str(tmp_path / "gen_000007")):
+        meta_train([quadratic_task()], quadratic_es(generations=7, sigma_init=0.2), seed=0, num_dims=TARGET.size,
+                   checkpoint_dir=tmp_path, log=None)
+    # More generations and other checkpoint intervals continue the same run.
+    longer = meta_train([quadratic_task()], quadratic_es(generations=9, checkpoint_every=2), seed=0,
+                        num_dims=TARGET.size, checkpoint_dir=tmp_path, log=None)
+    assert longer.resumed_from == 7
+
+
+# --------------------------------------------------------------------------------------
+# The command line
+
+
+def metatrain_args(tmp_path, **overrides):
+    args = {"--envs": "breakout", "--optimizer": "open", "--es": json.dumps(TINY_ES),
+            "--ppo": json.dumps({"breakout": TINY_PPO}), "--checkpoint-dir": str(tmp_path / "ckpt"),
+            "--out": str(tmp_path / "out")}
+    args.update(overrides)
+    words = ["metatrain"]
+    for key, value in args.items():
+        words += [key, *value.split()] if key == "--envs" else [key, value]
+    return words
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"--envs": "pong"}, "unknown environment(s) ['pong']"),
+    ({"--envs": "breakout breakout"}, "duplicate environments"),
+    ({"--optimizer": "adam"}, "'adam' cannot be meta-trained"),
+    ({"--opt-config": '{"size": "huge"}'}, "OPEN size must be one of"),
+    ({"--opt-config": '{"width": 8}'}, "--opt-config"),
+    ({"--opt-config": '{"features": "no_features"}'}, "set noise=False"),
+    ({"--es": '{"population_size": 3}'}, "must be even"),
+    ({"--es": '{"population_size": 4'}, "--es: malformed JSON"),
+    ({"--ppo": '{"asterix": {"num_envs": 8}}'}, "not in --envs"),
+    ({"--ppo": '{"breakout": {"num_env": 8}}'}, "unknown PPO setting(s) ['num_env']"),
+    ({"--envs": "breakout asterix"}, "--normalizers is required"),
+    ({"--envs": "breakout asterix", "--normalizers": '{"breakout": 10}'}, "no normaliser for env(s) ['asterix']"),
+    ({"--normalizers": '{"breakout": -3}'}, "must be a positive number"),
+    ({"--init": "/nonexistent/weights.npy"}, "does not exist"),
+    ({"--seed": "-1"}, "--seed: expected a non-negative integer"),
+    ({"--checkpoint-dir": "{out}/ckpt"}, "lies inside --out"),
+])
+def test_bad_input_fails_fast_naming_the_problem(tmp_path, capsys, overrides, message):
+    overrides = {k: v.replace("{out}", str(tmp_path / "out")) for k, v in overrides.items()}
+    start = time.monotonic()
+    assert main(metatrain_args(tmp_path, **overrides)) == 2
+    assert message in capsys.readouterr().err
+    assert time.monotonic() - start < 20  # before any compilation or training
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_cli_refuses_a_checkpoint_of_another_configuration(tmp_path, capsys):
+    strategy = make_strategy(ESConfig(population_size=4), num_dims=4)
+    state = strategy.init(jax.random.PRNGKey(0), jnp.zeros(4), strategy.default_params)
+    stored = checkpoint.save(tmp_path / "ckpt", checkpoint.Checkpoint(
+        1, state, np.zeros(4, np.float32), None, None, float("-inf"), pd.DataFrame({"generation": [0]})),
+        config_hash="0123456789abcdef")
+    assert main(metatrain_args(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert str(stored) in err and "0123456789abcdef" in err
+
+
+def _metatrain_process(tmp_path, run: str) -> subprocess.Popen:
+    env = {**os.environ, "RLOPT_JAX_CACHE_DIR": str(tmp_path / "jax-cache")}  # later runs skip the compile
+    args = metatrain_args(tmp_path, **{"--checkpoint-dir": str(tmp_path / f"ckpt-{run}"),
+                                        "--out": str(tmp_path / f"out-{run}")})
+    return subprocess.Popen([sys.executable, "-m", "rlopt.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return err
+
+
+def test_run_killed_and_resumed_equals_uninterrupted_run_bit_for_bit(tmp_path):
+    err = _finish(_metatrain_process(tmp_path, "whole"))
+    assert err.count("[metatrain] generation") == TINY_ES["generations"]
+    whole = tmp_path / "out-whole"
+    summary = json.loads((whole / "summary.json").read_text())
+    assert summary["best_generation"] in (0, 2, 4, 6) and summary["resumed_from_generation"] is None
+    history = pd.read_parquet(whole / "history.parquet")
+    assert list(history.columns) == ["generation", "env", "fitness_mean", "fitness_max", "fitness_min",
+                                     "failed_members", "validation_return", "seconds"]
+    assert len(history) == 2 * (TINY_ES["generations"] + 1)
+    assert np.load(whole / "final.npy").shape == (1211,)
+
+    killed = _metatrain_process(tmp_path, "resumed")
+    first_checkpoint = tmp_path / "ckpt-resumed" / "gen_000001"
+    deadline = time.monotonic() + 240
+    while not first_checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    done = checkpoint.read_meta(checkpoint.latest_checkpoint(tmp_path / "ckpt-resumed"))["generation"]
+    assert killed.returncode == -signal.SIGKILL and 1 <= done < TINY_ES["generations"]
+    assert not (tmp_path / "out-resumed" / "summary.json").exists()
+
+    err = _finish(_metatrain_process(tmp_path, "resumed"))
+    assert f"resuming from {tmp_path / 'ckpt-resumed' / f'gen_{done:06d}'}" in err
+    resumed = tmp_path / "out-resumed"
+    for name in ("final.npy", "best.npy"):
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
+    columns = [c for c in history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(pd.read_parquet(resumed / "history.parquet")[columns], history[columns])
