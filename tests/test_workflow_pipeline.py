@@ -115,9 +115,18 @@ def test_editing_plotting_code_reruns_figures_but_no_training(pipeline):
     assert rules and all(r.startswith("figure_") or r == "report_pdf" for r in rules), rules
 
 
-def test_editing_training_code_reruns_training(pipeline):
+def test_editing_ppo_reruns_all_training(pipeline):
     ppo = pipeline / "src" / "rlopt" / "agents" / "ppo.py"
     with edited(ppo, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
-        jobs = planned_jobs(pipeline)
-    rules = {rule for rule, _ in jobs}
-    assert TRAINING_RULES <= rules
+        rules = {rule for rule, _ in planned_jobs(pipeline)}
+    assert TRAINING_RULES | {"evaluate_pretrained"} <= rules
+
+
+def test_editing_one_optimizer_reruns_only_its_jobs(pipeline):
+    source = pipeline / "src" / "rlopt" / "optimizers"
+    with edited(source / "open.py", '"""', '"""Edited for a staleness test.\n'):
+        rules = {rule for rule, _ in planned_jobs(pipeline)}
+    assert "evaluate_pretrained" in rules and not rules & TRAINING_RULES
+    with edited(source / "handcrafted.py", '"""', '"""Edited for a staleness test.\n'):
+        rules = {rule for rule, _ in planned_jobs(pipeline)}
+    assert TRAINING_RULES <= rules and "evaluate_pretrained" not in rules

@@ -77,7 +77,10 @@ def provenance(config: dict) -> dict:
 # Which library sources each pipeline stage runs; Snakemake reruns a stage's jobs when
 # the hash of its sources changes (it does not track imported modules itself).
 STAGE_SOURCES = {
-    "train": ("agents", "envs", "optimizers", "training.py", "commands/train.py"),
+    "train": ("agents", "envs", "training.py", "commands/train.py", "optimizers/__init__.py",
+              "optimizers/base.py"),
+    "handcrafted": ("optimizers/handcrafted.py",),
+    "open": ("optimizers/open.py", "optimizers/pretrained.py", "commands/weights.py"),
     "select": ("commands/select.py",),
     "stats": ("analysis",),
     "plots": ("plots",),

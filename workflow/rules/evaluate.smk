@@ -19,15 +19,15 @@ rule evaluate_block:
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=lambda w: w.block.replace("-", ":"),
         out=lambda w, output: run_dir(output.summary),
-        code=CODE["train"],
+        code=[CODE["train"], CODE["handcrafted"]],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=240,
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
-        "--hparams @{input.hparams} --seeds {params.seeds} --ppo '{params.ppo}' "
-        "--env-options '{params.env_options}' --out {params.out} > {log} 2>&1"
+        "--hparams @{input.hparams} --seeds {params.seeds} --ppo {params.ppo:q} "
+        "--env-options {params.env_options:q} --out {params.out} > {log} 2>&1"
 
 
 rule open_weights:
@@ -37,6 +37,8 @@ rule open_weights:
         "results/logs/open_weights/{name}.log",
     benchmark:
         "results/benchmarks/open_weights/{name}.tsv"
+    params:
+        code=CODE["open"],
     shell:
         "{RLOPT} weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
 
@@ -59,15 +61,15 @@ rule evaluate_pretrained:
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=lambda w: w.block.replace("-", ":"),
         out=lambda w, output: run_dir(output.summary),
-        code=CODE["train"],
+        code=[CODE["train"], CODE["open"]],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=240,
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer open --label {wildcards.label} "
-        "--hparams '{params.hparams}' --seeds {params.seeds} --ppo '{params.ppo}' "
-        "--env-options '{params.env_options}' --out {params.out} > {log} 2>&1"
+        "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
+        "--env-options {params.env_options:q} --out {params.out} > {log} 2>&1"
 
 
 rule collect_evaluation:

@@ -186,7 +186,7 @@ rule report_tables:
         meta=PLAN.report_meta_json(),
         code=CODE["report"],
     shell:
-        "{RLOPT} report tables --meta '{params.meta}' --figures-dir results/figures "
+        "{RLOPT} report tables --meta {params.meta:q} --figures-dir results/figures "
         "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
         "--runtime {input.runtime} --sweeps {input.sweeps} --benchmarks {input.benchmarks} > {log} 2>&1"
 

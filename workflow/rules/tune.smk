@@ -16,15 +16,15 @@ rule tune_point:
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=PLAN.tune_seeds,
         out=lambda w, output: run_dir(output.summary),
-        code=CODE["train"],
+        code=[CODE["train"], CODE["handcrafted"]],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
-        "--hparams '{params.hparams}' --seeds {params.seeds} --ppo '{params.ppo}' "
-        "--env-options '{params.env_options}' --out {params.out} > {log} 2>&1"
+        "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
+        "--env-options {params.env_options:q} --out {params.out} > {log} 2>&1"
 
 
 rule select_best:
