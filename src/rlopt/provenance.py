@@ -81,6 +81,7 @@ STAGE_SOURCES = {
               "optimizers/base.py"),
     "handcrafted": ("optimizers/handcrafted.py",),
     "open": ("optimizers/open.py", "optimizers/pretrained.py", "commands/weights.py"),
+    "metatrain": ("meta", "commands/metatrain.py"),
     "select": ("commands/select.py",),
     "stats": ("analysis",),
     "plots": ("plots",),

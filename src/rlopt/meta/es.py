@@ -270,6 +270,21 @@ def run_config_hash(tasks: list[Task], es: ESConfig, seed: int, initial_mean: np
     })
 
 
+def es_generation(strategy: Open_ES, state, tasks: list[Task], rollouts: int, base_key: jax.Array,
+                  generation: int) -> tuple[object, np.ndarray, np.ndarray]:
+    """ask, every member's lifetimes on every task, tell: (new state, per-task fitness
+    (tasks, members), combined fitness (members,))."""
+    ask_key, tell_key, rollout_key = generation_keys(base_key, generation)
+    population, state = strategy.ask(ask_key, _canonical(state), strategy.default_params)
+    per_task = np.stack([
+        task_fitness(*task.evaluate(population, training_keys(rollout_key, i, rollouts)))
+        for i, task in enumerate(tasks)
+    ])
+    fitness = combined_fitness(per_task, [t.normalizer for t in tasks])
+    state, _ = strategy.tell(tell_key, population, es_loss(fitness), state, strategy.default_params)
+    return state, per_task, fitness
+
+
 @dataclass
 class MetaTrainResult:
     final_mean: np.ndarray
@@ -307,26 +322,18 @@ def meta_train(
     if initial_mean.shape != (num_dims,):
         raise ValueError(f"initial mean has shape {initial_mean.shape}, expected ({num_dims},)")
     strategy = make_strategy(es, num_dims)
-    params = strategy.default_params
     base_key = jax.random.PRNGKey(seed)
-    state = _canonical(strategy.init(base_key, jnp.asarray(initial_mean), params))
+    state = strategy.init(base_key, jnp.asarray(initial_mean), strategy.default_params)
     run_hash = run_config_hash(tasks, es, seed, initial_mean)
     val_keys = validation_keys(es.validation_seeds)
     normalizers = [t.normalizer for t in tasks]
 
-    start, rows, best, resumed_from = 0, [], _Best(), None
-    if checkpoint_dir is not None:
-        ckpt.remove_stale_temporaries(checkpoint_dir)
-        path = ckpt.check_config(checkpoint_dir, run_hash)
-        if path is not None:
-            loaded = ckpt.load(path, state)
-            if loaded.generation > es.generations:
-                raise ValueError(f"checkpoint {path} is at generation {loaded.generation}, beyond the "
-                                 f"{es.generations} generations asked for")
-            state, start, resumed_from = _canonical(loaded.es_state), loaded.generation, loaded.generation
-            rows = loaded.history.to_dict("records")
-            best = _Best(loaded.best_mean, loaded.best_generation, loaded.best_score)
-            _say(log, f"resuming from {path} ({start} generations done)")
+    start, rows, best = 0, [], _Best()
+    loaded = None if checkpoint_dir is None else _latest_checkpoint(checkpoint_dir, run_hash, state, es, log)
+    if loaded is not None:
+        state, start = loaded.es_state, loaded.generation
+        rows = loaded.history.to_dict("records")
+        best = _Best(loaded.best_mean, loaded.best_generation, loaded.best_score)
 
     def validate(mean: jax.Array, generation: int) -> tuple[list[float], float]:
         per_task = [float(task_fitness(*t.evaluate(mean[None], val_keys))[0]) for t in tasks]
@@ -337,15 +344,7 @@ def meta_train(
     for generation in range(start, es.generations):
         started = time.monotonic()
         validation = validate(state.mean, generation) if generation % es.eval_every == 0 else None
-        ask_key, tell_key, rollout_key = generation_keys(base_key, generation)
-        population, state = strategy.ask(ask_key, state, params)
-        per_task = np.stack([
-            task_fitness(*task.evaluate(population, training_keys(rollout_key, i, es.rollouts)))
-            for i, task in enumerate(tasks)
-        ])
-        fitness = combined_fitness(per_task, normalizers)
-        state, _ = strategy.tell(tell_key, population, es_loss(fitness), state, params)
-        state = _canonical(state)
+        state, per_task, fitness = es_generation(strategy, state, tasks, es.rollouts, base_key, generation)
         seconds = time.monotonic() - started
         rows += _history_rows(generation, tasks, per_task, fitness, validation, seconds)
         _say(log, _progress_line(generation, es.generations, fitness, validation, seconds))
@@ -368,14 +367,29 @@ def meta_train(
         best_generation=best.generation,
         best_score=best.score,
         history=_history(rows),
-        resumed_from=resumed_from,
+        resumed_from=None if loaded is None else loaded.generation,
     )
+
+
+def _latest_checkpoint(checkpoint_dir, run_hash: str, state_template, es: ESConfig, log) -> ckpt.Checkpoint | None:
+    """The checkpoint to continue from, if the directory has one (of this configuration)."""
+    ckpt.remove_stale_temporaries(checkpoint_dir)
+    path = ckpt.check_config(checkpoint_dir, run_hash)
+    if path is None:
+        return None
+    loaded = ckpt.load(path, state_template)
+    if loaded.generation > es.generations:
+        raise ValueError(f"checkpoint {path} is at generation {loaded.generation}, beyond the "
+                         f"{es.generations} generations asked for")
+    _say(log, f"resuming from {path} ({loaded.generation} generations done)")
+    return loaded
 
 
 def _canonical(state):
     """The state as plain, strongly typed arrays, whether it was just computed (evosax
     returns some weakly typed leaves) or read from a checkpoint: both then trace to the
-    same programs, so a continued run computes bit for bit what an uninterrupted one does."""
+    same programs (no recompiles), so a continued run computes bit for bit what an
+    uninterrupted one does."""
     return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf)), state)
 
 

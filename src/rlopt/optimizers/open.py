@@ -150,10 +150,10 @@ class OpenConfig:
 
 
 class OpenState(NamedTuple):
-    """Per parameter of the joint tree, in ravel_pytree order."""
+    """One column per parameter of the joint tree, in ravel_pytree order."""
 
-    momentum: jax.Array  # (N, 6)
-    carry: jax.Array  # (N, GRU width)
+    momentum: jax.Array  # (6, N)
+    carry: jax.Array  # (GRU width, N)
 
 
 # --------------------------------------------------------------------------------------
@@ -272,36 +272,47 @@ def load_weights(path: str | Path, cfg: OpenConfig | None = None) -> tuple[np.nd
 
 
 # --------------------------------------------------------------------------------------
-# The per-parameter network
+# The per-parameter network. Everything per parameter is kept "feature-major": one row
+# per feature or hidden unit, one column per parameter, shape (F, N). XLA on CPU
+# vectorises along the last axis, so (N, 8)-shaped arrays would run element-wise work
+# several times slower. The public helpers below take the natural (N, F) rows.
 
 
-def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    # Full float32 even where the backend would default to TF32/bf16 passes (GPU/TPU).
-    return jnp.matmul(x, kernel, precision=jax.lax.Precision.HIGHEST)
+def _matmul_columns(kernel: jax.Array, x: jax.Array) -> jax.Array:
+    """kernel (F_in, F_out) applied to columns x (F_in, N) -> (F_out, N).
+
+    Full float32 even where the backend would default to TF32/bf16 passes (GPU/TPU)."""
+    return jax.lax.dot_general(kernel, x, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST)
+
+
+def _mean_over_rows(x: jax.Array) -> jax.Array:
+    """(F, N) -> (1, N). As a product: XLA's CPU reductions over a leading axis are slow."""
+    return _matmul_columns(jnp.full((x.shape[0], 1), 1.0 / x.shape[0], x.dtype), x)
 
 
 def _gru_cell(gru: dict, inputs: jax.Array, carry: jax.Array) -> jax.Array:
-    """flax GRUCell: hidden-side biases only on the candidate gate; returns the new carry."""
-
-    def dense(name, x):
-        return _matmul(x, gru[name]["kernel"])
-
-    reset = jax.nn.sigmoid(dense("ir", inputs) + gru["ir"]["bias"] + dense("hr", carry))
-    update = jax.nn.sigmoid(dense("iz", inputs) + gru["iz"]["bias"] + dense("hz", carry))
-    candidate = jnp.tanh(
-        dense("in", inputs) + gru["in"]["bias"] + reset * (dense("hn", carry) + gru["hn"]["bias"])
-    )
+    """flax GRUCell on columns: hidden-side biases only on the candidate gate; the three
+    gates share one input-side and one hidden-side product."""
+    h = carry.shape[0]
+    input_kernel = jnp.concatenate([gru["ir"]["kernel"], gru["iz"]["kernel"], gru["in"]["kernel"]], axis=1)
+    input_bias = jnp.concatenate([gru["ir"]["bias"], gru["iz"]["bias"], gru["in"]["bias"]])[:, None]
+    hidden_kernel = jnp.concatenate([gru["hr"]["kernel"], gru["hz"]["kernel"], gru["hn"]["kernel"]], axis=1)
+    from_inputs = _matmul_columns(input_kernel, inputs) + input_bias
+    from_carry = _matmul_columns(hidden_kernel, carry)
+    reset = jax.nn.sigmoid(from_inputs[:h] + from_carry[:h])
+    update = jax.nn.sigmoid(from_inputs[h:2 * h] + from_carry[h:2 * h])
+    candidate = jnp.tanh(from_inputs[2 * h:] + reset * (from_carry[2 * h:] + gru["hn"]["bias"][:, None]))
     return (1.0 - update) * candidate + update * carry
 
 
 def _layer_norm(layer: dict, x: jax.Array) -> jax.Array:
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    variance = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * layer["scale"] + layer["bias"]
+    centred = x - _mean_over_rows(x)
+    variance = _mean_over_rows(jnp.square(centred))
+    return centred * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * layer["scale"][:, None] + layer["bias"][:, None]
 
 
 def _dense(layer: dict, x: jax.Array) -> jax.Array:
-    return _matmul(x, layer["kernel"]) + layer["bias"]
+    return _matmul_columns(layer["kernel"], x) + layer["bias"][:, None]
 
 
 def _mlp(mlp: dict, x: jax.Array) -> jax.Array:
@@ -310,25 +321,37 @@ def _mlp(mlp: dict, x: jax.Array) -> jax.Array:
     return _dense(mlp["layers_6"], x)
 
 
-def apply_network(meta: dict, inputs: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One network-optimizer (tree from ``unflatten``) on inputs (..., I) and carry (..., H).
-
-    Returns (new carry, outputs (..., O)).
-    """
+def _apply_network_columns(meta: dict, inputs: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
     new_carry = _gru_cell(meta["gru"], inputs, carry)
     return new_carry, _mlp(meta["mlp"], new_carry)
 
 
+def apply_network(meta: dict, inputs: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One network-optimizer (tree from ``unflatten``) on inputs (..., I) and carry (..., H).
+
+    Returns (new carry (..., H), outputs (..., O)).
+    """
+    batch = inputs.shape[:-1]
+    new_carry, out = _apply_network_columns(
+        meta, inputs.reshape(-1, inputs.shape[-1]).T, carry.reshape(-1, carry.shape[-1]).T
+    )
+    return new_carry.T.reshape(*batch, -1), out.T.reshape(*batch, -1)
+
+
 # --------------------------------------------------------------------------------------
-# Features. Everything is computed on the joint tree flattened in ravel_pytree order
-# (actor leaves first, then critic; sorted keys): one batched computation instead of one
-# per leaf keeps the compiled program small.
+# Features, computed on the joint tree flattened in ravel_pytree order (actor leaves
+# first, then critic; sorted keys): one batched computation instead of one per leaf
+# keeps the compiled program small.
+
+
+def _update_momentum_columns(momentum: jax.Array, grad: jax.Array) -> jax.Array:
+    decays = jnp.asarray(MOMENTUM_DECAYS, dtype=grad.dtype)[:, None]
+    return decays * momentum + (1.0 - decays) * grad[None, :]
 
 
 def update_momentum(momentum: jax.Array, grad: jax.Array) -> jax.Array:
-    """Six exponential moving averages of the gradient, no bias correction."""
-    decays = jnp.asarray(MOMENTUM_DECAYS, dtype=grad.dtype)
-    return decays * momentum + (1.0 - decays) * grad[..., None]
+    """Six exponential moving averages of the gradient, no bias correction; rows (N, 6)."""
+    return _update_momentum_columns(momentum.T, grad).T
 
 
 def _signed_log(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -353,50 +376,84 @@ def _layer_order(name: str) -> tuple:
 
 
 @dataclass(frozen=True)
-class _ElementIndex:
-    """Static per-element facts about a parameter tree, in ravel_pytree order."""
+class _Leaf:
+    """Static facts about one leaf of the parameter tree."""
 
-    tensor_id: np.ndarray  # (N,) which leaf the element belongs to
-    tensor_sizes: np.ndarray  # (num leaves,)
-    layer_proportion: np.ndarray  # (N,)
-    layers: tuple[tuple[str, str], ...]  # (network, layer) in the order activations are concatenated
-    neuron_id: np.ndarray | None  # (N,) position of the element's output neuron in that concatenation
+    network: str
+    layer: str
+    shape: tuple[int, ...]
+    start: int  # first element in ravel_pytree order
+    layer_proportion: float
+
+    @property
+    def stop(self) -> int:
+        return self.start + math.prod(self.shape)
 
 
-def _element_index(params: dict, activations: dict | None) -> _ElementIndex:
+def _leaves(params: dict) -> tuple[_Leaf, ...]:
     """Layers are a network's top-level entries (Dense_0, Dense_1, Dense_2[, log_std]);
-    layer proportion = index / (number of layers - 1), per network. A kernel (in, out) takes
-    its output neuron's dormancy along the fan-in axis; log_std's single score is broadcast."""
+    layer proportion = index / (number of layers - 1), per network."""
     order = {net: sorted(layers, key=_layer_order) for net, layers in params.items()}
-    layers = tuple((net, name) for net in params for name in order[net])
-    offsets = {}
-    if activations is not None:
-        widths = [activations[net][name].shape[-1] for net, name in layers]
-        offsets = dict(zip(layers, np.cumsum([0, *widths[:-1]])))
-    tensor_id, proportion, neuron_id = [], [], []
-    for i, (path, leaf) in enumerate(jax.tree_util.tree_leaves_with_path(params)):
+    leaves, start = [], 0
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         net, name = path[0].key, path[1].key
-        tensor_id.append(np.full(leaf.size, i))
-        proportion.append(np.full(leaf.size, order[net].index(name) / max(len(order[net]) - 1, 1), np.float32))
-        if activations is not None:
-            width = activations[net][name].shape[-1]
-            neuron_id.append(offsets[(net, name)] + np.broadcast_to(np.arange(width), leaf.shape).ravel())
-    return _ElementIndex(
-        tensor_id=np.concatenate(tensor_id),
-        tensor_sizes=np.asarray([x.size for x in tensor_id]),
-        layer_proportion=np.concatenate(proportion),
-        layers=layers,
-        neuron_id=np.concatenate(neuron_id) if activations is not None else None,
-    )
+        proportion = order[net].index(name) / max(len(order[net]) - 1, 1)
+        leaves.append(_Leaf(net, name, tuple(leaf.shape), start, proportion))
+        start += leaf.size
+    return tuple(leaves)
 
 
-def _normalise_per_tensor(block: jax.Array, index: _ElementIndex) -> jax.Array:
-    """x * rsqrt(1e-5 + mean(x^2)), the mean over each tensor, per feature channel."""
-    sums = jax.ops.segment_sum(
-        jnp.square(block), index.tensor_id, num_segments=index.tensor_sizes.size, indices_are_sorted=True
+def _normalise_per_tensor(block: jax.Array, leaves: tuple[_Leaf, ...]) -> jax.Array:
+    """x * rsqrt(1e-5 + mean(x^2)), the mean over each tensor, per feature row."""
+    pieces = []
+    for leaf in leaves:
+        piece = block[:, leaf.start:leaf.stop]
+        pieces.append(piece * jax.lax.rsqrt(NORMALISATION_EPS + jnp.mean(jnp.square(piece), axis=1, keepdims=True)))
+    return jnp.concatenate(pieces, axis=1)
+
+
+def _dormancy(activations: dict, leaves: tuple[_Leaf, ...]) -> jax.Array:
+    """Per element, the score of its output neuron: a kernel (in, out) takes its output
+    neuron's score along the fan-in axis; log_std's single score is broadcast."""
+    scores = {}
+    for leaf in leaves:
+        if (leaf.network, leaf.layer) not in scores:
+            scores[leaf.network, leaf.layer] = dormancy_scores(activations[leaf.network][leaf.layer])
+    return jnp.concatenate([jnp.broadcast_to(scores[leaf.network, leaf.layer], leaf.shape).ravel()
+                            for leaf in leaves])
+
+
+def _input_columns(cfg: OpenConfig, params: dict, grads: dict, momentum: jax.Array, *, update_index,
+                   num_updates, epoch_index, num_epochs, activations) -> jax.Array:
+    """The network inputs, (number of features of ``cfg``, N); momentum (6, N) is the
+    already updated one."""
+    uses_dormancy = FEATURE_NAMES.index("dormancy") in cfg.feature_indices
+    if uses_dormancy and activations is None:
+        raise ValueError(f"OPEN features {cfg.features!r} need the 'activations' extra argument")
+    leaves = _leaves(params)
+    flat_params, _ = ravel_pytree(params)
+    flat_grads, _ = ravel_pytree(grads)
+    momentum_sign, momentum_log = _signed_log(momentum)
+    grad_sign, grad_log = _signed_log(flat_grads)
+    gradient_block = jnp.concatenate(
+        [flat_params[None], momentum_sign, momentum_log, grad_sign[None], grad_log[None]], axis=0
     )
-    mean_square = sums / index.tensor_sizes[:, None]
-    return block * jax.lax.rsqrt(NORMALISATION_EPS + mean_square[index.tensor_id])
+    dormancy = _dormancy(activations, leaves) if uses_dormancy else jnp.zeros_like(flat_params)
+    layer_proportion = np.concatenate([np.full(math.prod(leaf.shape), leaf.layer_proportion, np.float32)
+                                       for leaf in leaves])
+    unnormalised = jnp.stack(
+        jnp.broadcast_arrays(
+            _proportion(update_index, num_updates),
+            layer_proportion,
+            _proportion(epoch_index, num_epochs),
+            dormancy,
+        ),
+        axis=0,
+    )
+    features = jnp.concatenate([_normalise_per_tensor(gradient_block, leaves), unnormalised], axis=0)
+    if cfg.feature_indices == FEATURE_SETS["full"]:
+        return features
+    return features[np.asarray(cfg.feature_indices)]
 
 
 def compute_inputs(
@@ -413,33 +470,21 @@ def compute_inputs(
 ) -> jax.Array:
     """The network inputs of every parameter, (N, number of features of ``cfg``), rows in
     ravel_pytree order. ``momentum`` (N, 6) is the already updated momentum."""
-    uses_dormancy = FEATURE_NAMES.index("dormancy") in cfg.feature_indices
-    if uses_dormancy and activations is None:
-        raise ValueError(f"OPEN features {cfg.features!r} need the 'activations' extra argument")
-    index = _element_index(params, activations if uses_dormancy else None)
-    flat_params, _ = ravel_pytree(params)
-    flat_grads, _ = ravel_pytree(grads)
-    momentum_sign, momentum_log = _signed_log(momentum)
-    grad_sign, grad_log = _signed_log(flat_grads)
-    gradient_block = jnp.concatenate(
-        [flat_params[:, None], momentum_sign, momentum_log, grad_sign[:, None], grad_log[:, None]], axis=1
-    )
-    if uses_dormancy:
-        scores = jnp.concatenate([dormancy_scores(activations[net][name]) for net, name in index.layers])
-        dormancy = scores[index.neuron_id]
-    else:
-        dormancy = jnp.zeros_like(flat_params)
-    unnormalised = jnp.stack(
-        jnp.broadcast_arrays(
-            _proportion(update_index, num_updates),
-            index.layer_proportion,
-            _proportion(epoch_index, num_epochs),
-            dormancy,
-        ),
-        axis=1,
-    )
-    features = jnp.concatenate([_normalise_per_tensor(gradient_block, index), unnormalised], axis=1)
-    return features[:, np.asarray(cfg.feature_indices)]
+    return _input_columns(cfg, params, grads, momentum.T, update_index=update_index, num_updates=num_updates,
+                          epoch_index=epoch_index, num_epochs=num_epochs, activations=activations).T
+
+
+def _actor_noise(key: jax.Array, params: dict, size: int) -> jax.Array:
+    """N(0, 1) per element of the joint tree, drawn only for the actor's elements (they
+    come first in ravel order; the mask zeroes the rest anyway), zeros after them.
+
+    With partitionable threefry (jax's default) element i of a draw depends only on
+    (key, i), so this equals one draw over the whole tree at half the cost; on CPU the
+    draw is a large part of an OPEN step."""
+    if not params or min(params) != "actor" or not jax.config.jax_threefry_partitionable:
+        return jax.random.normal(key, (size,))
+    num_actor = ravel_pytree(params["actor"])[0].size
+    return jnp.pad(jax.random.normal(key, (num_actor,)), (0, size - num_actor))
 
 
 # --------------------------------------------------------------------------------------
@@ -449,42 +494,42 @@ def compute_inputs(
 def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTransformationExtraArgs:
     """OPEN with the given flat meta-parameters (may be traced, e.g. vmapped by ES).
 
-    The state holds the momentum (N, 6) and GRU carry (N, H) of the N parameters of the
-    joint tree in ravel_pytree order; both start at zero and are never reset.
+    The state holds the momentum (6, N) and GRU carry (H, N) of the N parameters of the
+    joint tree in ravel_pytree order (feature-major); both start at zero and are never reset.
     """
     meta = unflatten(jnp.asarray(meta_vector, jnp.float32), cfg)
 
     def init(params):
         num_params = ravel_pytree(params)[0].size
         return OpenState(
-            momentum=jnp.zeros((num_params, len(MOMENTUM_DECAYS)), jnp.float32),
-            carry=jnp.zeros((num_params, cfg.gru_width), jnp.float32),
+            momentum=jnp.zeros((len(MOMENTUM_DECAYS), num_params), jnp.float32),
+            carry=jnp.zeros((cfg.gru_width, num_params), jnp.float32),
         )
 
     def apply(inputs, carry, params):
         if not cfg.separated:
-            return apply_network(meta, inputs, carry)
+            return _apply_network_columns(meta, inputs, carry)
         if set(params) != set(NETWORKS):
             raise ValueError(f"separated OPEN needs exactly the networks {NETWORKS}, got {sorted(params)}")
-        num_actor = ravel_pytree(params["actor"])[0].size  # actor rows come first (sorted keys)
-        actor = apply_network(meta["actor"], inputs[:num_actor], carry[:num_actor])
-        critic = apply_network(meta["critic"], inputs[num_actor:], carry[num_actor:])
-        return tuple(jnp.concatenate(pair) for pair in zip(actor, critic))
+        num_actor = ravel_pytree(params["actor"])[0].size  # actor columns come first (sorted keys)
+        actor = _apply_network_columns(meta["actor"], inputs[:, :num_actor], carry[:, :num_actor])
+        critic = _apply_network_columns(meta["critic"], inputs[:, num_actor:], carry[:, num_actor:])
+        return tuple(jnp.concatenate(pair, axis=1) for pair in zip(actor, critic))
 
     def update(grads, state, params=None, *, update_index, num_updates, epoch_index, num_epochs,
                activations=None, actor_mask, key, **_unused):
         if params is None:
             raise ValueError("OPEN needs the current params: call update(grads, state, params, ...)")
-        momentum = update_momentum(state.momentum, ravel_pytree(grads)[0])
-        inputs = compute_inputs(
+        momentum = _update_momentum_columns(state.momentum, ravel_pytree(grads)[0])
+        inputs = _input_columns(
             cfg, params, grads, momentum, update_index=update_index, num_updates=num_updates,
             epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
         )
         carry, out = apply(inputs, state.carry, params)
-        raw = out[:, 0] * STEP_MULT * jnp.exp(out[:, 1] * EXP_MULT)
+        raw = out[0] * STEP_MULT * jnp.exp(out[1] * EXP_MULT)
         if cfg.noise:  # learned noise scale, actor leaves only
             mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
-            raw = raw + out[:, 2] * mask * jax.random.normal(key, raw.shape, raw.dtype) * STEP_MULT
+            raw = raw + out[2] * mask * _actor_noise(key, params, raw.size) * STEP_MULT
         # One mean over every actor and critic update (not per tensor); optax adds the
         # returned update while OPEN subtracts u, hence -u.
         flat_updates = -(raw - jnp.mean(raw))
