@@ -119,14 +119,14 @@ def test_editing_ppo_reruns_all_training(pipeline):
     ppo = pipeline / "src" / "rlopt" / "agents" / "ppo.py"
     with edited(ppo, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert TRAINING_RULES | {"evaluate_pretrained"} <= rules
+    assert TRAINING_RULES | {"evaluate_learned"} <= rules
 
 
 def test_editing_one_optimizer_reruns_only_its_jobs(pipeline):
     source = pipeline / "src" / "rlopt" / "optimizers"
     with edited(source / "open.py", '"""', '"""Edited for a staleness test.\n'):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert "evaluate_pretrained" in rules and not rules & TRAINING_RULES
+    assert "evaluate_learned" in rules and not rules & TRAINING_RULES
     with edited(source / "handcrafted.py", '"""', '"""Edited for a staleness test.\n'):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert TRAINING_RULES <= rules and "evaluate_pretrained" not in rules
+    assert TRAINING_RULES <= rules and "evaluate_learned" not in rules

@@ -115,10 +115,40 @@ class Plan:
         return sorted({name for runs in self.pretrained_labels.values() for name in runs.values()})
 
     @property
+    def metatrain(self) -> dict:
+        """label -> meta-training settings of the learned optimizers trained here."""
+        return self.config.get("metatrain", {})
+
+    @property
+    def learned_labels(self) -> dict:
+        """label -> envs it is evaluated on, for pretrained and meta-trained optimizers."""
+        labels = {label: list(envs) for label, envs in self.pretrained_labels.items()}
+        labels.update({label: list(spec["envs"]) for label, spec in self.metatrain.items()})
+        return labels
+
+    @property
     def eval_runs(self) -> list[tuple[str, str]]:
-        """(env, label) of every evaluated configuration: tuned baselines, then pretrained."""
+        """(env, label) of every evaluated configuration: tuned baselines, then learned ones."""
         runs = [(env, optimizer) for env in self.envs for optimizer in self.optimizers]
-        return runs + [(env, label) for label, envs in self.pretrained_labels.items() for env in envs]
+        return runs + [(env, label) for label, envs in self.learned_labels.items() for env in envs]
+
+    def metatrain_args(self, label: str) -> dict:
+        """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
+        spec = self.metatrain[label]
+        ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
+        options = {env: self.env_options.get(env, {}) for env in spec["envs"]}
+        return {
+            "envs": " ".join(spec["envs"]),
+            "opt_config": json.dumps(spec.get("opt_config", {}), sort_keys=True),
+            "es": json.dumps(spec["es"], sort_keys=True),
+            "ppo": json.dumps(ppo, sort_keys=True),
+            "env_options": json.dumps(options, sort_keys=True),
+            "seed": spec.get("seed", 0),
+        }
+
+    def checkpoint_tag(self, label: str) -> str:
+        """Checkpoints live under a hash of the settings: a changed run never resumes an old one."""
+        return point_id(self.metatrain_args(label))
 
     def envs_of_family(self, family: str) -> list[str]:
         from rlopt.envs.registry import ENVIRONMENTS
@@ -216,6 +246,37 @@ def _resolve_grids(config: dict, root: Path) -> dict:
     return grids
 
 
+def _check_metatrain(config: dict, ppo: dict) -> None:
+    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.envs.registry import default_ppo_settings
+    from rlopt.meta.es import ESConfig, ESConfigError
+    from rlopt.optimizers import OptimizerConfigError
+    from rlopt.optimizers.open import OpenConfig
+
+    for label, spec in config.get("metatrain", {}).items():
+        key = f"metatrain.{label}"
+        for env in spec["envs"]:
+            if env not in config["envs"]:
+                raise ConfigError(f"config key '{key}.envs': '{env}' is not in envs {config['envs']}")
+        if label in config.get("open_pretrained", {}).get("labels", {}):
+            raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
+        try:
+            ESConfig.from_dict(spec["es"])
+        except (ESConfigError, TypeError) as err:
+            raise ConfigError(f"config key '{key}.es': {err}")
+        try:
+            OpenConfig(**spec.get("opt_config", {}))
+        except (OptimizerConfigError, TypeError) as err:
+            raise ConfigError(f"config key '{key}.opt_config': {err}")
+        for env, overrides in spec.get("ppo", {}).items():
+            if env not in spec["envs"]:
+                raise ConfigError(f"config key '{key}.ppo.{env}': '{env}' is not one of its envs")
+            try:
+                PPOConfig.from_dict({**default_ppo_settings(env), **ppo[env][0], **overrides})
+            except (PPOConfigError, TypeError) as err:
+                raise ConfigError(f"config key '{key}.ppo.{env}': {err}")
+
+
 def _eval_blocks(config: dict) -> list[str]:
     seeds = config["evaluation"]["seeds"]
     size = config["evaluation"]["block_size"]
@@ -230,6 +291,7 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
     config = _fill_defaults(config)
     _check_semantics(config)
     ppo = _resolve_ppo(config, root)
+    _check_metatrain(config, ppo)
     return Plan(
         config=config,
         ppo={env: overrides for env, (overrides, _) in ppo.items()},

@@ -21,6 +21,10 @@ RLOPT = f"{sys.executable} -m rlopt.cli"
 CODE = {stage: stage_code_hash(stage) for stage in STAGE_SOURCES}
 
 
+# Figures the report includes; each stage's rule file adds its own.
+REPORT_FIGURES = []
+
+
 wildcard_constraints:
     env="[a-z0-9]+",
     optimizer="[a-z0-9_]+",
@@ -45,9 +49,31 @@ def eval_summaries(wildcards=None):
     ]
 
 
-def pretrained_weights(wildcards):
+def learned_weights(wildcards):
+    """The weights a learned label is evaluated with: the authors' file or our meta-training."""
+    if wildcards.label in PLAN.metatrain:
+        return f"results/metatrain/{wildcards.label}/best.npy"
     name = PLAN.pretrained_labels[wildcards.label][wildcards.env]
     return f"resources/open_pretrained/{name}_OPEN.npy"
+
+
+def learned_hparams(wildcards, input):
+    spec = PLAN.metatrain.get(wildcards.label, {})
+    return json.dumps({"weights": str(input.weights), **spec.get("opt_config", {})}, sort_keys=True)
+
+
+def reference_summaries(wildcards=None):
+    """Evaluation runs of the reference optimizer on the multi-task meta-training envs."""
+    envs = sorted({env for spec in PLAN.metatrain.values() if len(spec["envs"]) > 1 for env in spec["envs"]})
+    reference = config["reference_optimizer"]
+    return [f"results/eval/{env}/{reference}/seeds{block}/summary.json" for env in envs for block in PLAN.eval_blocks]
+
+
+def normalizers_input(wildcards):
+    """Multi-task meta-training divides each env's return by tuned Adam's (the workflow's own)."""
+    if len(PLAN.metatrain[wildcards.label]["envs"]) > 1:
+        return "results/eval/reference_returns.json"
+    return []
 
 
 def train_benchmarks(wildcards=None):
@@ -62,10 +88,11 @@ def train_benchmarks(wildcards=None):
         for optimizer in PLAN.optimizers
         for block in PLAN.eval_blocks
     ]
-    pretrained = [
-        f"results/benchmarks/evaluate_pretrained/{env}/{label}/seeds{block}.tsv"
-        for label, envs in PLAN.pretrained_labels.items()
+    learned = [
+        f"results/benchmarks/evaluate_learned/{env}/{label}/seeds{block}.tsv"
+        for label, envs in PLAN.learned_labels.items()
         for env in envs
         for block in PLAN.eval_blocks
     ]
-    return tune + evaluate + pretrained
+    metatrain = [f"results/benchmarks/metatrain/{label}.tsv" for label in PLAN.metatrain]
+    return tune + evaluate + learned + metatrain

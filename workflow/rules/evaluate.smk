@@ -43,20 +43,20 @@ rule open_weights:
         "{RLOPT} weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
 
 
-rule evaluate_pretrained:
+rule evaluate_learned:
     wildcard_constraints:
         label="open[a-z0-9_]*",
     input:
-        weights=pretrained_weights,
+        weights=learned_weights,
     output:
         summary="results/eval/{env}/{label}/seeds{block}/summary.json",
         returns="results/eval/{env}/{label}/seeds{block}/returns.parquet",
     log:
-        "results/logs/evaluate_pretrained/{env}/{label}/seeds{block}.log",
+        "results/logs/evaluate_learned/{env}/{label}/seeds{block}.log",
     benchmark:
-        "results/benchmarks/evaluate_pretrained/{env}/{label}/seeds{block}.tsv"
+        "results/benchmarks/evaluate_learned/{env}/{label}/seeds{block}.tsv"
     params:
-        hparams=lambda w, input: json.dumps({"weights": str(input.weights)}),
+        hparams=learned_hparams,
         ppo=lambda w: PLAN.ppo_json(w.env),
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=lambda w: w.block.replace("-", ":"),

@@ -155,16 +155,18 @@ rule figure_runtime:
         "{RLOPT} plot runtime --runtime {input} --out results/figures/runtime > {log} 2>&1"
 
 
-REPORT_FIGURES = [
-    "tuning",
-    "eval_curves",
-    "eval_intervals",
-    "eval_intervals_per_env",
-    "eval_normalised",
-    "eval_poi",
-    "eval_profile",
-    "runtime",
-]
+REPORT_FIGURES.extend(
+    [
+        "tuning",
+        "eval_curves",
+        "eval_intervals",
+        "eval_intervals_per_env",
+        "eval_normalised",
+        "eval_poi",
+        "eval_profile",
+        "runtime",
+    ]
+)
 
 
 rule report_tables:

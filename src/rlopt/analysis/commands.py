@@ -46,6 +46,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--out-dir", required=True, type=Path)
     stats.set_defaults(func=run_stats)
 
+    reference = subparsers.add_parser(
+        "reference-returns", help="mean final return of one label per env (multi-task ES normaliser)")
+    reference.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
+                           help="evaluation run directories of the reference label")
+    reference.add_argument("--out", required=True, type=Path, help="JSON {env: return} to write")
+    reference.set_defaults(func=run_reference_returns)
+
+
+def run_reference_returns(args: argparse.Namespace) -> int:
+    """Mean final return of one label per env: the multi-task meta-training normaliser."""
+    import math
+
+    from rlopt.analysis.collect import InvalidRunError, collect_runs
+    from rlopt.io import write_json_atomic
+
+    try:
+        table = collect_runs(args.runs).final_returns
+    except InvalidRunError as err:
+        raise UsageError(str(err)) from err
+    labels = sorted(set(table["label"]))
+    if len(labels) != 1:
+        raise UsageError(f"--runs: expected the runs of one label, got {labels}")
+    means = table.groupby("env")["final_return"].mean()
+    bad = {env: value for env, value in means.items() if not (math.isfinite(value) and value > 0)}
+    if bad:
+        raise UsageError(f"'{labels[0]}' has no positive mean final return on {bad}; it cannot normalise")
+    write_json_atomic({env: float(value) for env, value in means.items()}, args.out)
+    print(f"reference returns of {labels[0]}: " + ", ".join(f"{e} {v:.3g}" for e, v in means.items()))
+    return 0
+
 
 def run_collect(args: argparse.Namespace) -> int:
     from rlopt.analysis.collect import InvalidRunError, collect_runs

@@ -20,6 +20,34 @@ SUMMARY_FILE = "summary.json"
 
 
 def register(subparsers) -> None:
+    histories = subparsers.add_parser(
+        "metatrain-histories", help="one table of the combined fitness per generation of several runs")
+    histories.add_argument("--histories", nargs="+", required=True, type=Path,
+                           help="history.parquet files; a run is labelled by its folder name")
+    histories.add_argument("--out", required=True, type=Path, help="combined table (parquet)")
+    histories.set_defaults(func=combine_histories)
+    _register_metatrain(subparsers)
+
+
+def combine_histories(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rlopt.io import write_parquet_atomic
+
+    frames = []
+    for path in args.histories:
+        if not path.is_file():
+            raise UsageError(f"--histories: {path} does not exist")
+        history = pd.read_parquet(path)
+        combined = history[(history["env"] == "all") & history["fitness_mean"].notna()]
+        frames.append(combined.assign(label=path.parent.name))
+    table = pd.concat(frames, ignore_index=True)
+    write_parquet_atomic(table, args.out)
+    print(f"{len(table)} generations from {len(frames)} run(s) -> {args.out}")
+    return 0
+
+
+def _register_metatrain(subparsers) -> None:
     parser = subparsers.add_parser(
         "metatrain",
         help="meta-train a learned optimizer with OpenAI-ES; writes best.npy, final.npy, history, summary",
