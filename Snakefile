@@ -2,6 +2,8 @@
 #   snakemake --cores all                              default preset (config/config.yaml)
 #   snakemake --cores all --configfile config/smoke.yaml
 #   snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -11,7 +13,7 @@ min_version("9.0")
 # their own and must not be merged into the default one.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"
