@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlopt.agents.networks import dormant_fraction, forward
 from rlopt.agents.ppo import compute_gae, init_params_block, make_train
 from rlopt.envs.registry import make_env
 from rlopt.optimizers import TrainingSchedule, make_optimizer
@@ -119,6 +120,37 @@ def test_eight_seed_block_runs_repeatedly_without_hanging():
     thread.start()
     thread.join(timeout=300)
     assert len(finished) == 3, "8-seed block did not finish: XLA thread-pool deadlock?"
+
+
+def test_dormant_fraction_counts_dead_hidden_units_only():
+    stats = {
+        "actor": {"Dense_0": jnp.array([0.0, 1.0, 2.0, 3.0]), "Dense_1": jnp.array([0.0, 0.0, 1.0, 1.0]),
+                  "Dense_2": jnp.array([0.0, 4.0])},  # output layer: never counted
+        "critic": {"Dense_0": jnp.array([1.0, 1.0, 1.0, 1.0]), "Dense_1": jnp.array([0.0, 2.0, 2.0, 2.0]),
+                   "Dense_2": jnp.array([0.0])},
+    }
+    assert float(dormant_fraction(stats)) == pytest.approx(4 / 16)
+    # tau is relative to the layer's mean activation (OPEN paper eq. 6)
+    assert float(dormant_fraction(stats, tau=0.7)) == pytest.approx(5 / 16)
+
+
+def test_killed_first_layer_is_reported_dormant():
+    env = make_env("breakout")
+    config = ppo_config_for("breakout", SMALL_PPO)
+    params = jax.tree.map(lambda x: x[0], init_params_block(env, config, seed_keys([0])[0]))
+    obs = jax.random.normal(jax.random.PRNGKey(0), (32, env.spec.obs_dim))
+    assert float(dormant_fraction(forward(params, obs, "relu")[2])) == 0.0
+    params["actor"]["Dense_0"]["bias"] = jnp.full(config.hidden_size, -1e4)  # every actor unit of layer 0 dead
+    _, _, stats = forward(params, obs, "relu")
+    # the actor's layer 0 (16 units) and therefore its layer 1 (bias 0) are dead: 32 of 64
+    assert float(dormant_fraction(stats)) == pytest.approx(32 / 64)
+
+
+def test_final_dormancy_is_a_fraction_per_seed():
+    block = small_block([0, 1])
+    assert block.final_dormancy.shape == (2,)
+    assert ((block.final_dormancy >= 0) & (block.final_dormancy <= 1)).all()
+    assert block.output.losses["dormancy"].shape == (2, block.ppo.num_updates)
 
 
 @pytest.mark.slow

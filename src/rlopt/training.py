@@ -68,6 +68,10 @@ class BlockResult:
         return np.asarray(self.output.final_return, dtype=np.float64)
 
     @property
+    def final_dormancy(self) -> np.ndarray:
+        return np.asarray(self.output.final_dormancy, dtype=np.float64)
+
+    @property
     def diverged(self) -> np.ndarray:
         return np.asarray(self.output.diverged, dtype=bool)
 

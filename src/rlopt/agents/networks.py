@@ -75,6 +75,24 @@ def forward(params: dict, obs: jax.Array, activation: str) -> tuple[jax.Array, j
     return h_actor, h_critic[:, 0], stats
 
 
+def dormant_fraction(stats: dict, tau: float = 0.0) -> jax.Array:
+    """Fraction of hidden neurons (actor and critic) that are tau-dormant (Sokar et al. 2023).
+
+    A neuron's score is its mean |activation| divided by its layer's mean; it is dormant
+    when the score is at most ``tau``.  With tau = 0 that is a dead unit: zero output on
+    every input of the batch.  Output layers are left out (they are never dormant).
+    """
+    dormant, total = 0.0, 0
+    for network in stats.values():
+        layers = sorted((name for name in network if name.startswith("Dense_")), key=lambda n: int(n[6:]))
+        for name in layers[:-1]:
+            activity = network[name]
+            score = activity / (jnp.mean(activity) + 1e-12)
+            dormant = dormant + jnp.sum(score <= tau)
+            total += activity.shape[-1]
+    return dormant / total
+
+
 def actor_mask(params: dict) -> dict:
     """1.0 on every actor leaf, 0.0 on every critic leaf (same structure as params)."""
     return {

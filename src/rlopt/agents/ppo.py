@@ -18,11 +18,14 @@ import jax.numpy as jnp
 import optax
 
 from rlopt.agents import distributions as dist
-from rlopt.agents.networks import ACTIVATIONS, actor_mask, forward, init_actor_critic
+from rlopt.agents.networks import ACTIVATIONS, actor_mask, dormant_fraction, forward, init_actor_critic
 from rlopt.envs.base import VecEnv
 
 MIN_LOG_POINTS = 100  # logging points per run the returns table should have at least
 FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env steps
+# Per-update means over all minibatches: the loss terms and the tau=0 dormant fraction of
+# hidden neurons (what the OPEN paper's Fig. 5 and 10 report).
+LOGGED_PER_UPDATE = ("actor", "value", "entropy", "dormancy")
 
 
 class PPOConfigError(ValueError):
@@ -106,6 +109,10 @@ class PPOConfig:
         points = self.num_updates * self.log_chunks
         return max(self.log_chunks, math.ceil(FINAL_WINDOW * points))
 
+    @property
+    def final_window_updates(self) -> int:
+        return max(1, math.ceil(FINAL_WINDOW * self.num_updates))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -114,8 +121,9 @@ class TrainOutput(NamedTuple):
     params: Any  # final network parameters
     return_sum: jax.Array  # (num_updates, log_chunks) summed returns of episodes ending there
     return_count: jax.Array  # (num_updates, log_chunks) number of episodes ending there
-    losses: dict  # per-update means: "actor", "value", "entropy"
+    losses: dict  # LOGGED_PER_UPDATE name -> (num_updates,) per-update means
     final_return: jax.Array  # () see docs/results-format.md
+    final_dormancy: jax.Array  # () mean dormant fraction over the final window's updates
     diverged: jax.Array  # () bool
 
 
@@ -232,7 +240,8 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
         entropy = entropy.mean()
         total = actor_loss + c.vf_coef * value_loss - c.ent_coef * entropy
-        return total, (stats, jnp.stack([actor_loss, value_loss, entropy]))
+        dormancy = dormant_fraction(jax.lax.stop_gradient(stats))
+        return total, (stats, jnp.stack([actor_loss, value_loss, entropy, dormancy]))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -301,7 +310,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
         last_return, has_finished = _latest_finished(rollout, state.last_return, state.has_finished)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, diverged)
-        return new_state, (return_sum, return_count, parts.reshape(-1, 3).mean(axis=0))
+        return new_state, (return_sum, return_count, parts.reshape(-1, len(LOGGED_PER_UPDATE)).mean(axis=0))
 
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
@@ -318,8 +327,10 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
     def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
         final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
                               c.final_window_points)
-        loss_table = {"actor": losses[:, 0], "value": losses[:, 1], "entropy": losses[:, 2]}
-        return TrainOutput(state.params, return_sum, return_count, loss_table, final, state.diverged)
+        loss_table = {name: losses[:, i] for i, name in enumerate(LOGGED_PER_UPDATE)}
+        final_dormancy = loss_table["dormancy"][-c.final_window_updates:].mean()
+        return TrainOutput(state.params, return_sum, return_count, loss_table, final, final_dormancy,
+                           state.diverged)
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
         state = init(key, params, env_params)
