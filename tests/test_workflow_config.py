@@ -63,6 +63,14 @@ BAD_CONFIGS = [
     ("env_options.ant", {"backend": "physx"}, "env_options.ant.backend"),
     ("env_options.freeway", {}, "env_options.freeway"),
     ("seeds", [1, 2], "<top level> (unknown key)"),
+    ("ablations.env", "freeway", "ablations.env"),
+    ("ablations.variants", ["open", "no_momentum"], "ablations.variants[1]"),
+    ("ablations.variants", [], "ablations.variants"),
+    ("ablations.optimizers_per_variant", 0, "ablations.optimizers_per_variant"),
+    ("ablations.es", {"population_size": 3}, "ablations.es"),
+    ("ablations.ppo", {"total_steps": -1}, "ablations.ppo"),
+    ("ablations.evaluation_seeds", {"start": 2000, "count": 2}, "ablations.evaluation_seeds"),
+    ("ablations.extra", 1, "ablations (unknown key)"),
 ]
 
 
@@ -138,3 +146,23 @@ def test_paper_dag_builds_quickly(tmp_path):
     elapsed = time.monotonic() - start
     assert out.returncode == 0, out.stderr[-2000:]
     assert elapsed < 15, f"paper-scale dry run took {elapsed:.1f}s"
+
+
+def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
+    import json
+
+    config = with_change("ablations.variants", ["open", "no_dormancy", "no_stochasticity", "no_features"])
+    plan = load_plan(config, root=REPO)
+    assert len(plan.ablation_runs) == 4 * config["ablations"]["optimizers_per_variant"]
+    runs = {variant: plan.ablation_metatrain_args(variant, 1) for variant in ("open", "no_dormancy",
+                                                                               "no_stochasticity", "no_features")}
+    assert {args["seed"] for args in runs.values()} == {config["ablations"].get("seed", 0) + 1}
+    assert {args["es"] for args in runs.values()} == {runs["open"]["es"]}
+    assert json.loads(runs["open"]["opt_config"]) == {}
+    assert json.loads(runs["no_dormancy"]["opt_config"]) == {"features": "no_dormancy"}
+    assert json.loads(runs["no_features"]["opt_config"]) == {"features": "no_features", "noise": False}
+    ppo = json.loads(runs["open"]["ppo"])["breakout"]
+    assert ppo["total_steps"] == config["ablations"]["ppo"]["total_steps"]
+    assert len({plan.ablation_checkpoint_tag(v, 1) for v in runs}) == 4
+    evaluation = plan.ablation_eval_args("no_stochasticity")
+    assert evaluation["opt_config"] == {"noise": False} and evaluation["seeds"] == "3000:3002"

@@ -135,20 +135,61 @@ class Plan:
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
-        options = {env: self.env_options.get(env, {}) for env in spec["envs"]}
+        ppo = {env: spec.get("ppo", {}).get(env, {}) for env in spec["envs"]}
+        return self._metatrain_args(spec["envs"], spec.get("opt_config", {}), spec["es"], ppo, spec.get("seed", 0))
+
+    def _metatrain_args(self, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int) -> dict:
         return {
-            "envs": " ".join(spec["envs"]),
-            "opt_config": json.dumps(spec.get("opt_config", {}), sort_keys=True),
-            "es": json.dumps(spec["es"], sort_keys=True),
-            "ppo": json.dumps(ppo, sort_keys=True),
-            "env_options": json.dumps(options, sort_keys=True),
-            "seed": spec.get("seed", 0),
+            "envs": " ".join(envs),
+            "opt_config": json.dumps(opt_config, sort_keys=True),
+            "es": json.dumps(es, sort_keys=True),
+            "ppo": json.dumps({env: {**self.ppo[env], **ppo.get(env, {})} for env in envs}, sort_keys=True),
+            "env_options": json.dumps({env: self.env_options.get(env, {}) for env in envs}, sort_keys=True),
+            "seed": seed,
         }
 
     def checkpoint_tag(self, label: str) -> str:
         """Checkpoints live under a hash of the settings: a changed run never resumes an old one."""
         return point_id(self.metatrain_args(label))
+
+    @property
+    def ablations(self) -> dict:
+        return self.config.get("ablations", {})
+
+    @property
+    def ablation_runs(self) -> list[tuple[str, int]]:
+        """(variant, index) of every optimizer the ablation study meta-trains."""
+        if not self.ablations:
+            return []
+        count = self.ablations["optimizers_per_variant"]
+        return [(variant, index) for variant in self.ablations["variants"] for index in range(count)]
+
+    def ablation_metatrain_args(self, variant: str, index: int) -> dict:
+        """``rlopt metatrain`` arguments of trained optimizer ``index`` of ``variant``; the
+        variants share ES seeds, so they differ only in what they ablate."""
+        from rlopt.optimizers.open import ABLATIONS
+
+        spec = self.ablations
+        env = spec["env"]
+        return self._metatrain_args([env], ABLATIONS[variant], spec["es"], {env: spec.get("ppo", {})},
+                                    spec.get("seed", 0) + int(index))
+
+    def ablation_checkpoint_tag(self, variant: str, index: int) -> str:
+        return point_id(self.ablation_metatrain_args(variant, index))
+
+    def ablation_eval_args(self, variant: str) -> dict:
+        """``rlopt train`` arguments (besides the weights) evaluating a trained ``variant``."""
+        from rlopt.optimizers.open import ABLATIONS
+
+        spec = self.ablations
+        seeds = spec["evaluation_seeds"]
+        return {
+            "env": spec["env"],
+            "opt_config": ABLATIONS[variant],
+            "ppo": json.dumps({**self.ppo[spec["env"]], **spec.get("ppo", {})}, sort_keys=True),
+            "env_options": self.env_options_json(spec["env"]),
+            "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
+        }
 
     def envs_of_family(self, family: str) -> list[str]:
         from rlopt.envs.registry import ENVIRONMENTS
@@ -277,6 +318,31 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
                 raise ConfigError(f"config key '{key}.ppo.{env}': {err}")
 
 
+def _check_ablations(config: dict, ppo: dict) -> None:
+    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.envs.registry import default_ppo_settings
+    from rlopt.meta.es import ESConfig, ESConfigError
+
+    spec = config.get("ablations")
+    if not spec:
+        return
+    env = spec["env"]
+    if env not in config["envs"]:
+        raise ConfigError(f"config key 'ablations.env': '{env}' is not in envs {config['envs']}")
+    try:
+        es = ESConfig.from_dict(spec["es"])
+    except (ESConfigError, TypeError) as err:
+        raise ConfigError(f"config key 'ablations.es': {err}")
+    try:
+        PPOConfig.from_dict({**default_ppo_settings(env), **ppo[env][0], **spec.get("ppo", {})})
+    except (PPOConfigError, TypeError) as err:
+        raise ConfigError(f"config key 'ablations.ppo': {err}")
+    overlap = _seed_set(spec["evaluation_seeds"]) & set(es.validation_seeds)
+    if overlap:
+        raise ConfigError(f"config key 'ablations.evaluation_seeds': must differ from the ES validation seeds; "
+                          f"both contain {sorted(overlap)[:5]}")
+
+
 def _eval_blocks(config: dict) -> list[str]:
     seeds = config["evaluation"]["seeds"]
     size = config["evaluation"]["block_size"]
@@ -292,6 +358,7 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
     _check_semantics(config)
     ppo = _resolve_ppo(config, root)
     _check_metatrain(config, ppo)
+    _check_ablations(config, ppo)
     return Plan(
         config=config,
         ppo={env: overrides for env, (overrides, _) in ppo.items()},

@@ -95,4 +95,9 @@ def train_benchmarks(wildcards=None):
         for block in PLAN.eval_blocks
     ]
     metatrain = [f"results/benchmarks/metatrain/{label}.tsv" for label in PLAN.metatrain]
-    return tune + evaluate + learned + metatrain
+    ablations = [
+        f"results/benchmarks/ablate_{stage}/{variant}/opt{index}.tsv"
+        for stage in ("metatrain", "evaluate")
+        for variant, index in PLAN.ablation_runs
+    ]
+    return tune + evaluate + learned + metatrain + ablations

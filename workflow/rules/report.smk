@@ -175,22 +175,26 @@ rule report_tables:
         poi="results/stats/probability_of_improvement.parquet",
         runtime="results/eval/runtime.parquet",
         sweeps="results/tune/sweeps.parquet",
+        ablations=ABLATION_INTERVALS,
         benchmarks=train_benchmarks,
     output:
         preset="results/report_build/preset.tex",
         paths="results/report_build/paths.tex",
         tables=expand(
-            "results/report_build/table_{name}.tex", name=["intervals", "poi", "runtime", "cost", "tuning"]
+            "results/report_build/table_{name}.tex",
+            name=["intervals", "poi", "runtime", "cost", "tuning"] + ["ablations"] * bool(ABLATION_INTERVALS),
         ),
     log:
         "results/logs/report_tables.log",
     params:
         meta=PLAN.report_meta_json(),
+        ablations=lambda w, input: f"--ablations {input.ablations}" if input.ablations else "",
         code=CODE["report"],
     shell:
         "{RLOPT} report tables --meta {params.meta:q} --figures-dir results/figures "
         "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
-        "--runtime {input.runtime} --sweeps {input.sweeps} --benchmarks {input.benchmarks} > {log} 2>&1"
+        "--runtime {input.runtime} --sweeps {input.sweeps} {params.ablations} "
+        "--benchmarks {input.benchmarks} > {log} 2>&1"
 
 
 rule report_pdf:

@@ -1,4 +1,4 @@
-"""``rlopt collect`` and ``rlopt stats``: the analysis stages of the pipeline."""
+"""``rlopt collect``, ``stats``, ``reference-returns`` and ``ablation-stats``: the analysis stages."""
 
 from __future__ import annotations
 
@@ -52,6 +52,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="evaluation run directories of the reference label")
     reference.add_argument("--out", required=True, type=Path, help="JSON {env: return} to write")
     reference.set_defaults(func=run_reference_returns)
+
+    ablations = subparsers.add_parser(
+        "ablation-stats", help="OPEN's Fig. 5: IQM of final return and IQR dormancy per ablation variant",
+        description="Write runs.parquet (one row per variant, trained optimizer and seed), "
+        "intervals.parquet and stats.json.",
+    )
+    ablations.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
+                           help="evaluation run directories, one per trained optimizer; the variant is "
+                                "the run's label, the trained optimizer its folder name")
+    ablations.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ablations.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    ablations.add_argument("--out-dir", required=True, type=Path)
+    ablations.set_defaults(func=run_ablation_stats)
+
+
+def run_ablation_stats(args: argparse.Namespace) -> int:
+    if args.reps < 1:
+        raise UsageError(f"--reps must be at least 1, got {args.reps}")
+    from rlopt.analysis.ablations import AblationInputError, ablation_intervals, collect_runs
+    from rlopt.io import write_json_atomic, write_parquet_atomic
+
+    try:
+        runs = collect_runs(args.runs)
+    except AblationInputError as err:
+        raise UsageError(f"--runs: {err}") from err
+    intervals = ablation_intervals(runs, reps=args.reps, seed=args.seed)
+    write_parquet_atomic(runs, args.out_dir / "runs.parquet")
+    write_parquet_atomic(intervals, args.out_dir / "intervals.parquet")
+    provenance = {"runs": [str(r) for r in args.runs], "reps": args.reps, "seed": args.seed,
+                  "bootstrap": "rliable stratified bootstrap over trained optimizers, percentile intervals",
+                  "library_versions": _library_versions(), "python": platform.python_version(),
+                  "command": sys.argv}
+    write_json_atomic(provenance, args.out_dir / "stats.json")
+    for row in intervals.itertuples():
+        print(f"{row.variant:>24} {row.metric}: {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]")
+    return 0
 
 
 def run_reference_returns(args: argparse.Namespace) -> int:

@@ -116,7 +116,7 @@ def compute_statistics(
         notes.warn("no env has a usable reference normalisation; no 'all' scope is reported")
     aggregate = _aggregate_runs(table[table["env"].isin(aggregate_envs)], notes)
 
-    bootstrap = _Bootstrap(reps=reps, seed=seed)
+    bootstrap = Bootstrap(reps=reps, seed=seed)
     return StatsResult(
         intervals=_intervals(table, aggregate, bootstrap),
         probability_of_improvement=_improvements(table, aggregate, reference, bootstrap),
@@ -253,7 +253,7 @@ def _per_env_scores(table: pd.DataFrame, column: str) -> Iterator[tuple[str, str
 # ---------------------------------------------------------------- the three tables
 
 
-def _intervals(table: pd.DataFrame, aggregate: dict, bootstrap: _Bootstrap) -> pd.DataFrame:
+def _intervals(table: pd.DataFrame, aggregate: dict, bootstrap: Bootstrap) -> pd.DataFrame:
     rows = []
 
     def add(scope: str, normalization: str, label: str, scores: np.ndarray, metrics):
@@ -275,7 +275,7 @@ def _intervals(table: pd.DataFrame, aggregate: dict, bootstrap: _Bootstrap) -> p
 
 
 def _improvements(
-    table: pd.DataFrame, aggregate: dict, reference: str, bootstrap: _Bootstrap
+    table: pd.DataFrame, aggregate: dict, reference: str, bootstrap: Bootstrap
 ) -> pd.DataFrame:
     rows = []
 
@@ -299,7 +299,7 @@ def _improvements(
 
 
 def _profiles(
-    table: pd.DataFrame, aggregate: dict, taus: np.ndarray, bootstrap: _Bootstrap
+    table: pd.DataFrame, aggregate: dict, taus: np.ndarray, bootstrap: Bootstrap
 ) -> pd.DataFrame:
     rows = []
 
@@ -326,7 +326,7 @@ def _frame(rows: list[dict], dtypes: dict) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class _Bootstrap:
+class Bootstrap:
     """The only place that calls rliable; every call is seeded the same way."""
 
     reps: int
@@ -334,9 +334,12 @@ class _Bootstrap:
 
     def intervals(self, scores: np.ndarray, metrics: Sequence[str]):
         """Point estimates and (2, len(metrics)) CIs of the named aggregate metrics."""
+        return self.estimate(scores, _metric_function(metrics))
+
+    def estimate(self, scores: np.ndarray, func: Callable[[np.ndarray], np.ndarray]):
+        """``func`` (a (runs, tasks) matrix -> 1-D array) and its (2, len) stratified-bootstrap CIs."""
         from rliable import library
 
-        func = _metric_function(metrics)
         with _seeded_global_rng(self.seed):
             points, cis = library.get_interval_estimates(
                 {"x": scores}, func, reps=self.reps, confidence_interval_size=CONFIDENCE

@@ -110,6 +110,18 @@ FEATURE_SETS: dict[str, tuple[int, ...]] = {
     "no_features": tuple(range(1, NUM_NORMALISED_FEATURES)),
 }
 
+# The OPEN paper's Fig. 5: OPEN and each design element removed in turn, as factory
+# settings (App. I trains every variant from scratch with the same ES).
+ABLATIONS: dict[str, dict] = {
+    "open": {},
+    "no_training_proportion": {"features": "no_training_proportion"},
+    "no_batch_proportion": {"features": "no_batch_proportion"},
+    "no_dormancy": {"features": "no_dormancy"},
+    "no_layer_proportion": {"features": "no_layer_proportion"},
+    "no_stochasticity": {"noise": False},
+    "no_features": {"features": "no_features", "noise": False},
+}
+
 NETWORKS = ("actor", "critic")
 
 

@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_kind("runtime", "env steps per second and wall time per label and env", "--runtime",
              lambda df, args, f: f.plot_runtime(df, args.out))  # fmt: skip
 
+    add_kind("ablations", "OPEN's Fig. 5: final return and dormancy per ablation variant", "--intervals",
+             lambda df, args, f: f.plot_ablations(df, args.out))  # fmt: skip
+
     generations = add_kind("generations", "a metric against generations (e.g. meta-training fitness)",
                            "--table", lambda df, args, f: f.plot_metric_over_generations(
                                df, args.x, args.y, args.out, hue=args.hue))  # fmt: skip

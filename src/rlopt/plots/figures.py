@@ -417,3 +417,27 @@ def plot_metric_over_generations(
     if hue:
         _legend_below(fig, palette, data[hue], title=hue.replace("_", " "))
     return save_figure(fig, out_stem)
+
+
+ABLATION_PANELS = {"final_return_iqm": "IQM of final return", "dormant_percent_iqr": "dormant neurons [%]"}
+
+
+@_themed
+def plot_ablations(intervals_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """OPEN's Figure 5: per ablation variant, the IQM of final return and the dormancy of
+    the optimizers in its interquartile range, each with a 95% bootstrap CI."""
+    require_columns(intervals_df, ["variant", "metric", "estimate", "ci_low", "ci_high"], "ablation intervals")
+    if intervals_df.empty:
+        raise PlotInputError("ablation intervals table has no rows")
+    rows = intervals_df.assign(label=intervals_df["variant"])
+    palette = label_palette(rows["label"])
+    # The full optimizer on top, the ablations below it in alphabetical order.
+    variants = set(rows["variant"])
+    order = ["open"] * ("open" in variants) + sorted(variants - {"open"})
+    metrics = [m for m in ABLATION_PANELS if m in set(rows["metric"])]
+    fig, axes = _panel_grid(len(metrics), _interval_panel_size(len(order)), sharey=True)
+    for ax, metric in zip(axes, metrics):
+        _draw_intervals(ax, rows[rows["metric"] == metric], palette, order)
+        ax.set(xlabel=ABLATION_PANELS[metric])
+    fig.tight_layout()
+    return save_figure(fig, out_stem)

@@ -21,6 +21,7 @@ TABLE_FRAGMENTS = {
     "runtime": "table_runtime.tex",
     "benchmarks": "table_cost.tex",
     "sweeps": "table_tuning.tex",
+    "ablations": "table_ablations.tex",
 }
 TEX_INSTALL_HINT = (
     "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tables.add_argument("--poi", help="probability_of_improvement table (parquet/CSV)")
     tables.add_argument("--runtime", help="runtime table (parquet/CSV)")
     tables.add_argument("--sweeps", help="combined sweep table of `rlopt sweeps` (parquet/CSV)")
+    tables.add_argument("--ablations", help="ablation intervals table of `rlopt ablation-stats` (parquet/CSV)")
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -71,6 +73,7 @@ def write_tables(args: argparse.Namespace) -> int:
             "poi": lambda path: latex.poi_fragment(read_table(path)),
             "runtime": lambda path: latex.runtime_fragment(read_table(path)),
             "sweeps": lambda path: latex.tuning_fragment(read_table(path)),
+            "ablations": lambda path: latex.ablations_fragment(read_table(path)),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():

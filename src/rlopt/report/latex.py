@@ -197,6 +197,30 @@ def poi_fragment(poi_df: pd.DataFrame) -> str:
     return tabular(header, body, "ll" + "c" * len(scopes))
 
 
+def ablations_fragment(intervals_df: pd.DataFrame) -> str:
+    """Per OPEN ablation variant: IQM of final return and IQR dormancy [95% CI], with counts."""
+    require_columns(intervals_df, ["variant", "metric", "estimate", "ci_low", "ci_high", "num_optimizers",
+                                   "num_seeds"], "ablation intervals")  # fmt: skip
+    if intervals_df.empty:
+        raise ReportInputError("ablation intervals table has no rows")
+    cells = intervals_df.set_index(["variant", "metric"])
+    variants = sorted(set(intervals_df["variant"]), key=lambda v: (v != "open", v))
+
+    def cell(variant: str, metric: str) -> str:
+        if (variant, metric) not in cells.index:
+            return MISSING_CELL
+        row = cells.loc[(variant, metric)]
+        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    header = ["variant", "IQM final return", "dormant neurons [\\%]", "optimizers", "seeds each"]
+    body = []
+    for variant in variants:
+        counts = intervals_df[intervals_df["variant"] == variant].iloc[0]
+        body.append([escape_latex(variant), cell(variant, "final_return_iqm"), cell(variant, "dormant_percent_iqr"),
+                     str(int(counts["num_optimizers"])), str(int(counts["num_seeds"]))])
+    return tabular(header, body, "lcccc")
+
+
 def runtime_fragment(runtime_df: pd.DataFrame) -> str:
     """Throughput and wall time of every training job, per env and label."""
     require_columns(runtime_df, ["label", "env", "num_seeds", "total_steps", "steps_per_second",
