@@ -121,17 +121,19 @@ def test_editing_ppo_reruns_all_training(pipeline):
     ppo = pipeline / "src" / "rlopt" / "agents" / "ppo.py"
     with edited(ppo, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert TRAINING_RULES | {"evaluate_learned"} <= rules
+    assert TRAINING_RULES | {"evaluate_learned", "metatrain", "ablate_metatrain", "ablate_evaluate"} <= rules
 
 
 def test_editing_one_optimizer_reruns_only_its_jobs(pipeline):
     source = pipeline / "src" / "rlopt" / "optimizers"
     with edited(source / "open.py", '"""', '"""Edited for a staleness test.\n'):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert "evaluate_learned" in rules and not rules & TRAINING_RULES
+    assert {"evaluate_learned", "metatrain", "ablate_metatrain", "ablate_evaluate"} <= rules
+    assert not rules & TRAINING_RULES
     with edited(source / "handcrafted.py", '"""', '"""Edited for a staleness test.\n'):
         jobs = planned_jobs(pipeline)
     assert TRAINING_RULES <= {rule for rule, _ in jobs}
     # Only the multi-task meta-trained optimizer depends on Adam (its fitness normaliser).
     learned = {wc["label"] for rule, wc in jobs if rule == "evaluate_learned"}
     assert learned <= {"open_es_multi"}
+    assert not any(rule.startswith("ablate_") and rule != "ablate_statistics" for rule, _ in jobs)
