@@ -287,10 +287,27 @@ def _resolve_grids(config: dict, root: Path) -> dict:
     return grids
 
 
-def _check_metatrain(config: dict, ppo: dict) -> None:
+def _checked_es(settings: dict, key: str):
+    from rlopt.meta.es import ESConfig, ESConfigError
+
+    try:
+        return ESConfig.from_dict(settings)
+    except (ESConfigError, TypeError) as err:
+        raise ConfigError(f"config key '{key}': {err}")
+
+
+def _check_ppo_overrides(env: str, ppo: dict, overrides: dict, key: str) -> None:
+    """``overrides`` on top of the preset's settings for ``env`` must make a valid PPOConfig."""
     from rlopt.agents.ppo import PPOConfig, PPOConfigError
     from rlopt.envs.registry import default_ppo_settings
-    from rlopt.meta.es import ESConfig, ESConfigError
+
+    try:
+        PPOConfig.from_dict({**default_ppo_settings(env), **ppo[env][0], **overrides})
+    except (PPOConfigError, TypeError) as err:
+        raise ConfigError(f"config key '{key}': {err}")
+
+
+def _check_metatrain(config: dict, ppo: dict) -> None:
     from rlopt.optimizers import OptimizerConfigError
     from rlopt.optimizers.open import OpenConfig
 
@@ -301,10 +318,7 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
                 raise ConfigError(f"config key '{key}.envs': '{env}' is not in envs {config['envs']}")
         if label in config.get("open_pretrained", {}).get("labels", {}):
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
-        try:
-            ESConfig.from_dict(spec["es"])
-        except (ESConfigError, TypeError) as err:
-            raise ConfigError(f"config key '{key}.es': {err}")
+        _checked_es(spec["es"], f"{key}.es")
         try:
             OpenConfig(**spec.get("opt_config", {}))
         except (OptimizerConfigError, TypeError) as err:
@@ -312,31 +326,18 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
         for env, overrides in spec.get("ppo", {}).items():
             if env not in spec["envs"]:
                 raise ConfigError(f"config key '{key}.ppo.{env}': '{env}' is not one of its envs")
-            try:
-                PPOConfig.from_dict({**default_ppo_settings(env), **ppo[env][0], **overrides})
-            except (PPOConfigError, TypeError) as err:
-                raise ConfigError(f"config key '{key}.ppo.{env}': {err}")
+            _check_ppo_overrides(env, ppo, overrides, f"{key}.ppo.{env}")
 
 
 def _check_ablations(config: dict, ppo: dict) -> None:
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
-    from rlopt.envs.registry import default_ppo_settings
-    from rlopt.meta.es import ESConfig, ESConfigError
-
     spec = config.get("ablations")
     if not spec:
         return
     env = spec["env"]
     if env not in config["envs"]:
         raise ConfigError(f"config key 'ablations.env': '{env}' is not in envs {config['envs']}")
-    try:
-        es = ESConfig.from_dict(spec["es"])
-    except (ESConfigError, TypeError) as err:
-        raise ConfigError(f"config key 'ablations.es': {err}")
-    try:
-        PPOConfig.from_dict({**default_ppo_settings(env), **ppo[env][0], **spec.get("ppo", {})})
-    except (PPOConfigError, TypeError) as err:
-        raise ConfigError(f"config key 'ablations.ppo': {err}")
+    es = _checked_es(spec["es"], "ablations.es")
+    _check_ppo_overrides(env, ppo, spec.get("ppo", {}), "ablations.ppo")
     overlap = _seed_set(spec["evaluation_seeds"]) & set(es.validation_seeds)
     if overlap:
         raise ConfigError(f"config key 'ablations.evaluation_seeds': must differ from the ES validation seeds; "
