@@ -4,13 +4,15 @@ Measures, side by side in one run (each configuration in a fresh subprocess, so 
 memory is per configuration and no run warms the next):
   * the dense-matmul ceiling: GFLOP/s of an 8192x400 @ 400x64 float32 product under XLA;
   * env steps/s of rlopt's PPO+Adam at the Breakout config (64 envs x 128 steps,
-    8 minibatches, 4 epochs, 64-64 MLPs) for 1 and 8 seeds;
+    8 minibatches, 4 epochs, 64-64 MLPs) for 1 and 8 seeds, the 8-seed block both on one
+    XLA device and sharded over the host CPU split into one device per core
+    (``rlopt train --cpu-devices N``);
   * the same for the purejaxrl-style baseline in ``purejaxrl_style.py``.
 PPO does about 1.55 MFLOP of useful work per env step (one rollout forward plus four
 epochs of forward and backward through actor and critic), so the last lines print the
 fraction of the ceiling each reaches and the ratio rlopt/baseline.
 
-    python benchmarks/ppo_throughput.py [--steps 1e6] [--seeds 1 8]
+    python benchmarks/ppo_throughput.py [--steps 1e6] [--seeds 1 8] [--devices N]
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ def measure_matmul() -> dict:
     return {"gflops": 2 * 8192 * 400 * 64 / best / 1e9}
 
 
-def measure_rlopt(total_steps: int, num_seeds: int) -> dict:
-    from rlopt.training import run_block
+def measure_rlopt(total_steps: int, num_seeds: int, devices: int) -> dict:
+    from rlopt.training import configure_cpu_devices, run_block
 
+    configure_cpu_devices(devices)
     overrides = {"total_steps": total_steps}
     result = run_block("breakout", "adam", {"lr": 0.01, "b1": 0.9, "b2": 0.99, "eps": 1e-5},
                        list(range(num_seeds)), overrides, progress=False)
@@ -80,16 +83,18 @@ def measure_baseline(total_steps: int, num_seeds: int) -> dict:
             "final_return": float(np.nanmean(returns[:, -5:]))}
 
 
-def run_child(kind: str, total_steps: int, num_seeds: int) -> dict:
+def run_child(kind: str, total_steps: int, num_seeds: int, devices: int = 1) -> dict:
     """Runs one measurement in a fresh interpreter and adds its peak RSS."""
-    cmd = [sys.executable, __file__, "--child", kind, "--steps", str(total_steps), "--seeds", str(num_seeds)]
+    cmd = [sys.executable, __file__, "--child", kind, "--steps", str(total_steps), "--seeds", str(num_seeds),
+           "--devices", str(devices)]
     env = {**os.environ, "RLOPT_JAX_CACHE_DIR": ""}  # measure compile honestly, keep caches out
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child(kind: str, total_steps: int, num_seeds: int) -> None:
-    measure = {"matmul": lambda: measure_matmul(), "rlopt": lambda: measure_rlopt(total_steps, num_seeds),
+def child(kind: str, total_steps: int, num_seeds: int, devices: int) -> None:
+    measure = {"matmul": lambda: measure_matmul(),
+               "rlopt": lambda: measure_rlopt(total_steps, num_seeds, devices),
                "baseline": lambda: measure_baseline(total_steps, num_seeds)}[kind]
     result = measure()
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -100,11 +105,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=float, default=1e6, help="env steps per seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8], help="seed-block sizes")
+    parser.add_argument("--devices", type=int, default=os.cpu_count(),
+                        help="CPU devices for rlopt's sharded multi-seed run (default: one per core)")
     parser.add_argument("--child", choices=["matmul", "rlopt", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     total_steps = int(args.steps)
     if args.child:
-        child(args.child, total_steps, args.seeds[0])
+        child(args.child, total_steps, args.seeds[0], args.devices)
         return
 
     ceiling = run_child("matmul", 0, 1)["gflops"]
@@ -112,21 +119,24 @@ def main() -> None:
     rows = []
     for num_seeds in args.seeds:
         steps = total_steps if num_seeds == 1 else max(total_steps // 4, 64 * 128)
-        for kind in ("baseline", "rlopt"):
-            r = run_child(kind, steps, num_seeds)
-            r.update(kind=kind, seeds=num_seeds)
+        contenders = [("baseline", 1), ("rlopt", 1)]
+        if num_seeds > 1 and args.devices > 1:
+            contenders.append(("rlopt", args.devices))
+        for kind, devices in contenders:
+            r = run_child(kind, steps, num_seeds, devices)
+            r.update(name=f"{kind} seeds={num_seeds} devices={devices}", kind=kind, seeds=num_seeds)
             rows.append(r)
-            print(f"{kind:9s} seeds={num_seeds}: {r['steps_per_second']:>9,.0f} steps/s, compile "
+            print(f"{r['name']:28s}: {r['steps_per_second']:>9,.0f} steps/s, compile "
                   f"{r['compile_seconds']:.1f}s, peak RSS {r['peak_rss_gib']:.2f} GiB, "
                   f"final return {r['final_return']:.2f}", flush=True)
     print("--- ratios (same run) ---")
     for num_seeds in args.seeds:
-        base, ours = (next(r for r in rows if r["kind"] == k and r["seeds"] == num_seeds)
-                      for k in ("baseline", "rlopt"))
-        for r in (base, ours):
+        same_block = [r for r in rows if r["seeds"] == num_seeds]
+        base = same_block[0]
+        for r in same_block:
             fraction = r["steps_per_second"] * FLOP_PER_ENV_STEP / 1e9 / ceiling
-            print(f"{r['kind']:9s} seeds={num_seeds}: {fraction:.2f} of the matmul ceiling")
-        print(f"rlopt / baseline, seeds={num_seeds}: {ours['steps_per_second'] / base['steps_per_second']:.2f}x")
+            print(f"{r['name']:28s}: {fraction:.2f} of the matmul ceiling, "
+                  f"{r['steps_per_second'] / base['steps_per_second']:.2f}x the baseline")
 
 
 if __name__ == "__main__":

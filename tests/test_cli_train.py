@@ -32,6 +32,7 @@ def train_args(tmp_path, **overrides):
         ({"--total-steps": "-5"}, "--total-steps: expected a positive integer"),
         ({"--total-steps": "1.5"}, "--total-steps: expected a positive integer"),
         ({"--total-steps": "many"}, "--total-steps: expected a positive integer"),
+        ({"--cpu-devices": "0"}, "--cpu-devices: expected a positive integer"),
         ({"--total-steps": "64"}, "less than one PPO update"),
         ({"--seeds": "a:b"}, "--seeds: malformed seed list"),
         ({"--seeds": "5:5"}, "selects no seeds"),

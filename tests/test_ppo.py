@@ -1,5 +1,8 @@
 """PPO core: GAE, determinism, seed blocks, divergence handling, learning."""
 
+import pickle
+import subprocess
+import sys
 import threading
 
 import jax
@@ -75,6 +78,32 @@ def test_chunked_host_loop_equals_one_jitted_run():
     # Traced vs constant hyperparameters let XLA order float operations differently.
     for a, b in zip(jax.tree.leaves(block.output), jax.tree.leaves(whole)):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-3, atol=1e-4)
+
+
+SHARDED_RUN = """
+import pickle, sys
+import jax, numpy as np
+from rlopt.training import configure_cpu_devices, run_block, seed_sharding
+configure_cpu_devices(int(sys.argv[1]))
+assert (seed_sharding(4) is not None) == (jax.device_count() > 1)
+runs = [run_block("breakout", "adam", {"lr": 3e-3}, [0, 1, 2, 3], SMALL_PPO, progress=False) for _ in range(2)]
+sys.stdout.buffer.write(pickle.dumps([jax.tree.map(np.asarray, r.output) for r in runs]))
+"""
+
+
+def run_on_cpu_devices(count: int) -> list:
+    script = f"SMALL_PPO = {SMALL_PPO!r}\n{SHARDED_RUN}"
+    done = subprocess.run([sys.executable, "-c", script, str(count)], capture_output=True, check=True)
+    return pickle.loads(done.stdout)
+
+
+def test_seed_block_sharded_over_cpu_devices_is_deterministic_and_matches_one_device():
+    """--cpu-devices 2 shards the seeds; only the float order may differ from one device."""
+    one_device, two_devices = run_on_cpu_devices(1)[0], run_on_cpu_devices(2)
+    for a, b in zip(jax.tree.leaves(two_devices[0]), jax.tree.leaves(two_devices[1])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(two_devices[0]), jax.tree.leaves(one_device)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_returns_table_is_long_format():

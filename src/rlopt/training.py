@@ -1,4 +1,11 @@
-"""Train a block of seeds with one optimizer on one environment (one compile, ``jax.vmap``)."""
+"""Train a block of seeds with one optimizer on one environment (one compile, ``jax.vmap``).
+
+Where the process has several devices (GPUs, or the host CPU split into several XLA
+devices with ``configure_cpu_devices``), the seed axis of the block is sharded over them:
+still one program, compiled once, whose shards run concurrently.  XLA's CPU backend runs
+PPO's small matrix products on one core, so on a multi-core CPU this is what puts the
+other cores to work.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rlopt.agents.ppo import PPOConfig, init_params_block, make_train
 from rlopt.envs.registry import default_ppo_settings, make_env
@@ -49,6 +58,26 @@ def seed_keys(seeds: list[int]) -> tuple[jax.Array, jax.Array]:
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     split = jax.vmap(jax.random.split)(keys)
     return split[:, 0], split[:, 1]
+
+
+def configure_cpu_devices(count: int) -> None:
+    """Splits the host CPU into ``count`` XLA devices; call before JAX's first computation."""
+    if count < 1:
+        raise ValueError(f"CPU device count must be a positive integer, got {count}")
+    jax.config.update("jax_num_cpu_devices", count)
+
+
+def seed_sharding(num_seeds: int) -> NamedSharding | None:
+    """Shards a leading seed axis over as many devices as divide ``num_seeds`` (None: one).
+
+    A seed's numbers depend on its block and on this device count only through the
+    order of floating-point operations (as with the block width under ``vmap``).
+    """
+    devices = jax.devices()
+    count = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    if count == 1:
+        return None
+    return NamedSharding(Mesh(np.array(devices[:count]), ("seeds",)), PartitionSpec("seeds"))
 
 
 @dataclass
@@ -157,6 +186,9 @@ def run_block(
     finish = jax.jit(jax.vmap(lambda s, r, n, l, h: trainer(h).finish(s, r, n, l),
                               in_axes=(0, 0, 0, 0, None)))
     state = init(train_keys, params, env_params, traced)
+    sharding = seed_sharding(len(seeds))
+    if sharding is not None:
+        state = jax.device_put(state, sharding)
     sizes = chunk_sizes(config.num_updates)
     compiled = {size: run_updates.lower(env_params, state, traced, jnp.arange(size, dtype=jnp.int32)).compile()
                 for size in sorted(set(sizes))}

@@ -66,7 +66,7 @@ rule ablate_evaluate:
     shell:
         "{RLOPT} train --env {params.args[env]} --optimizer open --label {wildcards.variant} "
         "--hparams {params.hparams:q} --seeds {params.args[seeds]} --ppo {params.args[ppo]:q} "
-        "--env-options {params.args[env_options]:q} --out {params.out} > {log} 2>&1"
+        "--env-options {params.args[env_options]:q} --cpu-devices {threads} --out {params.out} > {log} 2>"--env-options {params.args[env_options]:q} --out {params.out} > {log} 2>&1"1"
 
 
 rule ablate_statistics:

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--env-options", default="{}", help="environment constructor options as JSON")
     parser.add_argument("--label", help="name in tables and figures (default: the optimizer name)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--cpu-devices", default="1",
+                        help="on a CPU: split it into this many XLA devices and shard the seeds over "
+                             "them (use up to the number of cores; ignored on a GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
@@ -48,6 +51,7 @@ def _validated_inputs(args) -> dict:
     hparams = parse_json_object(args.hparams, "--hparams")
     ppo_overrides = parse_json_object(args.ppo, "--ppo")
     env_options = parse_json_object(args.env_options, "--env-options")
+    cpu_devices = parse_positive_int(args.cpu_devices, "--cpu-devices")
     if args.total_steps is not None:
         ppo_overrides["total_steps"] = parse_positive_int(args.total_steps, "--total-steps")
     if args.env not in env_names():
@@ -59,7 +63,8 @@ def _validated_inputs(args) -> dict:
         raise UsageError(str(err))
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out: {args.out} exists and is not a directory")
-    return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo)
+    return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo,
+                cpu_devices=cpu_devices)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     from rlopt.io import write_json_atomic, write_parquet_atomic
     from rlopt.provenance import provenance
-    from rlopt.training import run_block
+    from rlopt.training import configure_cpu_devices, run_block
+
+    configure_cpu_devices(inputs["cpu_devices"])
 
     result = run_block(args.env, args.optimizer, inputs["hparams"], inputs["seeds"],
                        inputs["ppo_overrides"], inputs["env_options"], progress=not args.quiet)
     config = {"env": args.env, "optimizer": args.optimizer, "hparams": inputs["hparams"],
-              "ppo": inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"]}
+              "ppo": inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"],
+              "cpu_devices": inputs["cpu_devices"]}
     summary = {
         **config,
         "label": args.label or args.optimizer,
