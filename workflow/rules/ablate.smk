@@ -54,9 +54,7 @@ rule ablate_evaluate:
         "results/benchmarks/ablate_evaluate/{variant}/opt{index}.tsv"
     params:
         args=lambda w: PLAN.ablation_eval_args(w.variant),
-        hparams=lambda w, input: json.dumps(
-            {"weights": str(input.weights), **PLAN.ablation_eval_args(w.variant)["opt_config"]}, sort_keys=True
-        ),
+        hparams=lambda w, input: open_hparams(input.weights, PLAN.ablation_eval_args(w.variant)["opt_config"]),
         out=lambda w, output: run_dir(output.summary),
         code=[CODE["train"], CODE["open"]],
     threads: 1
@@ -66,7 +64,7 @@ rule ablate_evaluate:
     shell:
         "{RLOPT} train --env {params.args[env]} --optimizer open --label {wildcards.variant} "
         "--hparams {params.hparams:q} --seeds {params.args[seeds]} --ppo {params.args[ppo]:q} "
-        "--env-options {params.args[env_options]:q} --cpu-devices {threads} --out {params.out} > {log} 2>"--env-options {params.args[env_options]:q} --out {params.out} > {log} 2>&1"1"
+        "--env-options {params.args[env_options]:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule ablate_statistics:

@@ -57,9 +57,13 @@ def learned_weights(wildcards):
     return f"resources/open_pretrained/{name}_OPEN.npy"
 
 
+def open_hparams(weights, opt_config):
+    """`rlopt train --hparams` of a trained OPEN: its weights file plus its architecture."""
+    return json.dumps({"weights": str(weights), **opt_config}, sort_keys=True)
+
+
 def learned_hparams(wildcards, input):
-    spec = PLAN.metatrain.get(wildcards.label, {})
-    return json.dumps({"weights": str(input.weights), **spec.get("opt_config", {})}, sort_keys=True)
+    return open_hparams(input.weights, PLAN.metatrain.get(wildcards.label, {}).get("opt_config", {}))
 
 
 def reference_summaries(wildcards=None):

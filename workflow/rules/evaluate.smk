@@ -27,7 +27,7 @@ rule evaluate_block:
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
         "--hparams @{input.hparams} --seeds {params.seeds} --ppo {params.ppo:q} "
-        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>"--env-options {params.env_options:q} --out {params.out} > {log} 2>&1"1"
+        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule open_weights:
@@ -69,7 +69,7 @@ rule evaluate_learned:
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer open --label {wildcards.label} "
         "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
-        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>"--env-options {params.env_options:q} --out {params.out} > {log} 2>&1"1"
+        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule collect_evaluation:

@@ -24,7 +24,7 @@ rule tune_point:
     shell:
         "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
         "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
-        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>"--env-options {params.env_options:q} --out {params.out} > {log} 2>&1"1"
+        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule select_best:
