@@ -348,15 +348,25 @@ class Bootstrap:
 
     def probability_of_improvement(self, scores: np.ndarray, reference_scores: np.ndarray):
         """P(label > reference) averaged over envs, and its (2,) CI."""
-        from rliable import library, metrics
+        from rliable import metrics
 
-        def func(x, y):
-            return np.array([metrics.probability_of_improvement(x, y)])
+        return self._pair_estimate(scores, reference_scores, metrics.probability_of_improvement)
+
+    def iqm_difference(self, scores: np.ndarray, reference_scores: np.ndarray):
+        """IQM(scores) - IQM(reference_scores), and its (2,) CI."""
+        from rliable import metrics
+
+        return self._pair_estimate(scores, reference_scores,
+                                   lambda x, y: metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y))
+
+    def _pair_estimate(self, scores: np.ndarray, reference_scores: np.ndarray, func: Callable):
+        """``func(scores, reference_scores)`` (a number) and its (2,) CI."""
+        from rliable import library
 
         with _seeded_global_rng(self.seed):
             # A pair of arrays selects rliable's independent bootstrap of the two samples.
             points, cis = library.get_interval_estimates(
-                {"x": (scores, reference_scores)}, func, reps=self.reps,
+                {"x": (scores, reference_scores)}, lambda x, y: np.array([func(x, y)]), reps=self.reps,
                 confidence_interval_size=CONFIDENCE,
             )
         return float(points["x"][0]), cis["x"][:, 0]

@@ -66,6 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_kind("ablations", "OPEN's Fig. 5: final return and dormancy per ablation variant", "--intervals",
              lambda df, args, f: f.plot_ablations(df, args.out))  # fmt: skip
 
+    for name, help, flag, draw in (
+        ("deepsea", "OPEN's Fig. 17: IQM of final return against DeepSea size", "--intervals",
+         "plot_deepsea_returns"),
+        ("deepsea-gains", "OPEN's Fig. 6: IQM gain from learned noise against DeepSea size", "--gains",
+         "plot_deepsea_gains"),
+    ):
+        kind = add_kind(name, help, flag,
+                        lambda df, args, f, draw=draw: getattr(f, draw)(df, args.out, args.train_sizes))
+        kind.add_argument("--train-sizes", nargs=2, type=int, metavar=("LOW", "HIGH"),
+                          help="meta-training sizes to shade (larger ones are out of support)")
+
     generations = add_kind("generations", "a metric against generations (e.g. meta-training fitness)",
                            "--table", lambda df, args, f: f.plot_metric_over_generations(
                                df, args.x, args.y, args.out, hue=args.hue))  # fmt: skip

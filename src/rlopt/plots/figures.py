@@ -441,3 +441,52 @@ def plot_ablations(intervals_df: pd.DataFrame, out_stem: str | os.PathLike) -> l
         ax.set(xlabel=ABLATION_PANELS[metric])
     fig.tight_layout()
     return save_figure(fig, out_stem)
+
+
+def _shade_training_sizes(ax, train_sizes: Sequence[int] | None) -> None:
+    if train_sizes:
+        ax.axvspan(train_sizes[0], train_sizes[1], color="0.9", zorder=0, label="training sizes")
+
+
+@_themed
+def plot_deepsea_returns(intervals_df: pd.DataFrame, out_stem: str | os.PathLike,
+                         train_sizes: Sequence[int] | None = None) -> list[Path]:
+    """OPEN's Figure 17: IQM of final return against DeepSea size per variant, 95% CI band;
+    the meta-training sizes shaded (larger sizes are out of support)."""
+    require_columns(intervals_df, ["variant", "size", "estimate", "ci_low", "ci_high"], "deepsea intervals")
+    if intervals_df.empty:
+        raise PlotInputError("deepsea intervals table has no rows")
+    palette = label_palette(intervals_df["variant"])
+    fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
+    _shade_training_sizes(ax, train_sizes)
+    for variant, rows in intervals_df.groupby("variant"):
+        rows = rows.sort_values("size")
+        ax.plot(rows["size"], rows["estimate"], color=palette[variant], lw=2, marker="o", ms=3)
+        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=palette[variant], alpha=0.2)
+    ax.set(xlabel="DeepSea size", ylabel="IQM of final return")
+    fig.tight_layout()
+    _legend_below(fig, palette, intervals_df["variant"], title="variant")
+    return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_deepsea_gains(gains_df: pd.DataFrame, out_stem: str | os.PathLike,
+                       train_sizes: Sequence[int] | None = None) -> list[Path]:
+    """OPEN's Figure 6: IQM improvement from learned stochasticity (variant with noise minus
+    the one without) against DeepSea size, per architecture, 95% CI band."""
+    require_columns(gains_df, ["architecture", "size", "estimate", "ci_low", "ci_high"], "deepsea gains")
+    if gains_df.empty:
+        raise PlotInputError("deepsea gains table has no rows (no architecture has a variant with "
+                             "and one without learned noise)")
+    palette = label_palette(gains_df["architecture"])
+    fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
+    _shade_training_sizes(ax, train_sizes)
+    ax.axhline(0.0, color="0.4", lw=1)
+    for architecture, rows in gains_df.groupby("architecture"):
+        rows = rows.sort_values("size")
+        ax.plot(rows["size"], rows["estimate"], color=palette[architecture], lw=2, marker="o", ms=3)
+        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=palette[architecture], alpha=0.2)
+    ax.set(xlabel="DeepSea size", ylabel="IQM gain from learned noise")
+    fig.tight_layout()
+    _legend_below(fig, palette, gains_df["architecture"], title="architecture")
+    return save_figure(fig, out_stem)

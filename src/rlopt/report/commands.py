@@ -22,6 +22,7 @@ TABLE_FRAGMENTS = {
     "benchmarks": "table_cost.tex",
     "sweeps": "table_tuning.tex",
     "ablations": "table_ablations.tex",
+    "deepsea": "table_deepsea.tex",
 }
 TEX_INSTALL_HINT = (
     "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tables.add_argument("--runtime", help="runtime table (parquet/CSV)")
     tables.add_argument("--sweeps", help="combined sweep table of `rlopt sweeps` (parquet/CSV)")
     tables.add_argument("--ablations", help="ablation intervals table of `rlopt ablation-stats` (parquet/CSV)")
+    tables.add_argument("--deepsea", help="DeepSea intervals table of `rlopt deepsea-stats` (parquet/CSV)")
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -74,6 +76,7 @@ def write_tables(args: argparse.Namespace) -> int:
             "runtime": lambda path: latex.runtime_fragment(read_table(path)),
             "sweeps": lambda path: latex.tuning_fragment(read_table(path)),
             "ablations": lambda path: latex.ablations_fragment(read_table(path)),
+            "deepsea": lambda path: latex.deepsea_fragment(read_table(path)),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():

@@ -221,6 +221,28 @@ def ablations_fragment(intervals_df: pd.DataFrame) -> str:
     return tabular(header, body, "lcccc")
 
 
+def deepsea_fragment(intervals_df: pd.DataFrame) -> str:
+    """IQM of final return [95% CI] per DeepSea size (rows) and OPEN variant (columns)."""
+    require_columns(intervals_df, ["variant", "size", "estimate", "ci_low", "ci_high", "num_seeds"],
+                    "deepsea intervals")  # fmt: skip
+    if intervals_df.empty:
+        raise ReportInputError("deepsea intervals table has no rows")
+    cells = intervals_df.set_index(["size", "variant"])
+    variants = sorted(set(intervals_df["variant"]))
+
+    def cell(size: int, variant: str) -> str:
+        if (size, variant) not in cells.index:
+            return MISSING_CELL
+        row = cells.loc[(size, variant)]
+        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    header = ["size", *(escape_latex(v) for v in variants), "seeds"]
+    body = [[str(int(size)), *(cell(size, v) for v in variants),
+             str(int(intervals_df.loc[intervals_df["size"] == size, "num_seeds"].max()))]
+            for size in sorted(set(intervals_df["size"]))]  # fmt: skip
+    return tabular(header, body, "r" + "c" * len(variants) + "r")
+
+
 def runtime_fragment(runtime_df: pd.DataFrame) -> str:
     """Throughput and wall time of every training job, per env and label."""
     require_columns(runtime_df, ["label", "env", "num_seeds", "total_steps", "steps_per_second",

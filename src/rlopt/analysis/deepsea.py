@@ -1,0 +1,112 @@
+"""OPEN's DeepSea experiment (paper Fig. 6 and Fig. 17): how the final return of each
+trained optimizer variant changes with the size of DeepSea, and what learned
+stochasticity adds.
+
+Input: evaluation summaries, one per (variant, size), each a block of seeds; the variant
+is the run's label, the size its ``env_options["size"]``.  Per (variant, size) the IQM
+over seeds of the final return with a 95% stratified-bootstrap CI (Fig. 17); per
+architecture (shared or separated) and size, the IQM of the variant with learned noise
+minus the IQM of the otherwise identical variant without it, with a CI from rliable's
+independent bootstrap of the two samples (Fig. 6).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rlopt.analysis.stats import Bootstrap
+
+RUN_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size": np.int64, "seed": np.int64,
+               "final_return": np.float64, "diverged": bool}
+INTERVAL_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size": np.int64,
+                    "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
+GAIN_COLUMNS = {"architecture": object, "size": np.int64, "stochastic": object, "deterministic": object,
+                "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
+
+
+class DeepSeaInputError(ValueError):
+    """An evaluation summary is missing or is not a DeepSea evaluation of OPEN."""
+
+
+def _architecture(hparams: dict) -> str:
+    return "separated" if hparams.get("separated") else "shared"
+
+
+def _rows_of(summary_path: Path) -> list[dict]:
+    if not summary_path.is_file():
+        raise DeepSeaInputError(f"{summary_path} does not exist")
+    summary = json.loads(summary_path.read_text())
+    missing = [k for k in ("label", "hparams", "env_options", "seeds", "final_returns", "diverged") if k not in summary]
+    if missing:
+        raise DeepSeaInputError(f"{summary_path} lacks {missing} (written by an older rlopt?)")
+    if summary.get("env") != "deepsea":
+        raise DeepSeaInputError(f"{summary_path} is a run on {summary.get('env')!r}, not on deepsea")
+    if "size" not in summary["env_options"]:
+        raise DeepSeaInputError(f"{summary_path}: the run does not name its DeepSea size (env_options.size)")
+    hparams = summary["hparams"]
+    common = {"variant": summary["label"], "architecture": _architecture(hparams),
+              "noise": bool(hparams.get("noise")), "size": int(summary["env_options"]["size"])}
+    return [{**common, "seed": seed, "final_return": ret, "diverged": diverged}
+            for seed, ret, diverged in zip(summary["seeds"], summary["final_returns"], summary["diverged"])]
+
+
+def collect_runs(run_dirs: list[Path]) -> pd.DataFrame:
+    """One row per (variant, size, seed)."""
+    rows = [row for run in map(Path, run_dirs) for row in _rows_of(run / "summary.json")]
+    table = pd.DataFrame(rows, columns=list(RUN_COLUMNS)).astype(RUN_COLUMNS)
+    duplicated = table.duplicated(["variant", "size", "seed"])
+    if duplicated.any():
+        first = table[duplicated].iloc[0]
+        raise DeepSeaInputError(f"variant {first.variant!r}, size {first['size']}, seed {first.seed} appears twice")
+    conflicting = table.groupby("variant")[["architecture", "noise"]].nunique().max(axis=1) > 1
+    if conflicting.any():
+        raise DeepSeaInputError(f"variant {conflicting.idxmax()!r} labels optimizers of different architectures")
+    return table
+
+
+def _scores(group: pd.DataFrame) -> np.ndarray:
+    """(seeds, 1) finite final returns: a diverged seed has no return to rank."""
+    returns = group["final_return"].to_numpy()
+    return returns[np.isfinite(returns)][:, None]
+
+
+def return_intervals(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataFrame:
+    """Fig. 17: IQM over seeds of the final return per (variant, size)."""
+    bootstrap = Bootstrap(reps=reps, seed=seed)
+    rows = []
+    for (variant, size), group in runs.groupby(["variant", "size"], sort=True):
+        scores = _scores(group)
+        if len(scores) == 0:
+            continue
+        point, ci = bootstrap.intervals(scores, ["iqm"])
+        first = group.iloc[0]
+        rows.append({"variant": variant, "architecture": first.architecture, "noise": first.noise, "size": size,
+                     "estimate": point[0], "ci_low": ci[0, 0], "ci_high": ci[1, 0], "num_seeds": len(scores)})
+    return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS)).astype(INTERVAL_COLUMNS)
+
+
+def stochasticity_gains(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataFrame:
+    """Fig. 6: IQM(with learned noise) - IQM(without) per architecture and size, for every
+    architecture that has exactly one variant of each kind."""
+    bootstrap = Bootstrap(reps=reps, seed=seed)
+    variants = runs[["variant", "architecture", "noise"]].drop_duplicates()
+    rows = []
+    for architecture, kinds in variants.groupby("architecture", sort=True):
+        if sorted(kinds["noise"]) != [False, True]:
+            continue
+        stochastic = kinds.loc[kinds["noise"], "variant"].item()
+        deterministic = kinds.loc[~kinds["noise"], "variant"].item()
+        for size, group in runs[runs["architecture"] == architecture].groupby("size", sort=True):
+            with_noise = _scores(group[group["variant"] == stochastic])
+            without = _scores(group[group["variant"] == deterministic])
+            if len(with_noise) == 0 or len(without) == 0:
+                continue
+            point, ci = bootstrap.iqm_difference(with_noise, without)
+            rows.append({"architecture": architecture, "size": size, "stochastic": stochastic,
+                         "deterministic": deterministic, "estimate": point, "ci_low": ci[0], "ci_high": ci[1],
+                         "num_seeds": min(len(with_noise), len(without))})
+    return pd.DataFrame(rows, columns=list(GAIN_COLUMNS)).astype(GAIN_COLUMNS)

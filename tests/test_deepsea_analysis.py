@@ -1,0 +1,119 @@
+"""OPEN's DeepSea statistics (Fig. 6 / 17): IQM per variant and size, noise gains, CLI, figures, table."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from rlopt.analysis.deepsea import DeepSeaInputError, collect_runs, return_intervals, stochasticity_gains
+from rlopt.cli import main
+
+VARIANTS = {
+    "stochastic_separated": {"separated": True, "noise": True},
+    "ablated_separated": {"separated": True, "noise": False},
+    "stochastic_shared": {"separated": False, "noise": True},
+}
+
+
+def write_run(root, variant, size, returns, first_seed=3000, env="deepsea"):
+    run = root / variant / f"size{size}"
+    run.mkdir(parents=True)
+    seeds = list(range(first_seed, first_seed + len(returns)))
+    (run / "summary.json").write_text(json.dumps({
+        "label": variant, "env": env, "hparams": {"weights": "w.npy", "size": "small", **VARIANTS[variant]},
+        "env_options": {"size": size, "max_size": 30}, "seeds": seeds, "final_returns": returns,
+        "diverged": [False] * len(returns)}))
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Returns 0..7 (+1 with noise at the large size) for the separated pair, sizes 10 and 30;
+    the shared architecture has no variant without noise."""
+    dirs = []
+    for size in (10, 30):
+        bonus = 1.0 if size == 30 else 0.0
+        dirs.append(write_run(tmp_path, "stochastic_separated", size, [i + bonus for i in range(8)]))
+        dirs.append(write_run(tmp_path, "ablated_separated", size, [float(i) for i in range(8)]))
+        dirs.append(write_run(tmp_path, "stochastic_shared", size, [0.5] * 8))
+    return dirs
+
+
+def test_collect_runs_reads_variant_architecture_noise_and_size(runs):
+    table = collect_runs(runs)
+    assert len(table) == 3 * 2 * 8
+    first = table.drop_duplicates("variant").set_index("variant")
+    assert first.loc["ablated_separated", "architecture"] == "separated"
+    assert not first.loc["ablated_separated", "noise"] and first.loc["stochastic_shared", "noise"]
+    assert sorted(table["size"].unique()) == [10, 30]
+
+
+def test_return_iqm_is_over_seeds_per_variant_and_size(runs):
+    table = return_intervals(collect_runs(runs), reps=300, seed=0).set_index(["variant", "size"])
+    row = table.loc[("stochastic_separated", 30)]
+    assert row["estimate"] == pytest.approx(stats.trim_mean(np.arange(8) + 1.0, 0.25))
+    assert row["ci_low"] <= row["estimate"] <= row["ci_high"] and row["num_seeds"] == 8
+    assert table.loc[("stochastic_shared", 10), "estimate"] == pytest.approx(0.5)
+
+
+def test_noise_gain_pairs_the_variants_of_one_architecture(runs):
+    gains = stochasticity_gains(collect_runs(runs), reps=300, seed=0).set_index("size")
+    assert list(gains["architecture"].unique()) == ["separated"]  # 'shared' has no ablated variant
+    assert gains.loc[10, "estimate"] == pytest.approx(0.0)
+    assert gains.loc[30, "estimate"] == pytest.approx(1.0)
+    assert gains.loc[30, "stochastic"] == "stochastic_separated"
+    assert gains.loc[30, "ci_low"] <= 1.0 <= gains.loc[30, "ci_high"]
+
+
+def test_diverged_seeds_are_left_out_of_the_iqm(tmp_path):
+    run = write_run(tmp_path, "stochastic_separated", 10, [1.0, 2.0, float("nan"), 3.0])
+    row = return_intervals(collect_runs([run]), reps=100, seed=0).iloc[0]
+    assert row["num_seeds"] == 3 and row["estimate"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.pop("env_options"), "lacks ['env_options']"),
+        (lambda s: s["env_options"].pop("size"), "does not name its DeepSea size"),
+        (lambda s: s.update(env="breakout"), "not on deepsea"),
+    ],
+)
+def test_unusable_summaries_are_rejected_with_the_reason(tmp_path, edit, message):
+    run = write_run(tmp_path, "stochastic_separated", 10, [1.0, 2.0])
+    summary = json.loads((run / "summary.json").read_text())
+    edit(summary)
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(DeepSeaInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        collect_runs([run])
+
+
+def test_the_same_variant_and_size_twice_is_rejected(tmp_path):
+    first = write_run(tmp_path / "a", "stochastic_separated", 10, [1.0])
+    second = write_run(tmp_path / "b", "stochastic_separated", 10, [2.0])
+    with pytest.raises(DeepSeaInputError, match="appears twice"):
+        collect_runs([first, second])
+
+
+def test_cli_writes_tables_figures_and_report_fragment(runs, tmp_path, capsys):
+    out = tmp_path / "stats"
+    assert main(["deepsea-stats", "--runs", *map(str, runs), "--reps", "200", "--out-dir", str(out)]) == 0
+    assert "noise gain" in capsys.readouterr().out
+    intervals = pd.read_parquet(out / "intervals.parquet")
+    assert len(intervals) == 3 * 2 and len(pd.read_parquet(out / "gains.parquet")) == 2
+    assert json.loads((out / "stats.json").read_text())["reps"] == 200
+
+    for kind, flag, table in (("deepsea", "--intervals", "intervals"), ("deepsea-gains", "--gains", "gains")):
+        stem = tmp_path / "figures" / kind
+        assert main(["plot", kind, flag, str(out / f"{table}.parquet"), "--train-sizes", "4", "26",
+                     "--out", str(stem)]) == 0
+        assert stem.with_suffix(".pdf").stat().st_size > 0 and stem.with_suffix(".png").stat().st_size > 0
+
+    fragments = tmp_path / "fragments"
+    assert main(["report", "tables", "--meta", '{"preset": "t", "description": "d", "total_steps": {}, '
+                 '"num_seeds": 1, "bootstrap_reps": 10}', "--figures-dir", str(tmp_path),
+                 "--out-dir", str(fragments), "--deepsea", str(out / "intervals.parquet")]) == 0
+    table = (fragments / "table_deepsea.tex").read_text()
+    assert "stochastic\\_separated" in table and "\n30 &" in table
