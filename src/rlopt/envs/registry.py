@@ -41,6 +41,12 @@ def _brax(brax_name: str) -> Callable[..., VecEnv]:
     return make
 
 
+def _deepsea(name: str, **options) -> VecEnv:
+    from rlopt.envs.deepsea import make_deepsea
+
+    return make_deepsea(name, **options)
+
+
 ENVIRONMENTS: dict[str, EnvEntry] = {
     "breakout": EnvEntry(_gymnax("Breakout-MinAtar"), "minatar", "MinAtar Breakout (gymnax)"),
     "asterix": EnvEntry(_gymnax("Asterix-MinAtar"), "minatar", "MinAtar Asterix (gymnax)"),
@@ -50,6 +56,7 @@ ENVIRONMENTS: dict[str, EnvEntry] = {
     ),
     "ant": EnvEntry(_brax("ant"), "brax", "Brax Ant"),
     "humanoid": EnvEntry(_brax("humanoid"), "brax", "Brax Humanoid"),
+    "deepsea": EnvEntry(_deepsea, "deepsea", "bsuite DeepSea, size a traced parameter (rlopt.envs.deepsea)"),
 }
 
 
