@@ -1,10 +1,12 @@
 """OpenAI-ES meta-training: fitness plumbing, NaN handling, checkpoints, resume, CLI."""
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import jax
@@ -23,8 +25,12 @@ from rlopt.meta.es import (
     es_loss,
     make_strategy,
     meta_train,
+    pairwise_loss,
+    ppo_task,
     task_fitness,
 )
+from rlopt.optimizers.open import OpenConfig
+from rlopt.training import ppo_config_for
 
 TINY_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
             "update_epochs": 2, "hidden_size": 16}
@@ -186,6 +192,147 @@ def test_checkpoint_of_another_configuration_is_an_error_naming_it(tmp_path):
 
 
 # --------------------------------------------------------------------------------------
+# Antithetic task sampling (a task distribution)
+
+SHIFT = 10.0
+
+
+def shifted_quadratic_distribution(seen=None):
+    """A task distribution: a task is a shift s ~ U(-SHIFT, SHIFT), return = s - |x - TARGET|^2.
+
+    The shifts dwarf the differences between members: only comparing the two members of a
+    pair (same task) tells which perturbation is better. ``seen`` collects the env params
+    of every call.
+    """
+
+    def evaluate(vectors, keys, env_params):
+        if seen is not None:
+            seen.append(env_params)
+        shift = np.asarray(env_params["shift"], np.float64)  # (members, rollouts)
+        assert shift.shape == (len(vectors), len(keys))
+        distance = ((np.asarray(vectors, np.float64) - TARGET) ** 2).sum(axis=1)
+        return shift - distance[:, None], np.zeros(shift.shape, bool)
+
+    def sample_params(key):
+        return {"shift": jax.random.uniform(key, (), minval=-SHIFT, maxval=SHIFT)}
+
+    return Task("shifted", evaluate, None, {"kind": "shifted"}, sample_params)
+
+
+def test_evosax_puts_each_members_mirror_half_a_population_later():
+    strategy = make_strategy(ESConfig(population_size=8), num_dims=3)
+    mean = jnp.asarray([1.0, -2.0, 0.5])
+    state = strategy.init(jax.random.PRNGKey(0), mean, strategy.default_params)
+    population, _ = strategy.ask(jax.random.PRNGKey(1), state, strategy.default_params)
+    np.testing.assert_allclose(population[:4] + population[4:], np.tile(2 * mean, (4, 1)), atol=1e-6)
+
+
+def test_pairwise_loss_gives_each_pairs_winner_the_better_value():
+    # pairs (0, 3), (1, 4), (2, 5): plus wins, minus wins (plus failed), tie
+    loss = pairwise_loss(np.array([5.0, np.nan, 2.0, -1.0, -7.0, 2.0]))
+    np.testing.assert_array_equal(loss, [-0.5, 0.5, 0.0, 0.5, -0.5, 0.0])  # evosax minimises
+    np.testing.assert_array_equal(pairwise_loss(np.array([np.nan, np.nan])), [0.0, 0.0])
+
+
+def test_one_pairwise_step_moves_the_mean_towards_the_winner():
+    strategy = make_strategy(ESConfig(population_size=2), num_dims=5, pairwise=True)
+    mean = jnp.zeros(5)
+    state = strategy.init(jax.random.PRNGKey(0), mean, strategy.default_params)
+    population, state = strategy.ask(jax.random.PRNGKey(1), state, strategy.default_params)
+    for winner, fitness in ((0, [1.0, 0.0]), (1, [np.nan, -3.0])):
+        moved, _ = strategy.tell(jax.random.PRNGKey(2), population, pairwise_loss(np.array(fitness)), state,
+                                 strategy.default_params)
+        # Adam's first step is lr * sign(gradient) in every coordinate
+        np.testing.assert_array_equal(np.sign(moved.mean - mean), np.sign(population[winner] - mean))
+
+
+def test_pairs_share_their_tasks_and_validation_uses_fixed_ones():
+    seen = []
+    es = quadratic_es(population_size=8, rollouts=3, generations=2, eval_every=1, validation_seeds=[0, 1])
+    meta_train([shifted_quadratic_distribution(seen)], es, seed=0, num_dims=TARGET.size, log=None)
+    # calls: validation, generation 0, validation, generation 1, final validation
+    validations, generations = [seen[i]["shift"] for i in (0, 2, 4)], [seen[i]["shift"] for i in (1, 3)]
+    for shift in generations:
+        shift = np.asarray(shift)
+        assert shift.shape == (8, 3)
+        np.testing.assert_array_equal(shift[:4], shift[4:])  # member i and its mirror i + 4
+        assert len(np.unique(shift[:4])) == 12  # a task per pair and rollout
+    assert not np.isin(generations[0], generations[1]).any()  # new tasks every generation
+    for shift in validations:
+        np.testing.assert_array_equal(shift, validations[0])  # the same tasks every time
+    assert np.asarray(validations[0]).shape == (1, 2)
+
+
+def test_antithetic_task_sampling_improves_on_a_task_distribution():
+    # With the official HEAD's sign (winner +1/2) the distance grows instead (13x here).
+    result = meta_train([shifted_quadratic_distribution()], quadratic_es(), seed=0, num_dims=TARGET.size,
+                        log=None)
+    distance = ((result.final_mean - TARGET) ** 2).sum()
+    assert distance < 0.2 * (TARGET ** 2).sum()  # the squared distance shrank at least five-fold
+
+
+def test_a_distribution_cannot_be_mixed_with_other_tasks():
+    tasks = [dataclasses.replace(shifted_quadratic_distribution(), normalizer=1.0),
+             quadratic_task("a", normalizer=2.0)]
+    with pytest.raises(ValueError, match="'shifted' is a distribution .* cannot be meta-trained together"):
+        meta_train(tasks, quadratic_es(), seed=0, num_dims=TARGET.size, log=None)
+
+
+def test_resumed_distribution_run_equals_uninterrupted_run():
+    es = quadratic_es(generations=12, checkpoint_every=4, eval_every=5)
+    whole = meta_train([shifted_quadratic_distribution()], es, seed=3, num_dims=TARGET.size, log=None)
+    calls = []
+
+    def crash_in_generation_5(vectors, keys, env_params):
+        calls.append(1)
+        if len(calls) > 6:  # validation + generation 0, generations 1-4, validation: crashes in 5
+            raise Interrupt
+        return shifted_quadratic_distribution().evaluate(vectors, keys, env_params)
+
+    crashing = dataclasses.replace(shifted_quadratic_distribution(), evaluate=crash_in_generation_5)
+    with tempfile.TemporaryDirectory() as folder:
+        with pytest.raises(Interrupt):
+            meta_train([crashing], es, seed=3, num_dims=TARGET.size, checkpoint_dir=folder, log=None)
+        resumed = meta_train([shifted_quadratic_distribution()], es, seed=3, num_dims=TARGET.size,
+                             checkpoint_dir=folder, log=None)
+    assert resumed.resumed_from == 4
+    assert resumed.final_mean.tobytes() == whole.final_mean.tobytes()
+    columns = [c for c in resumed.history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed.history[columns], whole.history[columns])
+
+
+def test_deepsea_distribution_run_resumes_bit_identically(tmp_path):
+    """The real task: a crash and resume of a DeepSea distribution run is bit-identical, and
+    the task a member trained on matters (the same member scores differently across tasks)."""
+    ppo = ppo_config_for("deepsea", TINY_PPO)
+    task = ppo_task("deepsea", ppo, OpenConfig(separated=True), member_block=1,
+                    env_options={"size": 6, "train_sizes": [4, 6], "max_size": 6})
+    es = ESConfig.from_dict({**TINY_ES, "generations": 3, "eval_every": 1})
+    whole = meta_train([task], es, seed=0, num_dims=2 * 1211, log=None)
+    calls = []
+
+    def crash_in_generation_2(vectors, keys, env_params):
+        calls.append(1)
+        if len(calls) > 4:  # (validation + generation) x 2, then generation 2's validation crashes
+            raise Interrupt
+        return task.evaluate(vectors, keys, env_params)
+
+    with pytest.raises(Interrupt):
+        meta_train([dataclasses.replace(task, evaluate=crash_in_generation_2)], es, seed=0, num_dims=2 * 1211,
+                   checkpoint_dir=tmp_path, log=None)
+    resumed = meta_train([task], es, seed=0, num_dims=2 * 1211, checkpoint_dir=tmp_path, log=None)
+    assert resumed.resumed_from == 2
+    assert resumed.final_mean.tobytes() == whole.final_mean.tobytes()
+    columns = [c for c in resumed.history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed.history[columns], whole.history[columns])
+
+    env_params = jax.vmap(jax.vmap(task.sample_params))(jax.random.split(jax.random.PRNGKey(5), (2, 2)))
+    returns, _ = task.evaluate(np.zeros((2, 2 * 1211), np.float32), jax.random.split(jax.random.PRNGKey(0), 2),
+                               env_params)
+    assert not np.array_equal(returns[0], returns[1])  # one meta vector, two pairs of tasks
+
+
+# --------------------------------------------------------------------------------------
 # The command line
 
 
@@ -217,6 +364,12 @@ def metatrain_args(tmp_path, **overrides):
     ({"--init": "/nonexistent/weights.npy"}, "does not exist"),
     ({"--seed": "-1"}, "--seed: expected a non-negative integer"),
     ({"--checkpoint-dir": "{out}/ckpt"}, "lies inside --out"),
+    ({"--envs": "deepsea", "--ppo": "{}", "--env-options": '{"deepsea": {"train_sizes": [4, 30], "max_size": 20}}'},
+     "--env-options: deepsea option 'train_sizes' = [4, 30] does not fit in max_size = 20"),
+    ({"--envs": "deepsea", "--ppo": "{}", "--env-options": '{"deepsea": {"sise": 4}}'},
+     "--env-options: unknown deepsea option(s) ['sise']"),
+    ({"--envs": "deepsea breakout", "--normalizers": '{"deepsea": 1, "breakout": 10}'},
+     "--envs: task 'deepsea' is a distribution (antithetic task sampling) and cannot be meta-trained together"),
 ])
 def test_bad_input_fails_fast_naming_the_problem(tmp_path, capsys, overrides, message):
     overrides = {k: v.replace("{out}", str(tmp_path / "out")) for k, v in overrides.items()}

@@ -181,16 +181,23 @@ def run(args: argparse.Namespace) -> int:
 
     from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
     from rlopt.meta import checkpoint
-    from rlopt.meta.es import meta_train, ppo_task, run_config_hash
+    from rlopt.meta.es import meta_train, ppo_task, run_config_hash, task_distribution
     from rlopt.optimizers.open import num_meta_params
     from rlopt.provenance import provenance
 
     opt_cfg, es = inputs["opt_cfg"], inputs["es"]
     num_dims = num_meta_params(opt_cfg)
     initial_mean = inputs["initial_mean"]
-    tasks = [ppo_task(env, inputs["ppo"][env], opt_cfg, env_options=inputs["env_options"].get(env),
-                      normalizer=inputs["normalizers"].get(env), member_block=es.member_block)
-             for env in inputs["envs"]]
+    try:  # builds the environments (no compile yet), which check their options
+        tasks = [ppo_task(env, inputs["ppo"][env], opt_cfg, env_options=inputs["env_options"].get(env),
+                          normalizer=inputs["normalizers"].get(env), member_block=es.member_block)
+                 for env in inputs["envs"]]
+    except ValueError as err:
+        raise UsageError(f"--env-options: {err}")
+    try:
+        task_distribution(tasks)
+    except ValueError as err:
+        raise UsageError(f"--envs: {err}")
     run_hash = run_config_hash(tasks, es, inputs["seed"], np.zeros(num_dims, np.float32)
                                if initial_mean is None else initial_mean)
     if args.checkpoint_dir is not None:

@@ -20,6 +20,20 @@ evosax ranks worst; the run goes on. Every random draw is a function of (seed,
 generation), so a run continued from a checkpoint computes exactly what an uninterrupted
 run computes.
 
+Antithetic task sampling (OPEN paper Sec. 2 and 6.1, after Jackson et al. 2023): when the
+task is a distribution (its environment has ``sample_params``, e.g. DeepSea of random
+size), each generation draws one task per antithetic pair and lifetime, i.e.
+(population/2, rollouts) tasks. evosax orders the population [mean + sigma z_1..z_N/2, mean - sigma z_1..z_N/2], so
+members i and i + N/2 are mirrors; both train on the pair's tasks. Returns of different
+tasks are not comparable, so only pairs are compared: the better member of each pair gets
+-1/2 (better: evosax minimises), the other +1/2, a tie (or two failed members) 0 each; a
+member with NaN fitness loses to a finite mirror. Ranks across the population would mix
+tasks, so the strategy is built with identity shaping in this mode. The ES gradient equals
+that of the official code's -1 / 0 values (z_i- = -z_i+); open-spec.md §6 notes that its
+HEAD negates them again and so moves away from each pair's winner.
+Validation on a distribution uses fixed tasks: validation seed s trains on the task drawn
+from ``fold_in(PRNGKey(s), TASK_STREAM)`` (see :func:`validation_task_keys`).
+
 History rows (one per task and generation, plus task "all" = the combined fitness that is
 ranked): ``generation`` g, population statistics of generation g (sampled around mean_g),
 ``validation_return`` of mean_g (NaN where not validated), ``seconds``. The last row,
@@ -34,7 +48,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +56,7 @@ import numpy as np
 import optax
 import pandas as pd
 from evosax.algorithms import Open_ES
+from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
 from rlopt.meta import checkpoint as ckpt
 from rlopt.provenance import config_hash
@@ -140,8 +155,9 @@ def _require_positive_int(name: str, value) -> None:
 # --------------------------------------------------------------------------------------
 # Tasks and fitness arithmetic
 
-# (meta vectors (B, D), seed keys (R, 2)) -> (final returns (B, R), diverged (B, R))
-Evaluate = Callable[[jax.Array, jax.Array], tuple[np.ndarray, np.ndarray]]
+# (meta vectors (B, D), seed keys (R, 2)[, env params with leading axes (B, R)])
+#   -> (final returns (B, R), diverged (B, R)); env params are given for distributions only
+Evaluate = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -149,13 +165,16 @@ class Task:
     """One meta-training environment: how to score meta vectors on it.
 
     ``description`` identifies what ``evaluate`` computes (environment, PPO settings,
-    optimizer architecture); it enters the checkpoint's config hash.
+    optimizer architecture); it enters the checkpoint's config hash. A task with
+    ``sample_params`` (key -> env params of one task, vmappable) is a distribution: its
+    ``evaluate`` takes the env params of every lifetime, and ES samples them antithetically.
     """
 
     name: str
     evaluate: Evaluate
     normalizer: float | None = None  # tuned-Adam return; fitness = return / normalizer
     description: dict = field(default_factory=dict)
+    sample_params: Callable[[jax.Array], Any] | None = None
 
 
 def task_fitness(final_return: np.ndarray, diverged: np.ndarray) -> np.ndarray:
@@ -182,6 +201,17 @@ def es_loss(fitness: np.ndarray) -> jax.Array:
     return jnp.asarray(np.where(np.isfinite(fitness), -fitness, np.nan), jnp.float32)
 
 
+def pairwise_loss(fitness: np.ndarray) -> jax.Array:
+    """What evosax minimises under antithetic task sampling (identity shaping): per mirror
+    pair (i, i + N/2), -1/2 for the fitter member and +1/2 for the other; 0 for both on a
+    tie. NaN counts as worse than any finite fitness, so a failed member loses its pair."""
+    fitness = np.asarray(fitness, np.float64)
+    comparable = np.where(np.isfinite(fitness), fitness, -np.inf)
+    plus, minus = np.split(comparable, 2)
+    plus_wins = (plus > minus).astype(np.float64) - (plus < minus).astype(np.float64)
+    return jnp.asarray(np.concatenate([-plus_wins, plus_wins]) / 2, jnp.float32)
+
+
 # --------------------------------------------------------------------------------------
 # The real task: PPO lifetimes with OPEN
 
@@ -199,13 +229,20 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     from rlopt.optimizers.open import open_optimizer
 
     env = make_env(env_name, **(env_options or {}))
-    env_params = env.default_params()
+    sample_params = getattr(env, "sample_params", None)
+    if sample_params is not None:
+        jax.eval_shape(sample_params, jax.random.PRNGKey(0))  # bad distribution options fail here
+    # A distribution's env params come per lifetime (leading axes member, seed); a fixed
+    # environment's default params are shared by all.
+    task_axis = None if sample_params is None else 0
+    default_params = env.default_params()
 
     def lifetime(meta_vector, key, params, env_params):
         output = make_train(env, ppo, open_optimizer(meta_vector, opt_cfg)).train(key, params, env_params)
         return output.final_return, output.diverged
 
-    over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, None)), in_axes=(0, None, None, None))
+    over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, task_axis)),
+                            in_axes=(0, None, None, task_axis))
 
     @jax.jit
     def evaluate_block(meta_block, keys, env_params):
@@ -213,9 +250,17 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
         params = init_params_block(env, ppo, split[:, 0])
         return over_members(meta_block, split[:, 1], params, env_params)
 
-    def evaluate(meta_vectors, keys):
+    def members_params(env_params, start: int, block: int):
+        if env_params is None:
+            return default_params
+        return jax.tree.map(lambda leaf: leaf[start:start + block], env_params)
+
+    def evaluate(meta_vectors, keys, env_params=None):
+        if (env_params is None) != (sample_params is None):
+            raise ValueError(f"task '{env_name}': env params per lifetime are required for a task "
+                             "distribution and not accepted otherwise")
         block = member_block or len(meta_vectors)
-        outputs = [evaluate_block(meta_vectors[i:i + block], keys, env_params)
+        outputs = [evaluate_block(meta_vectors[i:i + block], keys, members_params(env_params, i, block))
                    for i in range(0, len(meta_vectors), block)]  # dispatched before any is awaited
         final = np.concatenate([np.asarray(f) for f, _ in outputs])
         diverged = np.concatenate([np.asarray(d) for _, d in outputs])
@@ -223,7 +268,7 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
 
     description = {"env": env_name, "ppo": ppo.to_dict(), "env_options": env_options or {},
                    "optimizer": {"name": "open", **asdict(opt_cfg)}}
-    return Task(env_name, evaluate, normalizer, description)
+    return Task(env_name, evaluate, normalizer, description, sample_params)
 
 
 # --------------------------------------------------------------------------------------
@@ -242,21 +287,69 @@ def training_keys(rollout_key: jax.Array, task_index: int, rollouts: int) -> jax
 
 
 def validation_keys(seeds) -> jax.Array:
-    """PRNGKey(seed) per seed: validating on seed s runs what ``rlopt train --seeds s`` runs."""
+    """PRNGKey(seed) per seed: validating on seed s runs what ``rlopt train --seeds s`` runs
+    (on a fixed environment)."""
     return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+
+# fold_in tag of the task draws: a stream of their own, so the ask, tell and training keys
+# are the same whether or not tasks are sampled.
+TASK_STREAM = 1
+
+
+def pair_task_keys(base_key: jax.Array, generation: int, pairs: int, rollouts: int) -> jax.Array:
+    """(pairs, rollouts, 2): the r-th lifetime of antithetic pair p (both members) trains on
+    the task drawn from key [p, r]."""
+    stream = jax.random.fold_in(jax.random.fold_in(base_key, generation), TASK_STREAM)
+    return jax.random.split(stream, (pairs, rollouts))
+
+
+def validation_task_keys(seeds) -> jax.Array:
+    """(seeds, 2): validation seed s trains on the task drawn from fold_in(PRNGKey(s),
+    TASK_STREAM), the same tasks every generation, so validation scores are comparable."""
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), TASK_STREAM) for s in seeds])
+
+
+def validation_tasks(task: Task, seeds) -> Any:
+    """Env params with leading axes (1, seeds): the fixed tasks the mean is validated on."""
+    params = jax.vmap(task.sample_params)(validation_task_keys(seeds))
+    return jax.tree.map(lambda leaf: leaf[None], params)
+
+
+def antithetic_tasks(task: Task, base_key: jax.Array, generation: int, population_size: int,
+                     rollouts: int) -> Any:
+    """Env params with leading axes (population_size, rollouts): member i and its mirror
+    i + population_size/2 get the same tasks."""
+    keys = pair_task_keys(base_key, generation, population_size // 2, rollouts)
+    pair_params = jax.vmap(jax.vmap(task.sample_params))(keys)
+    return jax.tree.map(lambda leaf: jnp.concatenate([leaf, leaf]), pair_params)
 
 
 # --------------------------------------------------------------------------------------
 # The loop
 
 
-def make_strategy(es: ESConfig, num_dims: int) -> Open_ES:
+def make_strategy(es: ESConfig, num_dims: int, pairwise: bool = False) -> Open_ES:
+    """evosax's Open_ES; ``pairwise`` (antithetic task sampling): identity fitness shaping,
+    since :func:`pairwise_loss` already shapes, instead of centred ranks."""
+    shaping = {"fitness_shaping_fn": identity_fitness_shaping_fn} if pairwise else {}
     return Open_ES(
         population_size=es.population_size,
         solution=jnp.zeros(num_dims, jnp.float32),
         optimizer=optax.adam(optax.exponential_decay(es.lr, transition_steps=1, decay_rate=es.lr_decay), b1=0.99),
         std_schedule=optax.exponential_decay(es.sigma_init, transition_steps=1, decay_rate=es.sigma_decay),
+        **shaping,
     )
+
+
+def task_distribution(tasks: list[Task]) -> Task | None:
+    """The one task that is a distribution, or None; a distribution mixed with other tasks
+    is an error (pairs would need a task of every kind)."""
+    distributions = [t for t in tasks if t.sample_params is not None]
+    if distributions and len(tasks) > 1:
+        raise ValueError(f"task '{distributions[0].name}' is a distribution (antithetic task sampling) and "
+                         f"cannot be meta-trained together with other tasks {[t.name for t in tasks]}")
+    return distributions[0] if distributions else None
 
 
 def run_config_hash(tasks: list[Task], es: ESConfig, seed: int, initial_mean: np.ndarray) -> str:
@@ -276,12 +369,19 @@ def es_generation(strategy: Open_ES, state, tasks: list[Task], rollouts: int, ba
     (tasks, members), combined fitness (members,))."""
     ask_key, tell_key, rollout_key = generation_keys(base_key, generation)
     population, state = strategy.ask(ask_key, _canonical(state), strategy.default_params)
-    per_task = np.stack([
-        task_fitness(*task.evaluate(population, training_keys(rollout_key, i, rollouts)))
-        for i, task in enumerate(tasks)
-    ])
+    distribution = task_distribution(tasks)
+    if distribution is None:
+        per_task = np.stack([
+            task_fitness(*task.evaluate(population, training_keys(rollout_key, i, rollouts)))
+            for i, task in enumerate(tasks)
+        ])
+    else:
+        member_tasks = antithetic_tasks(distribution, base_key, generation, len(population), rollouts)
+        per_task = task_fitness(*distribution.evaluate(population, training_keys(rollout_key, 0, rollouts),
+                                                       member_tasks))[None]
     fitness = combined_fitness(per_task, [t.normalizer for t in tasks])
-    state, _ = strategy.tell(tell_key, population, es_loss(fitness), state, strategy.default_params)
+    loss = es_loss(fitness) if distribution is None else pairwise_loss(fitness)
+    state, _ = strategy.tell(tell_key, population, loss, state, strategy.default_params)
     return state, per_task, fitness
 
 
@@ -321,11 +421,13 @@ def meta_train(
     initial_mean = np.zeros(num_dims, np.float32) if initial_mean is None else np.asarray(initial_mean, np.float32)
     if initial_mean.shape != (num_dims,):
         raise ValueError(f"initial mean has shape {initial_mean.shape}, expected ({num_dims},)")
-    strategy = make_strategy(es, num_dims)
+    distribution = task_distribution(tasks)
+    strategy = make_strategy(es, num_dims, pairwise=distribution is not None)
     base_key = jax.random.PRNGKey(seed)
     state = strategy.init(base_key, jnp.asarray(initial_mean), strategy.default_params)
     run_hash = run_config_hash(tasks, es, seed, initial_mean)
     val_keys = validation_keys(es.validation_seeds)
+    val_tasks = None if distribution is None else validation_tasks(distribution, es.validation_seeds)
     normalizers = [t.normalizer for t in tasks]
 
     start, rows, best = 0, [], _Best()
@@ -336,7 +438,9 @@ def meta_train(
         best = _Best(loaded.best_mean, loaded.best_generation, loaded.best_score)
 
     def validate(mean: jax.Array, generation: int) -> tuple[list[float], float]:
-        per_task = [float(task_fitness(*t.evaluate(mean[None], val_keys))[0]) for t in tasks]
+        outputs = [t.evaluate(mean[None], val_keys) if val_tasks is None else
+                   t.evaluate(mean[None], val_keys, val_tasks) for t in tasks]
+        per_task = [float(task_fitness(*output)[0]) for output in outputs]
         score = float(combined_fitness(np.asarray(per_task)[:, None], normalizers)[0])
         best.offer(mean, generation, score)
         return per_task, score
