@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import jax
@@ -278,7 +277,7 @@ def test_a_distribution_cannot_be_mixed_with_other_tasks():
         meta_train(tasks, quadratic_es(), seed=0, num_dims=TARGET.size, log=None)
 
 
-def test_resumed_distribution_run_equals_uninterrupted_run():
+def test_resumed_distribution_run_equals_uninterrupted_run(tmp_path):
     es = quadratic_es(generations=12, checkpoint_every=4, eval_every=5)
     whole = meta_train([shifted_quadratic_distribution()], es, seed=3, num_dims=TARGET.size, log=None)
     calls = []
@@ -290,11 +289,10 @@ def test_resumed_distribution_run_equals_uninterrupted_run():
         return shifted_quadratic_distribution().evaluate(vectors, keys, env_params)
 
     crashing = dataclasses.replace(shifted_quadratic_distribution(), evaluate=crash_in_generation_5)
-    with tempfile.TemporaryDirectory() as folder:
-        with pytest.raises(Interrupt):
-            meta_train([crashing], es, seed=3, num_dims=TARGET.size, checkpoint_dir=folder, log=None)
-        resumed = meta_train([shifted_quadratic_distribution()], es, seed=3, num_dims=TARGET.size,
-                             checkpoint_dir=folder, log=None)
+    with pytest.raises(Interrupt):
+        meta_train([crashing], es, seed=3, num_dims=TARGET.size, checkpoint_dir=tmp_path, log=None)
+    resumed = meta_train([shifted_quadratic_distribution()], es, seed=3, num_dims=TARGET.size,
+                         checkpoint_dir=tmp_path, log=None)
     assert resumed.resumed_from == 4
     assert resumed.final_mean.tobytes() == whole.final_mean.tobytes()
     columns = [c for c in resumed.history.columns if c != "seconds"]
