@@ -41,6 +41,8 @@ def train_args(tmp_path, **overrides):
         ({"--ppo": '{"num_env": 8}'}, "unknown PPO setting(s) ['num_env']"),
         ({"--ppo": '{"num_minibatches": 3}'}, "not divisible by num_minibatches"),
         ({"--ppo": '{"activation": "gelu"}'}, "'activation' must be one of"),
+        ({"--env-options": '{"colour": true}'}, "--env-options:"),
+        ({"--env": "deepsea", "--env-options": '{"size": 0}'}, "--env-options: deepsea option 'size'"),
     ],
 )
 def test_bad_input_fails_fast_naming_the_problem(tmp_path, capsys, overrides, message):

@@ -64,7 +64,12 @@ def configure_cpu_devices(count: int) -> None:
     """Splits the host CPU into ``count`` XLA devices; call before JAX's first computation."""
     if count < 1:
         raise ValueError(f"CPU device count must be a positive integer, got {count}")
-    jax.config.update("jax_num_cpu_devices", count)
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # JAX already started in this process: fine if it has that many
+        if len(jax.devices("cpu")) != count:
+            raise RuntimeError(f"cannot split the CPU into {count} devices: JAX already runs with "
+                               f"{len(jax.devices('cpu'))} in this process") from None
 
 
 def seed_sharding(num_seeds: int) -> NamedSharding | None:

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 def _validated_inputs(args) -> dict:
     """Checks every input before anything expensive happens."""
     from rlopt.agents.ppo import PPOConfigError
-    from rlopt.envs.registry import UnknownEnvError, env_names
+    from rlopt.envs.registry import UnknownEnvError, env_names, make_env
     from rlopt.optimizers import OptimizerConfigError, validate_hparams
     from rlopt.training import ppo_config_for
 
@@ -61,6 +61,10 @@ def _validated_inputs(args) -> dict:
         ppo = ppo_config_for(args.env, ppo_overrides)
     except (OptimizerConfigError, PPOConfigError, UnknownEnvError) as err:
         raise UsageError(str(err))
+    try:
+        make_env(args.env, **env_options)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--env-options: {err}")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out: {args.out} exists and is not a directory")
     return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo,
