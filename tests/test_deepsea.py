@@ -100,6 +100,7 @@ def test_default_options_and_ppo_settings():
     assert env.spec.obs_dim == 26 * 26 and env.spec.action_dim == 2 and not env.spec.continuous
     assert int(env.default_params().size) == 10
     assert make_env("deepsea", size=40).max_size == 40
+    assert make_env("deepsea", max_size=6, train_sizes=[4, 6]).size == 6  # a training-only env
     assert ppo_config_for("deepsea").activation == "relu"
 
 

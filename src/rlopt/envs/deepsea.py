@@ -85,13 +85,16 @@ def make_deepsea(name: str, **options: object) -> DeepSeaVecEnv:
 class DeepSeaVecEnv:
     """Batched DeepSea whose size is a field of the (traceable) env params.
 
-    Options: ``size`` (the size of ``default_params()``), ``max_size`` (the observation's
-    grid, at least ``size``; default the larger of ``size`` and the top training size) and
-    ``train_sizes`` ([low, high], inclusive: the range ``sample_params`` draws from).
+    Options: ``size`` (the size of ``default_params()``; default 10, or ``max_size`` if
+    that is smaller), ``max_size`` (the observation's grid, at least ``size``; default the
+    larger of ``size`` and the top training size) and ``train_sizes`` ([low, high],
+    inclusive: the range ``sample_params`` draws from).
     """
 
-    def __init__(self, name: str = "deepsea", *, size: int = DEFAULT_SIZE, max_size: int | None = None,
+    def __init__(self, name: str = "deepsea", *, size: int | None = None, max_size: int | None = None,
                  train_sizes: tuple[int, int] | list[int] = DEFAULT_TRAIN_SIZES):
+        if size is None:  # a training-only env names just its grid and its distribution
+            size = DEFAULT_SIZE if max_size is None else min(DEFAULT_SIZE, _positive_int("max_size", max_size))
         self.size = _positive_int("size", size)
         self.train_sizes = _train_sizes(train_sizes)
         if max_size is None:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import EngFormatter  # noqa: E402
+from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from rlopt.io import write_atomic  # noqa: E402
@@ -443,7 +443,9 @@ def plot_ablations(intervals_df: pd.DataFrame, out_stem: str | os.PathLike) -> l
     return save_figure(fig, out_stem)
 
 
-def _shade_training_sizes(ax, train_sizes: Sequence[int] | None) -> None:
+def _size_axis(ax, train_sizes: Sequence[int] | None) -> None:
+    """Integer DeepSea sizes on x; the meta-training range shaded."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if train_sizes:
         ax.axvspan(train_sizes[0], train_sizes[1], color="0.9", zorder=0, label="training sizes")
 
@@ -458,7 +460,7 @@ def plot_deepsea_returns(intervals_df: pd.DataFrame, out_stem: str | os.PathLike
         raise PlotInputError("deepsea intervals table has no rows")
     palette = label_palette(intervals_df["variant"])
     fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
-    _shade_training_sizes(ax, train_sizes)
+    _size_axis(ax, train_sizes)
     for variant, rows in intervals_df.groupby("variant"):
         rows = rows.sort_values("size")
         ax.plot(rows["size"], rows["estimate"], color=palette[variant], lw=2, marker="o", ms=3)
@@ -480,7 +482,7 @@ def plot_deepsea_gains(gains_df: pd.DataFrame, out_stem: str | os.PathLike,
                              "and one without learned noise)")
     palette = label_palette(gains_df["architecture"])
     fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
-    _shade_training_sizes(ax, train_sizes)
+    _size_axis(ax, train_sizes)
     ax.axhline(0.0, color="0.4", lw=1)
     for architecture, rows in gains_df.groupby("architecture"):
         rows = rows.sort_values("size")
