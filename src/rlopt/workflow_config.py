@@ -135,16 +135,19 @@ class Plan:
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
-        ppo = {env: spec.get("ppo", {}).get(env, {}) for env in spec["envs"]}
+        ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
         return self._metatrain_args(spec["envs"], spec.get("opt_config", {}), spec["es"], ppo, spec.get("seed", 0))
 
-    def _metatrain_args(self, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int) -> dict:
+    def _metatrain_args(self, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int,
+                        env_options: dict | None = None) -> dict:
+        """``ppo``: env -> PPO overrides; ``env_options``: env -> options (default: the preset's)."""
+        env_options = env_options or {env: self.env_options.get(env, {}) for env in envs}
         return {
             "envs": " ".join(envs),
             "opt_config": json.dumps(opt_config, sort_keys=True),
             "es": json.dumps(es, sort_keys=True),
-            "ppo": json.dumps({env: {**self.ppo[env], **ppo.get(env, {})} for env in envs}, sort_keys=True),
-            "env_options": json.dumps({env: self.env_options.get(env, {}) for env in envs}, sort_keys=True),
+            "ppo": json.dumps(ppo, sort_keys=True),
+            "env_options": json.dumps(env_options, sort_keys=True),
             "seed": seed,
         }
 
@@ -171,8 +174,8 @@ class Plan:
 
         spec = self.ablations
         env = spec["env"]
-        return self._metatrain_args([env], ABLATIONS[variant], spec["es"], {env: spec.get("ppo", {})},
-                                    spec.get("seed", 0) + int(index))
+        ppo = {env: {**self.ppo[env], **spec.get("ppo", {})}}
+        return self._metatrain_args([env], ABLATIONS[variant], spec["es"], ppo, spec.get("seed", 0) + int(index))
 
     def ablation_checkpoint_tag(self, variant: str, index: int) -> str:
         return point_id(self.ablation_metatrain_args(variant, index))
@@ -188,6 +191,58 @@ class Plan:
             "opt_config": ABLATIONS[variant],
             "ppo": json.dumps({**self.ppo[spec["env"]], **spec.get("ppo", {})}, sort_keys=True),
             "env_options": self.env_options_json(spec["env"]),
+            "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
+        }
+
+    @property
+    def deepsea(self) -> dict:
+        return self.config.get("deepsea", {})
+
+    @property
+    def deepsea_variants(self) -> list[str]:
+        return sorted(self.deepsea.get("variants", {}))
+
+    @property
+    def deepsea_evaluations(self) -> list[tuple[str, int]]:
+        """(variant, size) of every DeepSea evaluation job."""
+        return [(variant, size) for variant in self.deepsea_variants for size in self.deepsea["evaluation_sizes"]]
+
+    @property
+    def deepsea_has_noise_pairs(self) -> bool:
+        """Whether some architecture has a variant with and one without learned noise (Fig. 6)."""
+        from rlopt.optimizers.open import validate_hparams
+
+        kinds = {}
+        for opt_config in self.deepsea.get("variants", {}).values():
+            filled = validate_hparams(opt_config)
+            kinds.setdefault(filled["separated"], set()).add(filled["noise"])
+        return any(len(noise) == 2 for noise in kinds.values())
+
+    def _deepsea_env_options(self, size: int | None = None) -> dict:
+        """Every size runs on one padded board, so one network shape serves all of them."""
+        spec = self.deepsea
+        low, high = spec["train_sizes"]
+        options = {"train_sizes": [low, high], "max_size": max(high, *spec["evaluation_sizes"])}
+        return options if size is None else {**options, "size": int(size)}
+
+    def deepsea_metatrain_args(self, variant: str) -> dict:
+        """``rlopt metatrain`` arguments of one DeepSea variant; the variants share ES seeds."""
+        spec = self.deepsea
+        return self._metatrain_args(["deepsea"], spec["variants"][variant], spec["es"],
+                                    {"deepsea": spec.get("ppo", {})}, spec.get("seed", 0),
+                                    {"deepsea": self._deepsea_env_options()})
+
+    def deepsea_checkpoint_tag(self, variant: str) -> str:
+        return point_id(self.deepsea_metatrain_args(variant))
+
+    def deepsea_eval_args(self, variant: str, size: int) -> dict:
+        """``rlopt train`` arguments (besides the weights) evaluating ``variant`` at ``size``."""
+        spec = self.deepsea
+        seeds = spec["evaluation_seeds"]
+        return {
+            "opt_config": spec["variants"][variant],
+            "ppo": json.dumps(spec.get("ppo", {}), sort_keys=True),
+            "env_options": json.dumps(self._deepsea_env_options(size), sort_keys=True),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
         }
 
@@ -344,6 +399,37 @@ def _check_ablations(config: dict, ppo: dict) -> None:
                           f"both contain {sorted(overlap)[:5]}")
 
 
+def _check_deepsea(config: dict) -> None:
+    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.envs.registry import default_ppo_settings
+    from rlopt.optimizers import OptimizerConfigError
+    from rlopt.optimizers.open import validate_hparams
+
+    spec = config.get("deepsea")
+    if not spec:
+        return
+    for variant, opt_config in spec["variants"].items():
+        if "weights" in opt_config:
+            raise ConfigError(f"config key 'deepsea.variants.{variant}': 'weights' is what meta-training "
+                              "produces, not a setting")
+        try:
+            validate_hparams(opt_config)
+        except (OptimizerConfigError, TypeError) as err:
+            raise ConfigError(f"config key 'deepsea.variants.{variant}': {err}")
+    low, high = spec["train_sizes"]
+    if low > high:
+        raise ConfigError(f"config key 'deepsea.train_sizes': needs low <= high, got {[low, high]}")
+    es = _checked_es(spec["es"], "deepsea.es")
+    try:
+        PPOConfig.from_dict({**default_ppo_settings("deepsea"), **spec.get("ppo", {})})
+    except (PPOConfigError, TypeError) as err:
+        raise ConfigError(f"config key 'deepsea.ppo': {err}")
+    overlap = _seed_set(spec["evaluation_seeds"]) & set(es.validation_seeds)
+    if overlap:
+        raise ConfigError(f"config key 'deepsea.evaluation_seeds': must differ from the ES validation seeds; "
+                          f"both contain {sorted(overlap)[:5]}")
+
+
 def _eval_blocks(config: dict) -> list[str]:
     seeds = config["evaluation"]["seeds"]
     size = config["evaluation"]["block_size"]
@@ -360,6 +446,7 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
     ppo = _resolve_ppo(config, root)
     _check_metatrain(config, ppo)
     _check_ablations(config, ppo)
+    _check_deepsea(config)
     return Plan(
         config=config,
         ppo={env: overrides for env, (overrides, _) in ppo.items()},

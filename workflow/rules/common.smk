@@ -104,4 +104,7 @@ def train_benchmarks(wildcards=None):
         for stage in ("metatrain", "evaluate")
         for variant, index in PLAN.ablation_runs
     ]
-    return tune + evaluate + learned + metatrain + ablations
+    deepsea = [f"results/benchmarks/deepsea_metatrain/{variant}.tsv" for variant in PLAN.deepsea_variants] + [
+        f"results/benchmarks/deepsea_evaluate/{variant}/size{size}.tsv" for variant, size in PLAN.deepsea_evaluations
+    ]
+    return tune + evaluate + learned + metatrain + ablations + deepsea

@@ -176,24 +176,28 @@ rule report_tables:
         runtime="results/eval/runtime.parquet",
         sweeps="results/tune/sweeps.parquet",
         ablations=ABLATION_INTERVALS,
+        deepsea=DEEPSEA_INTERVALS,
         benchmarks=train_benchmarks,
     output:
         preset="results/report_build/preset.tex",
         paths="results/report_build/paths.tex",
         tables=expand(
             "results/report_build/table_{name}.tex",
-            name=["intervals", "poi", "runtime", "cost", "tuning"] + ["ablations"] * bool(ABLATION_INTERVALS),
+            name=["intervals", "poi", "runtime", "cost", "tuning"]
+            + ["ablations"] * bool(ABLATION_INTERVALS)
+            + ["deepsea"] * bool(DEEPSEA_INTERVALS),
         ),
     log:
         "results/logs/report_tables.log",
     params:
         meta=PLAN.report_meta_json(),
         ablations=lambda w, input: f"--ablations {input.ablations}" if input.ablations else "",
+        deepsea=lambda w, input: f"--deepsea {input.deepsea}" if input.deepsea else "",
         code=CODE["report"],
     shell:
         "{RLOPT} report tables --meta {params.meta:q} --figures-dir results/figures "
         "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
-        "--runtime {input.runtime} --sweeps {input.sweeps} {params.ablations} "
+        "--runtime {input.runtime} --sweeps {input.sweeps} {params.ablations} {params.deepsea} "
         "--benchmarks {input.benchmarks} > {log} 2>&1"
 
 
