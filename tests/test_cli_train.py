@@ -1,6 +1,8 @@
 """``rlopt train``: outputs and fast, named failures on bad input."""
 
 import json
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -67,3 +69,12 @@ def test_train_writes_long_table_and_summary(tmp_path):
     assert set(prov) >= {"git_sha", "library_versions", "config_hash", "device", "code_hash"}
     assert prov["library_versions"]["jax"]
     assert not list(out.glob("*.tmp"))
+
+
+def test_cpu_devices_shard_the_seed_block_from_the_command_line(tmp_path):
+    """A fresh process, as Snakemake runs it: the CPU is split before JAX starts."""
+    args = train_args(tmp_path, **{"--env-options": "{}"}) + ["--cpu-devices", "2", "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "rlopt.cli", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["cpu_devices"] == 2 and len(summary["final_returns"]) == 2

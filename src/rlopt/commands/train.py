@@ -51,7 +51,6 @@ def _validated_inputs(args) -> dict:
     hparams = parse_json_object(args.hparams, "--hparams")
     ppo_overrides = parse_json_object(args.ppo, "--ppo")
     env_options = parse_json_object(args.env_options, "--env-options")
-    cpu_devices = parse_positive_int(args.cpu_devices, "--cpu-devices")
     if args.total_steps is not None:
         ppo_overrides["total_steps"] = parse_positive_int(args.total_steps, "--total-steps")
     if args.env not in env_names():
@@ -67,12 +66,16 @@ def _validated_inputs(args) -> dict:
         raise UsageError(f"--env-options: {err}")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out: {args.out} exists and is not a directory")
-    return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo,
-                cpu_devices=cpu_devices)
+    return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo)
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    from rlopt.training import configure_cpu_devices
+
+    # Before anything starts JAX (checking --env-options builds the environment).
+    cpu_devices = parse_positive_int(args.cpu_devices, "--cpu-devices")
+    configure_cpu_devices(cpu_devices)
     inputs = _validated_inputs(args)
     # A stale summary from an earlier run must not sit next to a new, partial result.
     args.out.mkdir(parents=True, exist_ok=True)
@@ -82,15 +85,13 @@ def run(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     from rlopt.io import write_json_atomic, write_parquet_atomic
     from rlopt.provenance import provenance
-    from rlopt.training import configure_cpu_devices, run_block
-
-    configure_cpu_devices(inputs["cpu_devices"])
+    from rlopt.training import run_block
 
     result = run_block(args.env, args.optimizer, inputs["hparams"], inputs["seeds"],
                        inputs["ppo_overrides"], inputs["env_options"], progress=not args.quiet)
     config = {"env": args.env, "optimizer": args.optimizer, "hparams": inputs["hparams"],
               "ppo": inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"],
-              "cpu_devices": inputs["cpu_devices"]}
+              "cpu_devices": cpu_devices}
     summary = {
         **config,
         "label": args.label or args.optimizer,
