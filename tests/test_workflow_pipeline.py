@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "src")
 TRAINING_RULES = {"tune_point", "evaluate_block"}
 MINATAR = {"breakout", "asterix"}  # the smoke preset's MinAtar games
-REPORT_SECTIONS = ("Setup", "Tuning", "Evaluation", "OPEN", "Optim4RL", "Ablations", "Studies", "Compute cost")
+REPORT_SECTIONS = ("Setup", "Tuning", "Evaluation", "OPEN", "Optim4RL", "Ablations", "Exploration in DeepSea",
+                   "Studies", "Compute cost")
+LEARNED_TRAINING_RULES = {"evaluate_learned", "metatrain", "ablate_metatrain", "ablate_evaluate",
+                          "deepsea_metatrain", "deepsea_evaluate"}
 
 pytestmark = pytest.mark.slow
 
@@ -121,14 +124,14 @@ def test_editing_ppo_reruns_all_training(pipeline):
     ppo = pipeline / "src" / "rlopt" / "agents" / "ppo.py"
     with edited(ppo, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert TRAINING_RULES | {"evaluate_learned", "metatrain", "ablate_metatrain", "ablate_evaluate"} <= rules
+    assert TRAINING_RULES | LEARNED_TRAINING_RULES <= rules
 
 
 def test_editing_one_optimizer_reruns_only_its_jobs(pipeline):
     source = pipeline / "src" / "rlopt" / "optimizers"
     with edited(source / "open.py", '"""', '"""Edited for a staleness test.\n'):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
-    assert {"evaluate_learned", "metatrain", "ablate_metatrain", "ablate_evaluate"} <= rules
+    assert LEARNED_TRAINING_RULES <= rules
     assert not rules & TRAINING_RULES
     with edited(source / "handcrafted.py", '"""', '"""Edited for a staleness test.\n'):
         jobs = planned_jobs(pipeline)
@@ -136,4 +139,4 @@ def test_editing_one_optimizer_reruns_only_its_jobs(pipeline):
     # Only the multi-task meta-trained optimizer depends on Adam (its fitness normaliser).
     learned = {wc["label"] for rule, wc in jobs if rule == "evaluate_learned"}
     assert learned <= {"open_es_multi"}
-    assert not any(rule.startswith("ablate_") and rule != "ablate_statistics" for rule, _ in jobs)
+    assert not any(rule.startswith(("ablate_", "deepsea_")) and not rule.endswith("_statistics") for rule, _ in jobs)
