@@ -433,3 +433,20 @@ def test_run_killed_and_resumed_equals_uninterrupted_run_bit_for_bit(tmp_path):
         assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
     columns = [c for c in history.columns if c != "seconds"]
     pd.testing.assert_frame_equal(pd.read_parquet(resumed / "history.parquet")[columns], history[columns])
+
+
+def test_population_sharded_over_cpu_devices_scores_as_on_one_device(tmp_path):
+    """--cpu-devices 2 spreads each block of members over two devices: same fitness up to float order."""
+    histories = {}
+    for devices in (1, 2):
+        one_generation = json.dumps({**TINY_ES, "generations": 1, "member_block": 4})
+        args = metatrain_args(tmp_path, **{"--es": one_generation,
+                                           "--checkpoint-dir": str(tmp_path / f"ckpt{devices}"),
+                                           "--out": str(tmp_path / f"out{devices}")})
+        done = subprocess.run([sys.executable, "-m", "rlopt.cli", *args, "--cpu-devices", str(devices), "--quiet"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads((tmp_path / f"out{devices}" / "summary.json").read_text())["cpu_devices"] == devices
+        histories[devices] = pd.read_parquet(tmp_path / f"out{devices}" / "history.parquet")
+    columns = ["fitness_mean", "fitness_max", "fitness_min", "validation_return"]
+    np.testing.assert_allclose(histories[2][columns].to_numpy(), histories[1][columns].to_numpy(), rtol=1e-4)

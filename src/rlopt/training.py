@@ -72,17 +72,18 @@ def configure_cpu_devices(count: int) -> None:
                                f"{len(jax.devices('cpu'))} in this process") from None
 
 
-def seed_sharding(num_seeds: int) -> NamedSharding | None:
-    """Shards a leading seed axis over as many devices as divide ``num_seeds`` (None: one).
+def block_sharding(size: int) -> NamedSharding | None:
+    """Shards the leading axis of a block (seeds, or ES population members) over as many
+    devices as divide ``size``; None where that is one.
 
     A seed's numbers depend on its block and on this device count only through the
     order of floating-point operations (as with the block width under ``vmap``).
     """
     devices = jax.devices()
-    count = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    count = max(d for d in range(1, len(devices) + 1) if size % d == 0)
     if count == 1:
         return None
-    return NamedSharding(Mesh(np.array(devices[:count]), ("seeds",)), PartitionSpec("seeds"))
+    return NamedSharding(Mesh(np.array(devices[:count]), ("block",)), PartitionSpec("block"))
 
 
 @dataclass
@@ -191,7 +192,7 @@ def run_block(
     finish = jax.jit(jax.vmap(lambda s, r, n, l, h: trainer(h).finish(s, r, n, l),
                               in_axes=(0, 0, 0, 0, None)))
     state = init(train_keys, params, env_params, traced)
-    sharding = seed_sharding(len(seeds))
+    sharding = block_sharding(len(seeds))
     if sharding is not None:
         state = jax.device_put(state, sharding)
     sizes = chunk_sizes(config.num_updates)

@@ -42,7 +42,7 @@ rule ablate_metatrain:
         "{RLOPT} metatrain --envs {params.args[envs]} --optimizer open "
         "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} --seed {params.args[seed]} "
-        "--checkpoint-dir {params.checkpoints} --out {params.out} > {log} 2>&1"
+        "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule ablate_evaluate:
@@ -134,7 +134,7 @@ rule deepsea_metatrain:
         "{RLOPT} metatrain --envs {params.args[envs]} --optimizer open "
         "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} --seed {params.args[seed]} "
-        "--checkpoint-dir {params.checkpoints} --out {params.out} > {log} 2>&1"
+        "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule deepsea_evaluate:

@@ -45,7 +45,7 @@ rule metatrain:
         "{RLOPT} metatrain --envs {params.args[envs]} --optimizer open "
         "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} {params.normalizers} --seed {params.args[seed]} "
-        "--checkpoint-dir {params.checkpoints} --out {params.out} > {log} 2>&1"
+        "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
 
 rule figure_metatrain:

@@ -65,3 +65,18 @@ def enable_compilation_cache() -> None:
     if cache_dir:
         jax.config.update("jax_compilation_cache_dir", cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def add_cpu_devices_argument(parser) -> None:
+    parser.add_argument("--cpu-devices", default="1",
+                        help="on a CPU: split it into this many XLA devices and shard the block over "
+                             "them (use up to the number of cores; ignored on a GPU)")
+
+
+def configure_cpu_devices(args) -> int:
+    """Applies --cpu-devices; must run before anything starts JAX."""
+    from rlopt.training import configure_cpu_devices as configure
+
+    count = parse_positive_int(args.cpu_devices, "--cpu-devices")
+    configure(count)
+    return count

@@ -10,7 +10,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rlopt.cli import UsageError
-from rlopt.commands.common import enable_compilation_cache, parse_json_object
+from rlopt.commands.common import (
+    add_cpu_devices_argument,
+    configure_cpu_devices,
+    enable_compilation_cache,
+    parse_json_object,
+)
 
 OPTIMIZERS = ("open",)
 BEST_FILE = "best.npy"
@@ -70,6 +75,7 @@ def _register_metatrain(subparsers) -> None:
                         help="where checkpoints go and a run resumes from; must lie outside --out")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--seed", default="0", help="ES seed (non-negative integer)")
+    add_cpu_devices_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
@@ -175,6 +181,7 @@ def _validated_inputs(args) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    cpu_devices = configure_cpu_devices(args)  # before anything starts JAX
     inputs = _validated_inputs(args)
     enable_compilation_cache()
     import numpy as np
@@ -217,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),
         "es": es.to_dict(), "ppo": {env: c.to_dict() for env, c in inputs["ppo"].items()},
         "env_options": inputs["env_options"], "normalizers": inputs["normalizers"] or None,
-        "init": str(args.init) if args.init else None, "seed": inputs["seed"],
+        "init": str(args.init) if args.init else None, "seed": inputs["seed"], "cpu_devices": cpu_devices,
     }
     final_rows = result.history[result.history.generation == es.generations].set_index("env")
     summary = {

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rlopt.cli import UsageError
 from rlopt.commands.common import (
+    add_cpu_devices_argument,
+    configure_cpu_devices,
     enable_compilation_cache,
     parse_json_object,
     parse_positive_int,
@@ -33,9 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--env-options", default="{}", help="environment constructor options as JSON")
     parser.add_argument("--label", help="name in tables and figures (default: the optimizer name)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--cpu-devices", default="1",
-                        help="on a CPU: split it into this many XLA devices and shard the seeds over "
-                             "them (use up to the number of cores; ignored on a GPU)")
+    add_cpu_devices_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
@@ -71,11 +71,7 @@ def _validated_inputs(args) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    from rlopt.training import configure_cpu_devices
-
-    # Before anything starts JAX (checking --env-options builds the environment).
-    cpu_devices = parse_positive_int(args.cpu_devices, "--cpu-devices")
-    configure_cpu_devices(cpu_devices)
+    cpu_devices = configure_cpu_devices(args)  # before checking --env-options starts JAX
     inputs = _validated_inputs(args)
     # A stale summary from an earlier run must not sit next to a new, partial result.
     args.out.mkdir(parents=True, exist_ok=True)

@@ -220,13 +220,15 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
              normalizer: float | None = None, member_block: int | None = None) -> Task:
     """Scores OPEN meta vectors by whole PPO lifetimes on ``env_name``.
 
-    A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds); each seed's
-    network is initialised once per block with ``lax.map`` outside both vmaps (a vmapped
-    QR can deadlock XLA on CPU). One compile per block shape, reused every generation.
+    A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds), its members
+    sharded over the process's devices; each seed's network is initialised once per block
+    with ``lax.map`` outside both vmaps (a vmapped QR can deadlock XLA on CPU). One compile
+    per block shape, reused every generation.
     """
     from rlopt.agents.ppo import init_params_block, make_train
     from rlopt.envs.registry import make_env
     from rlopt.optimizers.open import open_optimizer
+    from rlopt.training import block_sharding
 
     env = make_env(env_name, **(env_options or {}))
     sample_params = getattr(env, "sample_params", None)
@@ -255,12 +257,19 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
             return default_params
         return jax.tree.map(lambda leaf: leaf[start:start + block], env_params)
 
+    def sharded(tree, sharding):
+        return tree if sharding is None else jax.device_put(tree, sharding)
+
     def evaluate(meta_vectors, keys, env_params=None):
         if (env_params is None) != (sample_params is None):
             raise ValueError(f"task '{env_name}': env params per lifetime are required for a task "
                              "distribution and not accepted otherwise")
-        block = member_block or len(meta_vectors)
-        outputs = [evaluate_block(meta_vectors[i:i + block], keys, members_params(env_params, i, block))
+        block = min(member_block or len(meta_vectors), len(meta_vectors))
+        # Members, and a distribution's per-member tasks, are spread over the devices.
+        members = block_sharding(block)
+        tasks = None if env_params is None else members
+        outputs = [evaluate_block(sharded(meta_vectors[i:i + block], members), keys,
+                                  sharded(members_params(env_params, i, block), tasks))
                    for i in range(0, len(meta_vectors), block)]  # dispatched before any is awaited
         final = np.concatenate([np.asarray(f) for f, _ in outputs])
         diverged = np.concatenate([np.asarray(d) for _, d in outputs])
