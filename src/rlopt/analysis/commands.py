@@ -82,34 +82,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deepsea.set_defaults(func=run_deepsea_stats)
 
 
-def run_ablation_stats(args: argparse.Namespace) -> int:
+def _check_reps(args: argparse.Namespace) -> None:
     if args.reps < 1:
         raise UsageError(f"--reps must be at least 1, got {args.reps}")
-    from rlopt.analysis.ablations import AblationInputError, ablation_intervals, collect_runs
+
+
+def _write_study_tables(args: argparse.Namespace, tables: dict, bootstrap: str) -> None:
+    """Each table as ``<name>.parquet`` in --out-dir, then stats.json (provenance)."""
     from rlopt.io import write_json_atomic, write_parquet_atomic
+
+    for name, table in tables.items():
+        write_parquet_atomic(table, args.out_dir / f"{name}.parquet")
+    provenance = {"runs": [str(r) for r in args.runs], "reps": args.reps, "seed": args.seed,
+                  "bootstrap": bootstrap, "library_versions": _library_versions(),
+                  "python": platform.python_version(), "command": sys.argv}
+    write_json_atomic(provenance, args.out_dir / "stats.json")
+
+
+def run_ablation_stats(args: argparse.Namespace) -> int:
+    _check_reps(args)
+    from rlopt.analysis.ablations import AblationInputError, ablation_intervals, collect_runs
 
     try:
         runs = collect_runs(args.runs)
     except AblationInputError as err:
         raise UsageError(f"--runs: {err}") from err
     intervals = ablation_intervals(runs, reps=args.reps, seed=args.seed)
-    write_parquet_atomic(runs, args.out_dir / "runs.parquet")
-    write_parquet_atomic(intervals, args.out_dir / "intervals.parquet")
-    provenance = {"runs": [str(r) for r in args.runs], "reps": args.reps, "seed": args.seed,
-                  "bootstrap": "rliable stratified bootstrap over trained optimizers, percentile intervals",
-                  "library_versions": _library_versions(), "python": platform.python_version(),
-                  "command": sys.argv}
-    write_json_atomic(provenance, args.out_dir / "stats.json")
+    _write_study_tables(args, {"runs": runs, "intervals": intervals},
+                        "rliable stratified bootstrap over trained optimizers, percentile intervals")
     for row in intervals.itertuples():
         print(f"{row.variant:>24} {row.metric}: {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]")
     return 0
 
 
 def run_deepsea_stats(args: argparse.Namespace) -> int:
-    if args.reps < 1:
-        raise UsageError(f"--reps must be at least 1, got {args.reps}")
+    _check_reps(args)
     from rlopt.analysis.deepsea import DeepSeaInputError, collect_runs, return_intervals, stochasticity_gains
-    from rlopt.io import write_json_atomic, write_parquet_atomic
 
     try:
         runs = collect_runs(args.runs)
@@ -117,15 +125,9 @@ def run_deepsea_stats(args: argparse.Namespace) -> int:
         raise UsageError(f"--runs: {err}") from err
     intervals = return_intervals(runs, reps=args.reps, seed=args.seed)
     gains = stochasticity_gains(runs, reps=args.reps, seed=args.seed)
-    write_parquet_atomic(runs, args.out_dir / "runs.parquet")
-    write_parquet_atomic(intervals, args.out_dir / "intervals.parquet")
-    write_parquet_atomic(gains, args.out_dir / "gains.parquet")
-    provenance = {"runs": [str(r) for r in args.runs], "reps": args.reps, "seed": args.seed,
-                  "bootstrap": "rliable stratified bootstrap over seeds (gains: independent bootstrap of "
-                               "the two variants), percentile intervals",
-                  "library_versions": _library_versions(), "python": platform.python_version(),
-                  "command": sys.argv}
-    write_json_atomic(provenance, args.out_dir / "stats.json")
+    _write_study_tables(args, {"runs": runs, "intervals": intervals, "gains": gains},
+                        "rliable stratified bootstrap over seeds (gains: independent bootstrap of the two "
+                        "variants), percentile intervals")
     for row in intervals.itertuples():
         print(f"{row.variant:>22} size {row.size:>3}: IQM {row.estimate:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]")
     for row in gains.itertuples():

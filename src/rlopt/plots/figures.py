@@ -443,32 +443,35 @@ def plot_ablations(intervals_df: pd.DataFrame, out_stem: str | os.PathLike) -> l
     return save_figure(fig, out_stem)
 
 
-def _size_axis(ax, train_sizes: Sequence[int] | None) -> None:
-    """Integer DeepSea sizes on x; the meta-training range shaded."""
+def _plot_against_size(df: pd.DataFrame, hue: str, ylabel: str, out_stem: str | os.PathLike,
+                       train_sizes: Sequence[int] | None, zero_line: bool = False) -> list[Path]:
+    """``estimate`` with its CI band against DeepSea size, one line per ``hue`` value; integer
+    sizes on x, the meta-training range shaded (larger sizes are out of support)."""
+    palette = label_palette(df[hue])
+    fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if train_sizes:
         ax.axvspan(train_sizes[0], train_sizes[1], color="0.9", zorder=0, label="training sizes")
+    if zero_line:
+        ax.axhline(0.0, color="0.4", lw=1)
+    for value, rows in df.groupby(hue):
+        rows = rows.sort_values("size")
+        ax.plot(rows["size"], rows["estimate"], color=palette[value], lw=2, marker="o", ms=3)
+        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=palette[value], alpha=0.2)
+    ax.set(xlabel="DeepSea size", ylabel=ylabel)
+    fig.tight_layout()
+    _legend_below(fig, palette, df[hue], title=hue)
+    return save_figure(fig, out_stem)
 
 
 @_themed
 def plot_deepsea_returns(intervals_df: pd.DataFrame, out_stem: str | os.PathLike,
                          train_sizes: Sequence[int] | None = None) -> list[Path]:
-    """OPEN's Figure 17: IQM of final return against DeepSea size per variant, 95% CI band;
-    the meta-training sizes shaded (larger sizes are out of support)."""
+    """OPEN's Figure 17: IQM of final return against DeepSea size per variant, 95% CI band."""
     require_columns(intervals_df, ["variant", "size", "estimate", "ci_low", "ci_high"], "deepsea intervals")
     if intervals_df.empty:
         raise PlotInputError("deepsea intervals table has no rows")
-    palette = label_palette(intervals_df["variant"])
-    fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
-    _size_axis(ax, train_sizes)
-    for variant, rows in intervals_df.groupby("variant"):
-        rows = rows.sort_values("size")
-        ax.plot(rows["size"], rows["estimate"], color=palette[variant], lw=2, marker="o", ms=3)
-        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=palette[variant], alpha=0.2)
-    ax.set(xlabel="DeepSea size", ylabel="IQM of final return")
-    fig.tight_layout()
-    _legend_below(fig, palette, intervals_df["variant"], title="variant")
-    return save_figure(fig, out_stem)
+    return _plot_against_size(intervals_df, "variant", "IQM of final return", out_stem, train_sizes)
 
 
 @_themed
@@ -480,15 +483,5 @@ def plot_deepsea_gains(gains_df: pd.DataFrame, out_stem: str | os.PathLike,
     if gains_df.empty:
         raise PlotInputError("deepsea gains table has no rows (no architecture has a variant with "
                              "and one without learned noise)")
-    palette = label_palette(gains_df["architecture"])
-    fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
-    _size_axis(ax, train_sizes)
-    ax.axhline(0.0, color="0.4", lw=1)
-    for architecture, rows in gains_df.groupby("architecture"):
-        rows = rows.sort_values("size")
-        ax.plot(rows["size"], rows["estimate"], color=palette[architecture], lw=2, marker="o", ms=3)
-        ax.fill_between(rows["size"], rows["ci_low"], rows["ci_high"], color=palette[architecture], alpha=0.2)
-    ax.set(xlabel="DeepSea size", ylabel="IQM gain from learned noise")
-    fig.tight_layout()
-    _legend_below(fig, palette, gains_df["architecture"], title="architecture")
-    return save_figure(fig, out_stem)
+    return _plot_against_size(gains_df, "architecture", "IQM gain from learned noise", out_stem, train_sizes,
+                              zero_line=True)
