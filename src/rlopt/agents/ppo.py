@@ -278,18 +278,16 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
     def epoch(update_index, rollout, advantages, targets, carry, epoch_index):
         params, opt_state, diverged, key = carry
         key, perm_key = jax.random.split(key)
-        permutation = jax.random.permutation(perm_key, c.batch_size)
+        permutation = jax.random.permutation(perm_key, c.batch_size).reshape(c.num_minibatches, c.minibatch_size)
+        flat = jax.tree.map(lambda x: x.reshape((c.batch_size,) + x.shape[2:]), (rollout, advantages, targets))
 
-        def to_minibatches(x):
-            x = x.reshape((c.batch_size,) + x.shape[2:])
-            return jnp.take(x, permutation, axis=0).reshape((c.num_minibatches, c.minibatch_size) + x.shape[1:])
+        def step(carry, inputs):
+            minibatch_index, rows = inputs
+            batch = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), flat)
+            return minibatch_step(update_index, epoch_index, carry, (minibatch_index,) + batch)
 
-        minibatches = jax.tree.map(to_minibatches, (rollout, advantages, targets))
-        step = lambda carry, inputs: minibatch_step(update_index, epoch_index, carry, inputs)
-        return jax.lax.scan(
-            step, (params, opt_state, diverged, key),
-            (jnp.arange(c.num_minibatches, dtype=jnp.int32),) + minibatches,
-        )
+        return jax.lax.scan(step, (params, opt_state, diverged, key),
+                            (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation))
 
     def update(env_params, state: RunnerState, update_index):
         (params, env_state, obs, key), rollout = jax.lax.scan(
