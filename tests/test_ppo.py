@@ -83,9 +83,9 @@ def test_chunked_host_loop_equals_one_jitted_run():
 SHARDED_RUN = """
 import pickle, sys
 import jax, numpy as np
-from rlopt.training import configure_cpu_devices, run_block, block_sharding
+from rlopt.training import configure_cpu_devices, run_block, block_mesh
 configure_cpu_devices(int(sys.argv[1]))
-assert (block_sharding(4) is not None) == (jax.device_count() > 1)
+assert (block_mesh(4) is not None) == (jax.device_count() > 1)
 runs = [run_block("breakout", "adam", {"lr": 3e-3}, [0, 1, 2, 3], SMALL_PPO, progress=False) for _ in range(2)]
 sys.stdout.buffer.write(pickle.dumps([jax.tree.map(np.asarray, r.output) for r in runs]))
 """

@@ -1,10 +1,10 @@
 """Train a block of seeds with one optimizer on one environment (one compile, ``jax.vmap``).
 
 Where the process has several devices (GPUs, or the host CPU split into several XLA
-devices with ``configure_cpu_devices``), the seed axis of the block is sharded over them:
-still one program, compiled once, whose shards run concurrently.  XLA's CPU backend runs
-PPO's small matrix products on one core, so on a multi-core CPU this is what puts the
-other cores to work.
+devices with ``configure_cpu_devices``), the seed axis of the block is split over them
+with ``shard_map``: still one program, compiled once, each device running its own seeds
+(vmapped) with no communication.  XLA's CPU backend runs PPO's small matrix products on
+one core, so on a multi-core CPU this is what puts the other cores to work.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
 from rlopt.agents.ppo import PPOConfig, init_params_block, make_train
 from rlopt.envs.registry import default_ppo_settings, make_env
@@ -72,18 +72,30 @@ def configure_cpu_devices(count: int) -> None:
                                f"{len(jax.devices('cpu'))} in this process") from None
 
 
-def block_sharding(size: int) -> NamedSharding | None:
-    """Shards the leading axis of a block (seeds, or ES population members) over as many
-    devices as divide ``size``; None where that is one.
-
-    A seed's numbers depend on its block and on this device count only through the
-    order of floating-point operations (as with the block width under ``vmap``).
-    """
+def block_mesh(size: int) -> Mesh | None:
+    """A one-axis mesh ('block') over as many devices as divide ``size``; None where that is one."""
     devices = jax.devices()
     count = max(d for d in range(1, len(devices) + 1) if size % d == 0)
-    if count == 1:
-        return None
-    return NamedSharding(Mesh(np.array(devices[:count]), ("block",)), PartitionSpec("block"))
+    return None if count == 1 else Mesh(np.array(devices[:count]), ("block",))
+
+
+def over_devices(fn: Callable, size: int, blocked: tuple[bool, ...]) -> Callable:
+    """``fn`` with the leading axis (of length ``size``) of its ``blocked`` arguments and of
+    its outputs split over the devices; each device runs ``fn`` on its share, with no
+    communication.  The other arguments are replicated.  ``fn`` itself on one device.
+
+    ``shard_map`` rather than a sharded ``jit``: XLA's automatic partitioning of the whole
+    vmapped training ran at about two thirds of the speed on two CPU devices
+    (benchmarks/README.md).  A seed's numbers depend on the device count only through the
+    order of floating-point operations (as with the block width under ``vmap``).
+    """
+    mesh = block_mesh(size)
+    if mesh is None:
+        return fn
+    specs = tuple(PartitionSpec("block") if b else PartitionSpec() for b in blocked)
+    # No collectives inside, so JAX's replication tracking has nothing to check; it would
+    # reject scans whose carry starts replicated (e.g. initial networks) and turns per-device.
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("block"), check_vma=False)
 
 
 @dataclass
@@ -187,14 +199,12 @@ def run_block(
     traced = {k: jnp.float32(v) for k, v in numeric.items()}
     start = time.monotonic()
     init = jax.jit(jax.vmap(lambda k, p, e, h: trainer(h).init(k, p, e), in_axes=(0, 0, None, None)))
-    run_updates = jax.jit(jax.vmap(lambda e, s, h, u: trainer(h).run_updates(e, s, u),
-                                   in_axes=(None, 0, None, None)))
+    run_updates = jax.jit(over_devices(
+        jax.vmap(lambda e, s, h, u: trainer(h).run_updates(e, s, u), in_axes=(None, 0, None, None)),
+        len(seeds), blocked=(False, True, False, False)))
     finish = jax.jit(jax.vmap(lambda s, r, n, l, h: trainer(h).finish(s, r, n, l),
                               in_axes=(0, 0, 0, 0, None)))
     state = init(train_keys, params, env_params, traced)
-    sharding = block_sharding(len(seeds))
-    if sharding is not None:
-        state = jax.device_put(state, sharding)
     sizes = chunk_sizes(config.num_updates)
     compiled = {size: run_updates.lower(env_params, state, traced, jnp.arange(size, dtype=jnp.int32)).compile()
                 for size in sorted(set(sizes))}

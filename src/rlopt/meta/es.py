@@ -42,6 +42,7 @@ generation G, holds only the validation of the final mean.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -221,14 +222,14 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     """Scores OPEN meta vectors by whole PPO lifetimes on ``env_name``.
 
     A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds), its members
-    sharded over the process's devices; each seed's network is initialised once per block
+    split over the process's devices (``rlopt.training.over_devices``); each seed's network is initialised once per block
     with ``lax.map`` outside both vmaps (a vmapped QR can deadlock XLA on CPU). One compile
     per block shape, reused every generation.
     """
     from rlopt.agents.ppo import init_params_block, make_train
     from rlopt.envs.registry import make_env
     from rlopt.optimizers.open import open_optimizer
-    from rlopt.training import block_sharding
+    from rlopt.training import over_devices
 
     env = make_env(env_name, **(env_options or {}))
     sample_params = getattr(env, "sample_params", None)
@@ -246,30 +247,31 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, task_axis)),
                             in_axes=(0, None, None, task_axis))
 
-    @jax.jit
-    def evaluate_block(meta_block, keys, env_params):
-        split = jax.vmap(jax.random.split)(keys)  # as rlopt.training.seed_keys
-        params = init_params_block(env, ppo, split[:, 0])
-        return over_members(meta_block, split[:, 1], params, env_params)
+    @functools.lru_cache(maxsize=None)
+    def evaluate_block(block: int):
+        # Members, and a distribution's per-member tasks, are split over the devices.
+        lifetimes = over_devices(over_members, block, blocked=(True, False, False, task_axis == 0))
+
+        @jax.jit
+        def run(meta_block, keys, env_params):
+            split = jax.vmap(jax.random.split)(keys)  # as rlopt.training.seed_keys
+            params = init_params_block(env, ppo, split[:, 0])
+            return lifetimes(meta_block, split[:, 1], params, env_params)
+
+        return run
 
     def members_params(env_params, start: int, block: int):
         if env_params is None:
             return default_params
         return jax.tree.map(lambda leaf: leaf[start:start + block], env_params)
 
-    def sharded(tree, sharding):
-        return tree if sharding is None else jax.device_put(tree, sharding)
-
     def evaluate(meta_vectors, keys, env_params=None):
         if (env_params is None) != (sample_params is None):
             raise ValueError(f"task '{env_name}': env params per lifetime are required for a task "
                              "distribution and not accepted otherwise")
         block = min(member_block or len(meta_vectors), len(meta_vectors))
-        # Members, and a distribution's per-member tasks, are spread over the devices.
-        members = block_sharding(block)
-        tasks = None if env_params is None else members
-        outputs = [evaluate_block(sharded(meta_vectors[i:i + block], members), keys,
-                                  sharded(members_params(env_params, i, block), tasks))
+        outputs = [evaluate_block(len(meta_vectors[i:i + block]))(meta_vectors[i:i + block], keys,
+                                                                  members_params(env_params, i, block))
                    for i in range(0, len(meta_vectors), block)]  # dispatched before any is awaited
         final = np.concatenate([np.asarray(f) for f, _ in outputs])
         diverged = np.concatenate([np.asarray(d) for _, d in outputs])
