@@ -118,12 +118,11 @@ def main() -> None:
     print(f"matmul ceiling (8192x400 @ 400x64, float32): {ceiling:.0f} GFLOP/s")
     rows = []
     for num_seeds in args.seeds:
-        steps = total_steps if num_seeds == 1 else max(total_steps // 4, 64 * 128)
         contenders = [("baseline", 1), ("rlopt", 1)]
         if num_seeds > 1 and args.devices > 1:
             contenders.append(("rlopt", args.devices))
         for kind, devices in contenders:
-            r = run_child(kind, steps, num_seeds, devices)
+            r = run_child(kind, total_steps, num_seeds, devices)
             r.update(name=f"{kind} seeds={num_seeds} devices={devices}", kind=kind, seeds=num_seeds)
             rows.append(r)
             print(f"{r['name']:28s}: {r['steps_per_second']:>9,.0f} steps/s, compile "
