@@ -69,6 +69,21 @@ def test_train_writes_long_table_and_summary(tmp_path):
     assert set(prov) >= {"git_sha", "library_versions", "config_hash", "device", "code_hash"}
     assert prov["library_versions"]["jax"]
     assert not list(out.glob("*.tmp"))
+    updates = pd.read_parquet(out / "updates.parquet")  # 2048 steps = 16 updates of 8 envs x 16 steps
+    assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy",
+                                    "dormancy"]
+    assert len(updates) == 2 * 16 and updates["global_step"].max() == 2048
+    assert updates.drop(columns=["seed", "update", "global_step"]).notna().all().all()
+    final_window = updates[updates["update"] == 15].set_index("seed")["dormancy"]  # 5% of 16 updates: the last
+    assert list(final_window) == pytest.approx(summary["final_dormancy"])
+
+
+def test_open_logs_its_update_size_and_randomness_per_update(tmp_path):
+    assert main(train_args(tmp_path, **{"--optimizer": "open", "--hparams": "{}"}) + ["--quiet"]) == 0
+    updates = pd.read_parquet(tmp_path / "run" / "updates.parquet")
+    assert {"update_size", "randomness"} <= set(updates.columns)
+    # All-zero meta-parameters (the ES start): OPEN's step and noise weight are exactly zero.
+    assert (updates[["update_size", "randomness"]] == 0).all().all()
 
 
 def test_cpu_devices_shard_the_seed_block_from_the_command_line(tmp_path):

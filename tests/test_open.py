@@ -124,7 +124,8 @@ def np_features(params, grads, momentum, activations, update_index, num_updates,
 
 
 def np_open_step(vector, params, grads, state, activations, actor_mask, noise, schedule):
-    """One OPEN step in NumPy; ``noise`` is a tree of N(0,1) like params. Returns (-u, state)."""
+    """One OPEN step in NumPy; ``noise`` is a tree of N(0,1) like params.
+    Returns (-u, state, diagnostics)."""
     w = np_weights(vector)
     momentum = np_momentum(state[0], grads)
     feats = np_features(params, grads, momentum, activations, *schedule)
@@ -137,7 +138,14 @@ def np_open_step(vector, params, grads, state, activations, actor_mask, noise, s
         out, actor_mask, noise,
     )
     mean = ravel_pytree(raw)[0].mean()
-    return jax.tree.map(lambda u: -(u - mean), raw), (momentum, carry)
+    flat = lambda tree: np.asarray(ravel_pytree(tree)[0], np.float64)  # noqa: E731
+    step = flat(jax.tree.map(lambda o: o[..., 0] * 1e-3 * np.exp(o[..., 1] * 1e-3), out))
+    weight = flat(jax.tree.map(lambda o, mask: o[..., 2] * mask * 1e-3, out, actor_mask))
+    magnitude = np.abs(flat(params))
+    on_actor = flat(jax.tree.map(lambda p, mask: np.full(np.shape(p), mask), params, actor_mask))
+    diagnostics = {"update_size": np.abs(step).mean() / magnitude.mean(),
+                   "randomness": np.abs(weight).sum() / (magnitude * on_actor).sum()}
+    return jax.tree.map(lambda u: -(u - mean), raw), (momentum, carry), diagnostics
 
 
 # --------------------------------------------------------------------------------------
@@ -300,8 +308,11 @@ def test_two_steps_match_numpy_reference():
         key = jax.random.PRNGKey(100 + step)
         got, state = update(grads, state, PARAMS, **extra_args(schedule, key))
         noise = noise_like(key, PARAMS)
-        want, np_state = np_open_step(vector, PARAMS, grads, np_state, ACTIVATIONS, ACTOR_MASK, noise, schedule)
+        want, np_state, diagnostics = np_open_step(vector, PARAMS, grads, np_state, ACTIVATIONS, ACTOR_MASK,
+                                                   noise, schedule)
         np.testing.assert_allclose(ravel_pytree(got)[0], ravel_pytree(want)[0], atol=2e-7, rtol=1e-4)
+        for name, value in diagnostics.items():  # the quantities of the paper's App. F.3 / F.4
+            assert float(state.diagnostics[name]) == pytest.approx(value, rel=1e-4), name
     assert np.abs(ravel_pytree(got)[0]).mean() > 1e-5
 
 
@@ -323,6 +334,16 @@ def test_updates_have_zero_global_mean_and_noise_only_on_actor():
     v1 = first_update(vector, cfg, jax.random.PRNGKey(1), no_actor)
     v2 = first_update(vector, cfg, jax.random.PRNGKey(2), no_actor)
     np.testing.assert_array_equal(ravel_pytree(v1)[0], ravel_pytree(v2)[0])
+
+
+def test_diagnostics_exist_from_init_and_randomness_only_with_noise():
+    schedule = TrainingSchedule(num_updates=61, num_epochs=4, num_minibatches=8)
+    for hparams, names in (({}, {"update_size", "randomness"}), ({"noise": False}, {"update_size"})):
+        tx = make_optimizer("open", hparams, schedule)
+        state = tx.init(PARAMS)
+        assert set(state.diagnostics) == names
+        _, after = jax.jit(tx.update)(GRADS[0], state, PARAMS, **extra_args(SCHEDULES[0], jax.random.PRNGKey(0)))
+        assert set(after.diagnostics) == names
 
 
 @pytest.mark.parametrize("hparams", [{}, {"size": "larger", "separated": True}, {"features": "no_features"}])

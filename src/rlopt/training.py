@@ -22,7 +22,7 @@ import pandas as pd
 
 from jax.sharding import Mesh, PartitionSpec
 
-from rlopt.agents.ppo import PPOConfig, init_params_block, make_train
+from rlopt.agents.ppo import LOGGED_PER_UPDATE, PPOConfig, init_params_block, make_train
 from rlopt.envs.registry import default_ppo_settings, make_env
 from rlopt.optimizers import TrainingSchedule, build_validated, validate_hparams
 
@@ -145,6 +145,19 @@ class BlockResult:
             }))
         return pd.concat(frames, ignore_index=True)
 
+    def updates_table(self) -> pd.DataFrame:
+        """Long format: seed, update, global_step (at the update's end), then the per-update
+        means of the losses, dormancy and the optimizer's diagnostics (one column each)."""
+        names = list(LOGGED_PER_UPDATE) + sorted(set(self.output.losses) - set(LOGGED_PER_UPDATE))
+        per_update = {name: np.asarray(self.output.losses[name], np.float64) for name in names}
+        num_seeds, num_updates = next(iter(per_update.values())).shape
+        return pd.DataFrame({
+            "seed": np.repeat(np.asarray(self.seeds, np.int64), num_updates),
+            "update": np.tile(np.arange(num_updates, dtype=np.int64), num_seeds),
+            "global_step": np.tile((np.arange(num_updates, dtype=np.int64) + 1) * self.ppo.batch_size, num_seeds),
+            **{name: values.reshape(-1) for name, values in per_update.items()},
+        })
+
 
 def split_hparams(hparams: dict) -> tuple[dict, dict]:
     """(numeric, structural): numbers become traced inputs, everything else stays static."""
@@ -220,7 +233,8 @@ def run_block(
         if reporter is not None:
             jax.block_until_ready(state)
             reporter(done - 1)
-    return_sum, return_count, losses = (jnp.concatenate(parts, axis=1) for parts in zip(*pieces))
+    return_sum, return_count, losses = (jax.tree.map(lambda *chunks: jnp.concatenate(chunks, axis=1), *parts)
+                                        for parts in zip(*pieces))
     output = jax.block_until_ready(finish(state, return_sum, return_count, losses, traced))
     run_seconds = time.monotonic() - start
     output = jax.tree.map(np.asarray, output)

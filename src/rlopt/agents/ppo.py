@@ -20,12 +20,14 @@ import optax
 from rlopt.agents import distributions as dist
 from rlopt.agents.networks import ACTIVATIONS, actor_mask, dormant_fraction, forward, init_actor_critic
 from rlopt.envs.base import VecEnv
+from rlopt.optimizers.base import optimizer_diagnostics
 
 MIN_LOG_POINTS = 100  # logging points per run the returns table should have at least
 FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env steps
 # Per-update means over all minibatches: the loss terms and the tau=0 dormant fraction of
-# hidden neurons (what the OPEN paper's Fig. 5 and 10 report).
-LOGGED_PER_UPDATE = ("actor", "value", "entropy", "dormancy")
+# hidden neurons (what the OPEN paper's Fig. 5 and 10 report), then the optimizer's own
+# diagnostics, if it has any (rlopt.optimizers.base).
+LOGGED_PER_UPDATE = ("actor_loss", "value_loss", "entropy", "dormancy")
 
 
 class PPOConfigError(ValueError):
@@ -121,7 +123,7 @@ class TrainOutput(NamedTuple):
     params: Any  # final network parameters
     return_sum: jax.Array  # (num_updates, log_chunks) summed returns of episodes ending there
     return_count: jax.Array  # (num_updates, log_chunks) number of episodes ending there
-    losses: dict  # LOGGED_PER_UPDATE name -> (num_updates,) per-update means
+    losses: dict  # LOGGED_PER_UPDATE name (+ optimizer diagnostics) -> (num_updates,) per-update means
     final_return: jax.Array  # () see docs/results-format.md
     final_dormancy: jax.Array  # () mean dormant fraction over the final window's updates
     diverged: jax.Array  # () bool
@@ -241,7 +243,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         entropy = entropy.mean()
         total = actor_loss + c.vf_coef * value_loss - c.ent_coef * entropy
         dormancy = dormant_fraction(jax.lax.stop_gradient(stats))
-        return total, (stats, jnp.stack([actor_loss, value_loss, entropy, dormancy]))
+        return total, (stats, dict(zip(LOGGED_PER_UPDATE, (actor_loss, value_loss, entropy, dormancy))))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -273,7 +275,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         ok = jnp.isfinite(loss) & _all_finite(new_params) & ~diverged
         params = _select(ok, new_params, params)
         opt_state = _select(ok, new_opt_state, opt_state)
-        return (params, opt_state, diverged | ~ok, key), parts
+        return (params, opt_state, diverged | ~ok, key), {**parts, **optimizer_diagnostics(new_opt_state)}
 
     def epoch(update_index, rollout, advantages, targets, carry, epoch_index):
         params, opt_state, diverged, key = carry
@@ -308,7 +310,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
         last_return, has_finished = _latest_finished(rollout, state.last_return, state.has_finished)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, diverged)
-        return new_state, (return_sum, return_count, parts.reshape(-1, len(LOGGED_PER_UPDATE)).mean(axis=0))
+        return new_state, (return_sum, return_count, jax.tree.map(jnp.mean, parts))
 
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
@@ -325,9 +327,8 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
     def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
         final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
                               c.final_window_points)
-        loss_table = {name: losses[:, i] for i, name in enumerate(LOGGED_PER_UPDATE)}
-        final_dormancy = loss_table["dormancy"][-c.final_window_updates:].mean()
-        return TrainOutput(state.params, return_sum, return_count, loss_table, final, final_dormancy,
+        final_dormancy = losses["dormancy"][-c.final_window_updates:].mean()
+        return TrainOutput(state.params, return_sum, return_count, losses, final, final_dormancy,
                            state.diverged)
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:

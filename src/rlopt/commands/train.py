@@ -17,13 +17,14 @@ from rlopt.commands.common import (
 )
 
 RETURNS_FILE = "returns.parquet"
+UPDATES_FILE = "updates.parquet"
 SUMMARY_FILE = "summary.json"
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a block of seeds (vmapped) and write returns.parquet + summary.json",
+        help="train a block of seeds (vmapped) and write returns.parquet, updates.parquet, summary.json",
         description="Train PPO with one optimizer on one environment for a block of seeds.",
     )
     parser.add_argument("--env", required=True, help="environment name (e.g. breakout, ant)")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = _validated_inputs(args)
     # A stale summary from an earlier run must not sit next to a new, partial result.
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in (SUMMARY_FILE, RETURNS_FILE):
+    for name in (SUMMARY_FILE, RETURNS_FILE, UPDATES_FILE):
         (args.out / name).unlink(missing_ok=True)
 
     enable_compilation_cache()
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "provenance": provenance(config),
     }
     write_parquet_atomic(result.returns_table(), args.out / RETURNS_FILE)
+    write_parquet_atomic(result.updates_table(), args.out / UPDATES_FILE)
     write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
     finals = ", ".join(f"{x:.2f}" for x in result.final_returns)
     print(f"{args.env}/{args.optimizer}: final returns [{finals}], "

@@ -22,6 +22,10 @@ Extra arguments (all JAX values, traced under jit):
                      actor's "log_std" entry is mean(exp(log_std)) of shape (1,)).
     actor_mask       pytree with the structure of params: 1.0 on actor leaves, 0.0 on critic.
     key              PRNG key, fresh for every minibatch step.
+
+Diagnostics: an optimizer whose state has a field ``diagnostics`` (a dict of float32
+scalars describing its most recent step, same keys from ``init`` on) gets them logged by
+PPO as per-update means next to the losses (see :func:`optimizer_diagnostics`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ EXTRA_ARG_NAMES = (
     "actor_mask",
     "key",
 )
+
+
+def optimizer_diagnostics(opt_state) -> dict:
+    """The optimizer's per-step diagnostics ({} for optimizers without any)."""
+    return dict(getattr(opt_state, "diagnostics", None) or {})
 
 
 @dataclass(frozen=True)

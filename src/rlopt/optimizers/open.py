@@ -162,10 +162,12 @@ class OpenConfig:
 
 
 class OpenState(NamedTuple):
-    """One column per parameter of the joint tree, in ravel_pytree order."""
+    """One column per parameter of the joint tree, in ravel_pytree order, and the last
+    step's diagnostics (see :func:`step_diagnostics`)."""
 
     momentum: jax.Array  # (6, N)
     carry: jax.Array  # (GRU width, N)
+    diagnostics: dict  # name -> float32 ()
 
 
 # --------------------------------------------------------------------------------------
@@ -499,6 +501,27 @@ def _actor_noise(key: jax.Array, params: dict, size: int) -> jax.Array:
     return jnp.pad(jax.random.normal(key, (num_actor,)), (0, size - num_actor))
 
 
+def diagnostic_names(cfg: OpenConfig) -> tuple[str, ...]:
+    return ("update_size", "randomness") if cfg.noise else ("update_size",)
+
+
+def step_diagnostics(step: jax.Array, noise_weight: jax.Array | None, flat_params: jax.Array,
+                     actor_mask: jax.Array) -> dict:
+    """The OPEN paper's App. F.3/F.4 quantities for one step, relative to the parameters:
+    ``update_size`` = mean |u_hat| / mean |p| over all parameters (u_hat = the step before
+    noise), ``randomness`` = mean |alpha_3 delta| / mean |p| over the actor's parameters.
+
+    The paper averages the element-wise ratios |u_hat_i / p_i|; that is unbounded where a
+    parameter is (near) zero, as every bias is at initialisation, hence ratios of means.
+    """
+    magnitude = jnp.mean(jnp.abs(flat_params)) + 1e-12
+    diagnostics = {"update_size": jnp.mean(jnp.abs(step)) / magnitude}
+    if noise_weight is not None:
+        actor_magnitude = jnp.sum(jnp.abs(flat_params) * actor_mask) + 1e-12
+        diagnostics["randomness"] = jnp.sum(jnp.abs(noise_weight)) / actor_magnitude
+    return diagnostics
+
+
 # --------------------------------------------------------------------------------------
 # The optax transformation
 
@@ -516,6 +539,7 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
         return OpenState(
             momentum=jnp.zeros((len(MOMENTUM_DECAYS), num_params), jnp.float32),
             carry=jnp.zeros((cfg.gru_width, num_params), jnp.float32),
+            diagnostics={name: jnp.float32(0.0) for name in diagnostic_names(cfg)},
         )
 
     def apply(inputs, carry, params):
@@ -538,14 +562,16 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
             epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
         )
         carry, out = apply(inputs, state.carry, params)
-        raw = out[0] * STEP_MULT * jnp.exp(out[1] * EXP_MULT)
-        if cfg.noise:  # learned noise scale, actor leaves only
-            mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
-            raw = raw + out[2] * mask * _actor_noise(key, params, raw.size) * STEP_MULT
+        step = out[0] * STEP_MULT * jnp.exp(out[1] * EXP_MULT)
+        flat_params, unravel = ravel_pytree(params)
+        mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
+        noise_weight = out[2] * STEP_MULT * mask if cfg.noise else None  # actor leaves only
+        raw = step if noise_weight is None else step + noise_weight * _actor_noise(key, params, step.size)
         # One mean over every actor and critic update (not per tensor); optax adds the
         # returned update while OPEN subtracts u, hence -u.
         flat_updates = -(raw - jnp.mean(raw))
-        return ravel_pytree(params)[1](flat_updates), OpenState(momentum=momentum, carry=carry)
+        diagnostics = step_diagnostics(step, noise_weight, flat_params, mask)
+        return unravel(flat_updates), OpenState(momentum=momentum, carry=carry, diagnostics=diagnostics)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
