@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rlopt.analysis.deepsea import DeepSeaInputError, collect_runs, return_intervals, stochasticity_gains
+from rlopt.analysis.deepsea import (DeepSeaInputError, collect_runs, randomness_curves, return_intervals,
+                                    stochasticity_gains)
 from rlopt.cli import main
 
 VARIANTS = {
@@ -15,6 +16,14 @@ VARIANTS = {
     "ablated_separated": {"separated": True, "noise": False},
     "stochastic_shared": {"separated": False, "noise": True},
 }
+
+
+NUM_UPDATES = 3
+
+
+def randomness_of(size, seed, update):
+    """A made-up value that identifies its (size, seed, update)."""
+    return size + seed / 10_000 + update / 100
 
 
 def write_run(root, variant, size, returns, first_seed=3000, env="deepsea"):
@@ -25,6 +34,11 @@ def write_run(root, variant, size, returns, first_seed=3000, env="deepsea"):
         "label": variant, "env": env, "hparams": {"weights": "w.npy", "size": "small", **VARIANTS[variant]},
         "env_options": {"size": size, "max_size": 30}, "seeds": seeds, "final_returns": returns,
         "diverged": [False] * len(returns)}))
+    updates = pd.DataFrame([{"seed": seed, "update": u, "global_step": (u + 1) * 64, "dormancy": 0.0,
+                             "update_size": 0.01} for seed in seeds for u in range(NUM_UPDATES)])
+    if VARIANTS[variant]["noise"]:  # as rlopt train writes it: a column only where OPEN has noise
+        updates["randomness"] = [randomness_of(size, r.seed, r.update) for r in updates.itertuples()]
+    updates.to_parquet(run / "updates.parquet")
     return run
 
 
@@ -67,6 +81,25 @@ def test_noise_gain_pairs_the_variants_of_one_architecture(runs):
     assert gains.loc[30, "ci_low"] <= 1.0 <= gains.loc[30, "ci_high"]
 
 
+def test_randomness_curves_hold_every_update_of_the_variants_with_noise(runs):
+    curves = randomness_curves(collect_runs(runs), runs)
+    assert sorted(curves["variant"].unique()) == ["stochastic_separated", "stochastic_shared"]
+    assert len(curves) == 2 * 2 * 8 * NUM_UPDATES  # variants x sizes x seeds x updates
+    row = curves[(curves["variant"] == "stochastic_shared") & (curves["size"] == 30)].iloc[-1]
+    assert row["randomness"] == pytest.approx(randomness_of(30, row["seed"], row["update"]))
+    assert set(curves.loc[curves["variant"] == "stochastic_shared", "architecture"]) == {"shared"}
+
+
+def test_a_noisy_run_without_randomness_is_rejected(tmp_path):
+    run = write_run(tmp_path, "stochastic_separated", 10, [1.0, 2.0])
+    pd.read_parquet(run / "updates.parquet").drop(columns="randomness").to_parquet(run / "updates.parquet")
+    with pytest.raises(DeepSeaInputError, match="no 'randomness' column"):
+        randomness_curves(collect_runs([run]), [run])
+    (run / "updates.parquet").unlink()
+    with pytest.raises(DeepSeaInputError, match="updates.parquet does not exist"):
+        randomness_curves(collect_runs([run]), [run])
+
+
 def test_diverged_seeds_are_left_out_of_the_iqm(tmp_path):
     run = write_run(tmp_path, "stochastic_separated", 10, [1.0, 2.0, float("nan"), 3.0])
     row = return_intervals(collect_runs([run]), reps=100, seed=0).iloc[0]
@@ -104,12 +137,17 @@ def test_cli_writes_tables_figures_and_report_fragment(runs, tmp_path, capsys):
     intervals = pd.read_parquet(out / "intervals.parquet")
     assert len(intervals) == 3 * 2 and len(pd.read_parquet(out / "gains.parquet")) == 2
     assert json.loads((out / "stats.json").read_text())["reps"] == 200
+    assert len(pd.read_parquet(out / "randomness.parquet")) == 2 * 2 * 8 * NUM_UPDATES
 
-    for kind, flag, table in (("deepsea", "--intervals", "intervals"), ("deepsea-gains", "--gains", "gains")):
+    for kind, flag, table, extra in (("deepsea", "--intervals", "intervals", ["--train-sizes", "4", "26"]),
+                                     ("deepsea-gains", "--gains", "gains", ["--train-sizes", "4", "26"]),
+                                     ("deepsea-randomness", "--randomness", "randomness", [])):
         stem = tmp_path / "figures" / kind
-        assert main(["plot", kind, flag, str(out / f"{table}.parquet"), "--train-sizes", "4", "26",
-                     "--out", str(stem)]) == 0
+        assert main(["plot", kind, flag, str(out / f"{table}.parquet"), *extra, "--out", str(stem)]) == 0
         assert stem.with_suffix(".pdf").stat().st_size > 0 and stem.with_suffix(".png").stat().st_size > 0
+    assert main(["plot", "deepsea-randomness", "--randomness", str(out / "randomness.parquet"), "--sizes", "12",
+                 "--out", str(tmp_path / "figures" / "bad")]) == 2
+    assert "no randomness rows for size(s) [12]" in capsys.readouterr().err
 
     fragments = tmp_path / "fragments"
     assert main(["report", "tables", "--meta", '{"preset": "t", "description": "d", "total_steps": {}, '
@@ -117,3 +155,10 @@ def test_cli_writes_tables_figures_and_report_fragment(runs, tmp_path, capsys):
                  "--out-dir", str(fragments), "--deepsea", str(out / "intervals.parquet")]) == 0
     table = (fragments / "table_deepsea.tex").read_text()
     assert "stochastic\\_separated" in table and "\n30 &" in table
+
+
+def test_spread_sizes_keeps_both_ends():
+    from rlopt.plots.figures import spread_sizes
+
+    assert spread_sizes(range(4, 51, 2)) == [4, 16, 28, 38, 50]
+    assert spread_sizes([12, 4, 8]) == [4, 8, 12]

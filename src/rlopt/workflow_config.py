@@ -210,13 +210,20 @@ class Plan:
     @property
     def deepsea_has_noise_pairs(self) -> bool:
         """Whether some architecture has a variant with and one without learned noise (Fig. 6)."""
-        from rlopt.optimizers.open import validate_hparams
-
         kinds = {}
-        for opt_config in self.deepsea.get("variants", {}).values():
-            filled = validate_hparams(opt_config)
+        for filled in self._deepsea_filled_variants():
             kinds.setdefault(filled["separated"], set()).add(filled["noise"])
         return any(len(noise) == 2 for noise in kinds.values())
+
+    @property
+    def deepsea_has_noise(self) -> bool:
+        """Whether some variant has learned noise (Fig. 14: the randomness it applies)."""
+        return any(filled["noise"] for filled in self._deepsea_filled_variants())
+
+    def _deepsea_filled_variants(self) -> list[dict]:
+        from rlopt.optimizers.open import validate_hparams
+
+        return [validate_hparams(opt_config) for opt_config in self.deepsea.get("variants", {}).values()]
 
     def _deepsea_env_options(self, size: int | None = None) -> dict:
         """Every size runs on one padded board, so one network shape serves all of them."""

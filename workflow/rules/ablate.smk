@@ -8,6 +8,7 @@
 # distribution of sizes and evaluated on every evaluation size.
 
 ABLATION_RUNS = PLAN.ablation_runs
+DEEPSEA_VARIANTS = PLAN.deepsea_variants
 DEEPSEA_EVALUATIONS = PLAN.deepsea_evaluations
 # What the report's tables are made from ([] when the preset lacks the study).
 ABLATION_INTERVALS = ["results/ablate/stats/intervals.parquet"] if ABLATION_RUNS else []
@@ -146,6 +147,7 @@ rule deepsea_evaluate:
     output:
         summary="results/deepsea/eval/{variant}/size{size}/summary.json",
         returns="results/deepsea/eval/{variant}/size{size}/returns.parquet",
+        updates="results/deepsea/eval/{variant}/size{size}/updates.parquet",
     log:
         "results/logs/deepsea_evaluate/{variant}/size{size}.log",
     benchmark:
@@ -167,18 +169,20 @@ rule deepsea_evaluate:
 
 rule deepsea_statistics:
     input:
-        [f"results/deepsea/eval/{variant}/size{size}/summary.json" for variant, size in DEEPSEA_EVALUATIONS],
+        [f"results/deepsea/eval/{variant}/size{size}/{name}" for variant, size in DEEPSEA_EVALUATIONS
+         for name in ("summary.json", "updates.parquet")],
     output:
         runs="results/deepsea/stats/runs.parquet",
         intervals="results/deepsea/stats/intervals.parquet",
         gains="results/deepsea/stats/gains.parquet",
+        randomness="results/deepsea/stats/randomness.parquet",
         provenance="results/deepsea/stats/stats.json",
     log:
         "results/logs/deepsea_statistics.log",
     benchmark:
         "results/benchmarks/deepsea_statistics/all.tsv"
     params:
-        runs=lambda w, input: [run_dir(p) for p in input],
+        runs=lambda w, input: list(dict.fromkeys(run_dir(p) for p in input)),
         reps=config["stats"]["bootstrap_reps"],
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
@@ -207,16 +211,54 @@ rule figure_deepsea:
         "--out results/figures/deepsea_{wildcards.kind} > {log} 2>&1"
 
 
+rule figure_deepsea_randomness:
+    input:
+        "results/deepsea/stats/randomness.parquet",
+    output:
+        pdf=report("results/figures/deepsea_randomness.pdf", caption="../report/deepsea.rst", category="OPEN"),
+        png="results/figures/deepsea_randomness.png",
+    log:
+        "results/logs/figures/deepsea_randomness.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot deepsea-randomness --randomness {input} --out results/figures/deepsea_randomness > {log} 2>&1"
+
+
+rule figure_deepsea_metatrain:
+    input:
+        [f"results/deepsea/metatrain/{variant}/history.parquet" for variant in DEEPSEA_VARIANTS],
+    output:
+        pdf=report(
+            "results/figures/deepsea_metatrain_fitness.pdf",
+            caption="../report/metatrain.rst",
+            category="OPEN",
+        ),
+        png="results/figures/deepsea_metatrain_fitness.png",
+        table="results/deepsea/metatrain/histories.parquet",
+    log:
+        "results/logs/figures/deepsea_metatrain_fitness.log",
+    params:
+        figure="results/figures/deepsea_metatrain_fitness",
+        code=[CODE["plots"], CODE["metatrain"]],
+    shell:
+        FITNESS_FIGURE_SHELL
+
+
 localrules:
     ablate_statistics,
     figure_ablations,
     deepsea_statistics,
     figure_deepsea,
+    figure_deepsea_metatrain,
+    figure_deepsea_randomness,
 
 
 if ABLATION_RUNS:
     REPORT_FIGURES.append("ablations_intervals")
 if DEEPSEA_EVALUATIONS:
-    REPORT_FIGURES.append("deepsea_returns")
+    REPORT_FIGURES.extend(["deepsea_returns", "deepsea_metatrain_fitness"])
     if PLAN.deepsea_has_noise_pairs:
         REPORT_FIGURES.append("deepsea_gains")
+    if PLAN.deepsea_has_noise:
+        REPORT_FIGURES.append("deepsea_randomness")

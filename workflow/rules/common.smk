@@ -24,6 +24,13 @@ CODE = {stage: stage_code_hash(stage) for stage in STAGE_SOURCES}
 # Figures the report includes; each stage's rule file adds its own.
 REPORT_FIGURES = []
 
+# Fitness per generation of several ES runs (each labelled by its folder): one table, one figure.
+FITNESS_FIGURE_SHELL = (
+    "({RLOPT} metatrain-histories --histories {input} --out {output.table} && "
+    "{RLOPT} plot generations --table {output.table} --x generation --y fitness_mean --hue label "
+    "--out {params.figure}) > {log} 2>&1"
+)
+
 
 wildcard_constraints:
     env="[a-z0-9]+",

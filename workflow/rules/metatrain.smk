@@ -62,11 +62,10 @@ rule figure_metatrain:
     log:
         "results/logs/figures/open_metatrain_fitness.log",
     params:
+        figure="results/figures/open_metatrain_fitness",
         code=[CODE["plots"], CODE["metatrain"]],
     shell:
-        "({RLOPT} metatrain-histories --histories {input} --out {output.table} && "
-        "{RLOPT} plot generations --table {output.table} --x generation --y fitness_mean --hue label "
-        "--out results/figures/open_metatrain_fitness) > {log} 2>&1"
+        FITNESS_FIGURE_SHELL
 
 
 localrules:

@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "deepsea-stats", help="OPEN's Fig. 6 / 17: IQM of final return per DeepSea size and variant",
         description="Write runs.parquet (one row per variant, size and seed), intervals.parquet "
         "(IQM per variant and size), gains.parquet (learned noise minus none, per architecture "
-        "and size) and stats.json.",
+        "and size), randomness.parquet (the noise OPEN applied per update, variants with "
+        "learned noise) and stats.json.",
     )
     deepsea.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
                          help="DeepSea evaluation run directories of OPEN, one per (variant, size); the "
@@ -117,15 +118,17 @@ def run_ablation_stats(args: argparse.Namespace) -> int:
 
 def run_deepsea_stats(args: argparse.Namespace) -> int:
     _check_reps(args)
-    from rlopt.analysis.deepsea import DeepSeaInputError, collect_runs, return_intervals, stochasticity_gains
+    from rlopt.analysis.deepsea import (DeepSeaInputError, collect_runs, randomness_curves, return_intervals,
+                                        stochasticity_gains)
 
     try:
         runs = collect_runs(args.runs)
+        randomness = randomness_curves(runs, args.runs)
     except DeepSeaInputError as err:
         raise UsageError(f"--runs: {err}") from err
     intervals = return_intervals(runs, reps=args.reps, seed=args.seed)
     gains = stochasticity_gains(runs, reps=args.reps, seed=args.seed)
-    _write_study_tables(args, {"runs": runs, "intervals": intervals, "gains": gains},
+    _write_study_tables(args, {"runs": runs, "intervals": intervals, "gains": gains, "randomness": randomness},
                         "rliable stratified bootstrap over seeds (gains: independent bootstrap of the two "
                         "variants), percentile intervals")
     for row in intervals.itertuples():

@@ -7,7 +7,9 @@ is the run's label, the size its ``env_options["size"]``.  Per (variant, size) t
 over seeds of the final return with a 95% stratified-bootstrap CI (Fig. 17); per
 architecture (shared or separated) and size, the IQM of the variant with learned noise
 minus the IQM of the otherwise identical variant without it, with a CI from rliable's
-independent bootstrap of the two samples (Fig. 6).
+independent bootstrap of the two samples (Fig. 6).  Per (variant with learned noise,
+size, seed, update) the randomness OPEN applied (Fig. 14, App. F.5), from each run's
+``updates.parquet``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ RUN_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size":
                "final_return": np.float64, "diverged": bool}
 INTERVAL_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size": np.int64,
                     "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
+RANDOMNESS_COLUMNS = {"variant": object, "architecture": object, "size": np.int64, "seed": np.int64,
+                      "update": np.int64, "randomness": np.float64}
 GAIN_COLUMNS = {"architecture": object, "size": np.int64, "stochastic": object, "deterministic": object,
                 "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
 
@@ -110,3 +114,28 @@ def stochasticity_gains(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataF
                          "deterministic": deterministic, "estimate": point, "ci_low": ci[0], "ci_high": ci[1],
                          "num_seeds": min(len(with_noise), len(without))})
     return pd.DataFrame(rows, columns=list(GAIN_COLUMNS)).astype(GAIN_COLUMNS)
+
+
+def randomness_curves(runs: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
+    """Fig. 14: the randomness OPEN applied per update (``rlopt.optimizers.open.step_diagnostics``),
+    one row per (variant with learned noise, size, seed, update).  ``runs`` is
+    :func:`collect_runs` of the same ``run_dirs``."""
+    noisy = set(runs.loc[runs["noise"], "variant"])
+    frames = []
+    for run in map(Path, run_dirs):
+        summary = json.loads((run / "summary.json").read_text())
+        if summary["label"] not in noisy:
+            continue
+        path = run / "updates.parquet"
+        if not path.is_file():
+            raise DeepSeaInputError(f"{path} does not exist (written by an older rlopt?)")
+        updates = pd.read_parquet(path)
+        if "randomness" not in updates:
+            raise DeepSeaInputError(f"{path} has no 'randomness' column although {summary['label']!r} "
+                                    "uses learned noise")
+        frames.append(updates[["seed", "update", "randomness"]].assign(
+            variant=summary["label"], architecture=_architecture(summary["hparams"]),
+            size=int(summary["env_options"]["size"])))
+    if not frames:
+        return pd.DataFrame(columns=list(RANDOMNESS_COLUMNS)).astype(RANDOMNESS_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[list(RANDOMNESS_COLUMNS)].astype(RANDOMNESS_COLUMNS)

@@ -77,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         kind.add_argument("--train-sizes", nargs=2, type=int, metavar=("LOW", "HIGH"),
                           help="meta-training sizes to shade (larger ones are out of support)")
 
+    randomness = add_kind("deepsea-randomness", "OPEN's Fig. 14: randomness applied against update, per "
+                          "DeepSea size", "--randomness", lambda df, args, f: f.plot_deepsea_randomness(
+                              df, args.out, args.sizes))  # fmt: skip
+    randomness.add_argument("--sizes", nargs="+", type=int, metavar="SIZE",
+                            help="sizes to show, one panel each (default: five spread over those in the table)")
+
     generations = add_kind("generations", "a metric against generations (e.g. meta-training fitness)",
                            "--table", lambda df, args, f: f.plot_metric_over_generations(
                                df, args.x, args.y, args.out, hue=args.hue))  # fmt: skip

@@ -485,3 +485,39 @@ def plot_deepsea_gains(gains_df: pd.DataFrame, out_stem: str | os.PathLike,
                              "and one without learned noise)")
     return _plot_against_size(gains_df, "architecture", "IQM gain from learned noise", out_stem, train_sizes,
                               zero_line=True)
+
+
+RANDOMNESS_PANELS = 5  # sizes shown by default, spread over those evaluated (the paper shows 10-50)
+
+
+def spread_sizes(sizes: Iterable[int], count: int = RANDOMNESS_PANELS) -> list[int]:
+    """Up to ``count`` of ``sizes``, evenly spread from the smallest to the largest."""
+    ordered = sorted(set(sizes))
+    if len(ordered) <= count:
+        return ordered
+    return sorted({ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)})
+
+
+@_themed
+def plot_deepsea_randomness(randomness_df: pd.DataFrame, out_stem: str | os.PathLike,
+                            sizes: Sequence[int] | None = None) -> list[Path]:
+    """OPEN's Figure 14: the randomness OPEN applies (relative to the actor's parameters)
+    against PPO update, one panel per DeepSea size, mean over seeds with a 95% t-interval
+    band, one line per variant with learned noise.  Panels keep their own y scale."""
+    require_columns(randomness_df, ["variant", "size", "seed", "update", "randomness"], "deepsea randomness")
+    if randomness_df.empty:
+        raise PlotInputError("deepsea randomness table has no rows (no variant with learned noise)")
+    shown = list(sizes) if sizes else spread_sizes(randomness_df["size"])
+    missing = sorted(set(shown) - set(randomness_df["size"]))
+    if missing:
+        raise PlotInputError(f"no randomness rows for size(s) {missing}")
+    palette = label_palette(randomness_df["variant"])
+    fig, axes = _panel_grid(len(shown))
+    for ax, size in zip(axes, shown):
+        rows = randomness_df[randomness_df["size"] == size]
+        sns.lineplot(data=rows, x="update", y="randomness", hue="variant", palette=palette,
+                     errorbar=_t_interval, ax=ax, legend=False)  # fmt: skip
+        ax.set(title=f"size {size}", xlabel="PPO update", ylabel="randomness / |p|")
+    fig.tight_layout()
+    _legend_below(fig, palette, randomness_df["variant"], title="variant")
+    return save_figure(fig, out_stem)
