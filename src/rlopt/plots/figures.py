@@ -411,7 +411,13 @@ def plot_metric_over_generations(
     fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
     palette = label_palette(df[hue].astype(str)) if hue else None
     data = df.assign(**{hue: df[hue].astype(str)}) if hue else df
-    sns.lineplot(data=data, x=x, y=y, hue=hue, palette=palette, errorbar=_t_interval, ax=ax, legend=False)
+    # Markers keep a run of a single generation visible.
+    sns.lineplot(data=data, x=x, y=y, hue=hue, palette=palette, errorbar=_t_interval, ax=ax, legend=False,
+                 marker="o", markersize=4, markeredgewidth=0)  # fmt: skip
+    if df[x].nunique() == 1:
+        ax.set_xticks(df[x].unique())
+    elif pd.api.types.is_integer_dtype(df[x]):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "))
     fig.tight_layout()
     if hue:
@@ -518,6 +524,7 @@ def plot_deepsea_randomness(randomness_df: pd.DataFrame, out_stem: str | os.Path
         sns.lineplot(data=rows, x="update", y="randomness", hue="variant", palette=palette,
                      errorbar=_t_interval, ax=ax, legend=False)  # fmt: skip
         ax.set(title=f"size {size}", xlabel="PPO update", ylabel="randomness / |p|")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     _legend_below(fig, palette, randomness_df["variant"], title="variant")
     return save_figure(fig, out_stem)
