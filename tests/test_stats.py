@@ -246,6 +246,11 @@ def write_run(run_dir, label, env, seeds, finals, curve_rows, optimizer=None):
     returns = pd.DataFrame(curve_rows, columns=["seed", "global_step", "episodic_return"])
     write_parquet_atomic(returns.astype({"seed": "int64", "global_step": "int64"}),
                          run_dir / "returns.parquet")
+    updates = pd.DataFrame({"seed": np.repeat(seeds, 2), "update": np.tile([0, 1], len(seeds)),
+                            "global_step": np.tile([500, 1000], len(seeds)), "dormancy": 0.25})
+    if label == "open":  # as OPEN logs it: a diagnostic the other optimizers lack
+        updates["randomness"] = 0.01
+    write_parquet_atomic(updates, run_dir / "updates.parquet")
     return run_dir
 
 
@@ -281,10 +286,18 @@ def test_collect_builds_the_three_tables(run_dirs):
     ]
     assert runtime["num_seeds"].tolist() == [2, 2]
 
+    updates = tables.updates
+    assert list(updates.columns) == ["label", "optimizer", "env", "seed", "update", "global_step",
+                                     "dormancy", "randomness"]
+    assert len(updates) == 2 * 2 * 2 and (updates["dormancy"] == 0.25).all()
+    assert updates.loc[updates["label"] == "adam", "randomness"].isna().all()
+    assert (updates.loc[updates["label"] == "open", "randomness"] == 0.01).all()
 
-def test_collect_names_the_directory_with_a_missing_file(run_dirs):
-    (run_dirs[1] / "returns.parquet").unlink()
-    with pytest.raises(InvalidRunError, match=f"{run_dirs[1]}.*returns.parquet"):
+
+@pytest.mark.parametrize("name", ["returns.parquet", "updates.parquet"])
+def test_collect_names_the_directory_with_a_missing_file(run_dirs, name):
+    (run_dirs[1] / name).unlink()
+    with pytest.raises(InvalidRunError, match=f"{run_dirs[1]}.*{name}"):
         collect_runs(run_dirs)
 
 
@@ -302,7 +315,15 @@ def test_collect_and_stats_commands_write_their_outputs(run_dirs, tmp_path, caps
     assert main(["collect", "--runs", *map(str, run_dirs), "--out-dir", str(collected)]) == 0
     written = pd.read_parquet(collected / "final_returns.parquet")
     pd.testing.assert_frame_equal(written, collect_runs(run_dirs).final_returns)
-    assert (collected / "curves.parquet").is_file() and (collected / "runtime.parquet").is_file()
+    assert all((collected / f"{name}.parquet").is_file() for name in ("curves", "runtime", "updates"))
+    for metric in ("dormancy", "randomness"):  # randomness: OPEN's rows only
+        stem = tmp_path / "figures" / metric
+        assert main(["plot", "dynamics", "--updates", str(collected / "updates.parquet"), "--metric", metric,
+                     "--out", str(stem)]) == 0
+        assert stem.with_suffix(".png").stat().st_size > 0
+    assert main(["plot", "dynamics", "--updates", str(collected / "updates.parquet"), "--metric", "randomness",
+                 "--labels", "adam", "--out", str(tmp_path / "figures" / "none")]) == 2
+    assert "no finite 'randomness'" in capsys.readouterr().err
 
     stats_dir = tmp_path / "stats"
     argv = ["stats", "--final-returns", str(collected / "final_returns.parquet"),

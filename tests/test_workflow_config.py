@@ -202,3 +202,13 @@ def test_deepsea_variants_share_es_seeds_and_one_padded_board():
 def test_deepsea_gain_figure_needs_a_variant_with_and_one_without_noise():
     config = with_change("deepsea.variants", {"stochastic_separated": {"separated": True}})
     assert not load_plan(config, root=REPO).deepsea_has_noise_pairs
+
+
+def test_randomness_figure_only_for_learned_optimizers_with_noise():
+    plan = load_plan(SMOKE, root=REPO)
+    assert set(plan.learned_noise_labels) == set(plan.pretrained_labels) | {"open_es", "open_es_multi"}
+    config = with_change("metatrain.open_es.opt_config", {"features": "no_features", "noise": False})
+    del config["open_pretrained"]  # hypothetical preset: only a No-Features optimizer is evaluated
+    config["metatrain"].pop("open_es_multi")
+    plan = load_plan(config, root=REPO)
+    assert plan.learned_labels and not plan.learned_noise_labels

@@ -127,6 +127,15 @@ class Plan:
         return labels
 
     @property
+    def learned_noise_labels(self) -> list[str]:
+        """Evaluated learned optimizers with learned noise (they log OPEN's randomness)."""
+        from rlopt.optimizers.open import validate_hparams
+
+        noisy = [label for label, spec in self.metatrain.items()
+                 if validate_hparams(spec.get("opt_config", {}))["noise"]]
+        return list(self.pretrained_labels) + noisy  # the authors' files all have learned noise
+
+    @property
     def eval_runs(self) -> list[tuple[str, str]]:
         """(env, label) of every evaluated configuration: tuned baselines, then learned ones."""
         runs = [(env, optimizer) for env in self.envs for optimizer in self.optimizers]

@@ -10,6 +10,7 @@ rule evaluate_block:
     output:
         summary="results/eval/{env}/{optimizer}/seeds{block}/summary.json",
         returns="results/eval/{env}/{optimizer}/seeds{block}/returns.parquet",
+        updates="results/eval/{env}/{optimizer}/seeds{block}/updates.parquet",
     log:
         "results/logs/evaluate_block/{env}/{optimizer}/seeds{block}.log",
     benchmark:
@@ -51,6 +52,7 @@ rule evaluate_learned:
     output:
         summary="results/eval/{env}/{label}/seeds{block}/summary.json",
         returns="results/eval/{env}/{label}/seeds{block}/returns.parquet",
+        updates="results/eval/{env}/{label}/seeds{block}/updates.parquet",
     log:
         "results/logs/evaluate_learned/{env}/{label}/seeds{block}.log",
     benchmark:
@@ -79,6 +81,7 @@ rule collect_evaluation:
         final_returns="results/eval/final_returns.parquet",
         curves="results/eval/curves.parquet",
         runtime="results/eval/runtime.parquet",
+        updates="results/eval/updates.parquet",
     log:
         "results/logs/collect_evaluation.log",
     benchmark:

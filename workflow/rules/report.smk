@@ -6,6 +6,7 @@ localrules:
     combine_sweeps,
     figure_sweep,
     figure_curves,
+    figure_dynamics,
     figure_intervals,
     figure_intervals_per_env,
     figure_normalised,
@@ -61,6 +62,23 @@ rule figure_curves:
         code=CODE["plots"],
     shell:
         "{RLOPT} plot curves --curves {input} --out results/figures/eval_curves > {log} 2>&1"
+
+
+rule figure_dynamics:
+    wildcard_constraints:
+        metric="dormancy|update_size|randomness",
+    input:
+        "results/eval/updates.parquet",
+    output:
+        pdf=report("results/figures/dynamics_{metric}.pdf", caption="../report/dynamics.rst", category="Evaluation"),
+        png="results/figures/dynamics_{metric}.png",
+    log:
+        "results/logs/figures/dynamics_{metric}.log",
+    params:
+        code=CODE["plots"],
+    shell:
+        "{RLOPT} plot dynamics --updates {input} --metric {wildcards.metric} "
+        "--out results/figures/dynamics_{wildcards.metric} > {log} 2>&1"
 
 
 rule figure_intervals:
@@ -165,8 +183,13 @@ REPORT_FIGURES.extend(
         "eval_poi",
         "eval_profile",
         "runtime",
+        "dynamics_dormancy",
     ]
 )
+if PLAN.learned_labels:  # every learned optimizer here is OPEN
+    REPORT_FIGURES.append("dynamics_update_size")
+if PLAN.learned_noise_labels:
+    REPORT_FIGURES.append("dynamics_randomness")
 
 
 rule report_tables:

@@ -1,8 +1,8 @@
 """Gather training-run directories into the collected tables of ``docs/results-format.md``.
 
 Each run directory (one ``rlopt train`` job: one label, one env, a block of seeds) holds
-``summary.json`` and ``returns.parquet``; the collected tables stack them with the
-``label``/``optimizer``/``env`` columns that identify the job.
+``summary.json``, ``returns.parquet`` and ``updates.parquet``; the collected tables stack
+them with the ``label``/``optimizer``/``env`` columns that identify the job.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import pandas as pd
 
 SUMMARY_FILE = "summary.json"
 RETURNS_FILE = "returns.parquet"
+UPDATES_FILE = "updates.parquet"
 
 SUMMARY_KEYS = (
     "env", "optimizer", "label", "seeds", "final_returns", "diverged",
     "total_steps", "steps_per_second", "wall_seconds",
 )
 RETURNS_COLUMNS = ("seed", "global_step", "episodic_return")
+UPDATES_KEYS = ("seed", "update", "global_step")  # then one column per logged metric
 ID_COLUMNS = ["label", "optimizer", "env"]
 
 FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "diverged"]
@@ -31,6 +33,7 @@ CURVES_COLUMNS = [*ID_COLUMNS, "seed", "global_step", "episodic_return"]
 RUNTIME_COLUMNS = [
     *ID_COLUMNS, "num_seeds", "total_steps", "steps_per_second", "wall_seconds",
 ]
+UPDATES_ID_COLUMNS = [*ID_COLUMNS, *UPDATES_KEYS]
 
 
 class InvalidRunError(ValueError):
@@ -42,6 +45,7 @@ class CollectedTables:
     final_returns: pd.DataFrame
     curves: pd.DataFrame
     runtime: pd.DataFrame
+    updates: pd.DataFrame  # metrics an optimizer does not log are NaN for its rows
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,15 @@ class _RunTables:
     final_returns: pd.DataFrame
     curves: pd.DataFrame
     runtime: pd.DataFrame
+    updates: pd.DataFrame
 
 
 def collect_runs(run_dirs: Sequence[str | os.PathLike]) -> CollectedTables:
-    """Read every run directory and stack them into the three collected tables.
+    """Read every run directory and stack them into the collected tables.
 
-    Raises ``InvalidRunError`` naming the directory if one lacks ``summary.json`` or
-    ``returns.parquet``, if either is malformed, or if two directories hold the same
-    (label, env, seed).
+    Raises ``InvalidRunError`` naming the directory if one lacks ``summary.json``,
+    ``returns.parquet`` or ``updates.parquet``, if one is malformed, or if two directories
+    hold the same (label, env, seed).
     """
     if not run_dirs:
         raise InvalidRunError("no run directories given")
@@ -69,14 +74,21 @@ def collect_runs(run_dirs: Sequence[str | os.PathLike]) -> CollectedTables:
         curves=_stack([r.curves for r in runs], CURVES_COLUMNS,
                       ["label", "env", "seed", "global_step"]),
         runtime=_stack([r.runtime for r in runs], RUNTIME_COLUMNS, ["label", "env"]),
+        updates=_stack([r.updates for r in runs], _updates_columns(runs), ["label", "env", "seed", "update"]),
     )
+
+
+def _updates_columns(runs: list[_RunTables]) -> list[str]:
+    metrics = dict.fromkeys(c for r in runs for c in r.updates.columns if c not in UPDATES_ID_COLUMNS)
+    return [*UPDATES_ID_COLUMNS, *metrics]
 
 
 def _read_run(run_dir: Path) -> _RunTables:
     summary = _read_summary(run_dir)
-    returns = _read_returns(run_dir)
+    returns = _read_table(run_dir, RETURNS_FILE, RETURNS_COLUMNS)
+    updates = _read_table(run_dir, UPDATES_FILE, UPDATES_KEYS)
     try:
-        return _run_tables(run_dir, summary, returns)
+        return _run_tables(run_dir, summary, returns, updates)
     except (TypeError, ValueError) as err:
         raise InvalidRunError(f"{run_dir}: malformed run files: {err}") from err
 
@@ -104,19 +116,19 @@ def _read_summary(run_dir: Path) -> dict:
     return summary
 
 
-def _read_returns(run_dir: Path) -> pd.DataFrame:
-    path = _require_file(run_dir, RETURNS_FILE)
+def _read_table(run_dir: Path, name: str, required: Sequence[str]) -> pd.DataFrame:
+    path = _require_file(run_dir, name)
     try:
-        returns = pd.read_parquet(path)
+        table = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several unrelated types for corrupt files
-        raise InvalidRunError(f"{run_dir}: cannot read {RETURNS_FILE}: {err}") from err
-    missing = [c for c in RETURNS_COLUMNS if c not in returns.columns]
+        raise InvalidRunError(f"{run_dir}: cannot read {name}: {err}") from err
+    missing = [c for c in required if c not in table.columns]
     if missing:
-        raise InvalidRunError(f"{run_dir}: {RETURNS_FILE} lacks column(s) {', '.join(missing)}")
-    return returns
+        raise InvalidRunError(f"{run_dir}: {name} lacks column(s) {', '.join(missing)}")
+    return table
 
 
-def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame) -> _RunTables:
+def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame, updates: pd.DataFrame) -> _RunTables:
     seeds = np.asarray(summary["seeds"], dtype=np.int64)
     # JSON writers that refuse NaN store a missing final return as null.
     finals = np.array(
@@ -127,9 +139,10 @@ def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame) -> _RunTabl
         raise ValueError("seeds, final_returns and diverged differ in length")
     if len(set(seeds.tolist())) != len(seeds):
         raise ValueError("seeds repeat")
-    unknown = sorted(set(returns["seed"].tolist()) - set(seeds.tolist()))
-    if unknown:
-        raise ValueError(f"{RETURNS_FILE} has seeds {unknown} that {SUMMARY_FILE} lacks")
+    for name, table in ((RETURNS_FILE, returns), (UPDATES_FILE, updates)):
+        unknown = sorted(set(table["seed"].tolist()) - set(seeds.tolist()))
+        if unknown:
+            raise ValueError(f"{name} has seeds {unknown} that {SUMMARY_FILE} lacks")
 
     ids = {"label": str(summary["label"]), "optimizer": str(summary["optimizer"]),
            "env": str(summary["env"])}
@@ -150,7 +163,8 @@ def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame) -> _RunTabl
         "steps_per_second": float(summary["steps_per_second"]),
         "wall_seconds": float(summary["wall_seconds"]),
     }], columns=RUNTIME_COLUMNS)
-    return _RunTables(run_dir, final_returns, curves, runtime)
+    updates = updates.assign(**ids)
+    return _RunTables(run_dir, final_returns, curves, runtime, updates)
 
 
 def _check_no_duplicate_seeds(runs: list[_RunTables]) -> None:

@@ -23,10 +23,11 @@ STATS_LIBRARIES = ("rlopt", "rliable", "arch", "numpy", "scipy", "pandas", "pyar
 def register(subparsers: argparse._SubParsersAction) -> None:
     collect = subparsers.add_parser(
         "collect", help="stack training-run directories into the collected tables",
-        description="Write final_returns.parquet, curves.parquet and runtime.parquet.",
+        description="Write final_returns.parquet, curves.parquet, runtime.parquet and updates.parquet.",
     )
     collect.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
-                         help="training-run directories (each with summary.json, returns.parquet)")
+                         help="training-run directories (each with summary.json, returns.parquet, "
+                              "updates.parquet)")
     collect.add_argument("--out-dir", required=True, type=Path)
     collect.set_defaults(func=run_collect)
 
@@ -173,6 +174,7 @@ def run_collect(args: argparse.Namespace) -> int:
     write_parquet_atomic(tables.final_returns, args.out_dir / "final_returns.parquet")
     write_parquet_atomic(tables.curves, args.out_dir / "curves.parquet")
     write_parquet_atomic(tables.runtime, args.out_dir / "runtime.parquet")
+    write_parquet_atomic(tables.updates, args.out_dir / "updates.parquet")
     return 0
 
 

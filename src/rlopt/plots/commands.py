@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_kind("curves", "episodic return vs env steps, one panel per env", "--curves",
              lambda df, args, f: f.plot_return_curves(df, args.out))  # fmt: skip
 
+    dynamics = add_kind("dynamics", "a per-update metric (dormancy, OPEN's update size or randomness) vs env "
+                        "steps, one panel per env", "--updates",
+                        lambda df, args, f: f.plot_training_dynamics(df, args.metric, args.out))  # fmt: skip
+    dynamics.add_argument("--metric", required=True, help="column of the updates table, e.g. dormancy")
+
     intervals = add_kind("intervals", "interval estimates of IQM/mean/median/optimality gap",
                          "--intervals", _draw_intervals)  # fmt: skip
     intervals.add_argument("--normalization", default="reference", choices=["reference", "raw"])

@@ -155,7 +155,7 @@ def _time_unit(max_seconds: float) -> tuple[str, float]:
 # --------------------------------------------------------------------------- return curves
 
 
-def bin_steps(curves: pd.DataFrame, num_points: int = CURVE_POINTS) -> pd.DataFrame:
+def bin_steps(curves: pd.DataFrame, num_points: int = CURVE_POINTS, value: str = "episodic_return") -> pd.DataFrame:
     """Snap ``global_step`` to a common grid of one env, averaging a seed's points per bin.
 
     Seeds log at the same steps, but a logging interval without a finished episode is
@@ -167,7 +167,7 @@ def bin_steps(curves: pd.DataFrame, num_points: int = CURVE_POINTS) -> pd.DataFr
         width = max_step / num_points
         steps = np.ceil(steps / width) * width  # each point belongs to the bin it closes
     binned = curves.assign(global_step=steps)
-    return binned.groupby(["label", "seed", "global_step"], as_index=False)["episodic_return"].mean()
+    return binned.groupby(["label", "seed", "global_step"], as_index=False)[value].mean()
 
 
 @_themed
@@ -190,6 +190,33 @@ def plot_return_curves(curves_df: pd.DataFrame, out_stem: str | os.PathLike) -> 
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     fig.tight_layout()
     _legend_below(fig, palette, curves_df["label"])
+    return save_figure(fig, out_stem)
+
+
+DYNAMICS_AXIS = {"dormancy": "dormant fraction (tau = 0)", "update_size": "update size / |p|",
+                 "randomness": "randomness / |p|", "entropy": "policy entropy"}
+
+
+@_themed
+def plot_training_dynamics(updates_df: pd.DataFrame, metric: str, out_stem: str | os.PathLike) -> list[Path]:
+    """One panel per env: a per-update metric (e.g. dormancy, OPEN's update size or
+    randomness) against env steps, mean over seeds with a 95% t-interval band; labels
+    that do not log the metric are left out."""
+    require_columns(updates_df, ["label", "env", "seed", "global_step", metric], "updates")
+    updates_df = updates_df.dropna(subset=[metric])
+    if updates_df.empty:
+        raise PlotInputError(f"updates table has no finite '{metric}' (no selected optimizer logs it)")
+    palette = label_palette(updates_df["label"])
+    envs = sorted(updates_df["env"].unique())
+    fig, axes = _panel_grid(len(envs))
+    for ax, env in zip(axes, envs):
+        binned = bin_steps(updates_df[updates_df["env"] == env], value=metric)
+        sns.lineplot(data=binned, x="global_step", y=metric, hue="label", palette=palette,
+                     errorbar=_t_interval, ax=ax, legend=False)  # fmt: skip
+        ax.set(title=env, xlabel="environment steps", ylabel=DYNAMICS_AXIS.get(metric, metric.replace("_", " ")))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    fig.tight_layout()
+    _legend_below(fig, palette, updates_df["label"])
     return save_figure(fig, out_stem)
 
 
