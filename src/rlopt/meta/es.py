@@ -222,9 +222,9 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     """Scores OPEN meta vectors by whole PPO lifetimes on ``env_name``.
 
     A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds), its members
-    split over the process's devices (``rlopt.training.over_devices``); each seed's network is initialised once per block
-    with ``lax.map`` outside both vmaps (a vmapped QR can deadlock XLA on CPU). One compile
-    per block shape, reused every generation.
+    split over the process's devices (``rlopt.training.over_devices``); each seed's network
+    is initialised once per block with ``lax.map`` outside both vmaps (a vmapped QR can
+    deadlock XLA on CPU). One compile per block shape, reused every generation.
     """
     from rlopt.agents.ppo import init_params_block, make_train
     from rlopt.envs.registry import make_env

@@ -506,7 +506,7 @@ def diagnostic_names(cfg: OpenConfig) -> tuple[str, ...]:
 
 
 def step_diagnostics(step: jax.Array, noise_weight: jax.Array | None, flat_params: jax.Array,
-                     actor_mask: jax.Array) -> dict:
+                     actor_mask: jax.Array | None) -> dict:
     """The OPEN paper's App. F.3/F.4 quantities for one step, relative to the parameters:
     ``update_size`` = mean |u_hat| / mean |p| over all parameters (u_hat = the step before
     noise), ``randomness`` = mean |alpha_3 delta| / mean |p| over the actor's parameters.
@@ -564,9 +564,11 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
         carry, out = apply(inputs, state.carry, params)
         step = out[0] * STEP_MULT * jnp.exp(out[1] * EXP_MULT)
         flat_params, unravel = ravel_pytree(params)
-        mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
-        noise_weight = out[2] * STEP_MULT * mask if cfg.noise else None  # actor leaves only
-        raw = step if noise_weight is None else step + noise_weight * _actor_noise(key, params, step.size)
+        mask, noise_weight, raw = None, None, step
+        if cfg.noise:  # learned noise scale, actor leaves only
+            mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
+            noise_weight = out[2] * STEP_MULT * mask
+            raw = step + noise_weight * _actor_noise(key, params, step.size)
         # One mean over every actor and critic update (not per tensor); optax adds the
         # returned update while OPEN subtracts u, hence -u.
         flat_updates = -(raw - jnp.mean(raw))

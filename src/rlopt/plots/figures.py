@@ -206,18 +206,25 @@ def plot_training_dynamics(updates_df: pd.DataFrame, metric: str, out_stem: str 
     updates_df = updates_df.dropna(subset=[metric])
     if updates_df.empty:
         raise PlotInputError(f"updates table has no finite '{metric}' (no selected optimizer logs it)")
-    palette = label_palette(updates_df["label"])
-    envs = sorted(updates_df["env"].unique())
-    fig, axes = _panel_grid(len(envs))
-    for ax, env in zip(axes, envs):
-        binned = bin_steps(updates_df[updates_df["env"] == env], value=metric)
-        sns.lineplot(data=binned, x="global_step", y=metric, hue="label", palette=palette,
-                     errorbar=_t_interval, ax=ax, legend=False)  # fmt: skip
-        ax.set(title=env, xlabel="environment steps", ylabel=DYNAMICS_AXIS.get(metric, metric.replace("_", " ")))
+    panels = {env: bin_steps(rows, value=metric) for env, rows in updates_df.groupby("env", sort=True)}
+    fig = _lineplot_panels(panels, "global_step", metric, "label", label_palette(updates_df["label"]),
+                           "environment steps", DYNAMICS_AXIS.get(metric, metric.replace("_", " ")))
+    for ax in fig.axes[:len(panels)]:
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    fig.tight_layout()
-    _legend_below(fig, palette, updates_df["label"])
     return save_figure(fig, out_stem)
+
+
+def _lineplot_panels(panels: dict[str, pd.DataFrame], x: str, y: str, hue: str, palette: dict,
+                     xlabel: str, ylabel: str, hue_title: str = "label") -> plt.Figure:
+    """One panel per (title -> rows): ``y`` against ``x``, mean over seeds with a 95%
+    t-interval band, one line per ``hue`` value; one legend below."""
+    fig, axes = _panel_grid(len(panels))
+    for ax, (title, rows) in zip(axes, panels.items()):
+        sns.lineplot(data=rows, x=x, y=y, hue=hue, palette=palette, errorbar=_t_interval, ax=ax, legend=False)
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    _legend_below(fig, palette, pd.concat(panels.values())[hue], title=hue_title)
+    return fig
 
 
 # --------------------------------------------------------------------------- interval estimates
@@ -544,14 +551,9 @@ def plot_deepsea_randomness(randomness_df: pd.DataFrame, out_stem: str | os.Path
     missing = sorted(set(shown) - set(randomness_df["size"]))
     if missing:
         raise PlotInputError(f"no randomness rows for size(s) {missing}")
-    palette = label_palette(randomness_df["variant"])
-    fig, axes = _panel_grid(len(shown))
-    for ax, size in zip(axes, shown):
-        rows = randomness_df[randomness_df["size"] == size]
-        sns.lineplot(data=rows, x="update", y="randomness", hue="variant", palette=palette,
-                     errorbar=_t_interval, ax=ax, legend=False)  # fmt: skip
-        ax.set(title=f"size {size}", xlabel="PPO update", ylabel="randomness / |p|")
+    panels = {f"size {size}": randomness_df[randomness_df["size"] == size] for size in shown}
+    fig = _lineplot_panels(panels, "update", "randomness", "variant", label_palette(randomness_df["variant"]),
+                           "PPO update", "randomness / |p|", hue_title="variant")
+    for ax in fig.axes[:len(panels)]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    _legend_below(fig, palette, randomness_df["variant"], title="variant")
     return save_figure(fig, out_stem)
