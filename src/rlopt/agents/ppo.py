@@ -24,6 +24,11 @@ from rlopt.optimizers.base import optimizer_diagnostics
 
 MIN_LOG_POINTS = 100  # logging points per run the returns table should have at least
 FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env steps
+# How a run's final return is estimated (docs/results-format.md): "window" is the mean return
+# of the episodes ending in the final window; "last_episode" is the OPEN authors' (their
+# train.py fitness, eval.py): each env's most recent finished-episode return at the last
+# step, averaged over the envs, an env without a finished episode counting 0.
+FINAL_RETURN_ESTIMATORS = ("window", "last_episode")
 # Per-update means over all minibatches: the loss terms and the tau=0 dormant fraction of
 # hidden neurons (what the OPEN paper's Fig. 5 and 10 report), then the optimizer's own
 # diagnostics, if it has any (rlopt.optimizers.base).
@@ -124,7 +129,8 @@ class TrainOutput(NamedTuple):
     return_sum: jax.Array  # (num_updates, log_chunks) summed returns of episodes ending there
     return_count: jax.Array  # (num_updates, log_chunks) number of episodes ending there
     losses: dict  # LOGGED_PER_UPDATE name (+ optimizer diagnostics) -> (num_updates,) per-update means
-    final_return: jax.Array  # () see docs/results-format.md
+    final_return: jax.Array  # () the "window" estimator, see docs/results-format.md
+    last_episode_return: jax.Array  # () the "last_episode" estimator
     final_dormancy: jax.Array  # () mean dormant fraction over the final window's updates
     diverged: jax.Array  # () bool
 
@@ -328,7 +334,8 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
                               c.final_window_points)
         final_dormancy = losses["dormancy"][-c.final_window_updates:].mean()
-        return TrainOutput(state.params, return_sum, return_count, losses, final, final_dormancy,
+        last_episode = _last_episode_return(state.last_return, state.has_finished)
+        return TrainOutput(state.params, return_sum, return_count, losses, final, last_episode, final_dormancy,
                            state.diverged)
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
@@ -352,6 +359,17 @@ def _latest_finished(rollout: Rollout, last_return, has_finished):
         scan_step, (last_return, has_finished), (rollout.done, rollout.completed_return)
     )
     return last_return, has_finished
+
+
+def _last_episode_return(last_return, has_finished):
+    return jnp.mean(jnp.where(has_finished, last_return, 0.0))
+
+
+def estimated_final_return(output: TrainOutput, estimator: str) -> jax.Array:
+    """``output``'s final return by one of FINAL_RETURN_ESTIMATORS."""
+    if estimator not in FINAL_RETURN_ESTIMATORS:
+        raise ValueError(f"unknown final-return estimator {estimator!r}; valid: {list(FINAL_RETURN_ESTIMATORS)}")
+    return output.final_return if estimator == "window" else output.last_episode_return
 
 
 def _final_return(return_sum, return_count, last_return, has_finished, window_points):

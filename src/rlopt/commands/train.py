@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         **config,
         "label": args.label or args.optimizer,
         "final_returns": [float(x) for x in result.final_returns],
+        "final_returns_last_episode": [float(x) for x in result.last_episode_returns],
         "final_dormancy": [float(x) for x in result.final_dormancy],
         "diverged": [bool(x) for x in result.diverged],
         "total_steps": inputs["ppo"].num_updates * inputs["ppo"].batch_size,
