@@ -160,6 +160,12 @@ class Plan:
             "seed": seed,
         }
 
+    def metatrain_estimator(self, label: str) -> str:
+        """The final-return estimator of ``label``'s ES fitness (and of its normalisers)."""
+        from rlopt.meta.es import ESConfig
+
+        return ESConfig.from_dict(self.metatrain[label]["es"]).return_estimator
+
     def checkpoint_tag(self, label: str) -> str:
         """Checkpoints live under a hash of the settings: a changed run never resumes an old one."""
         return point_id(self.metatrain_args(label))

@@ -37,6 +37,7 @@ wildcard_constraints:
     optimizer="[a-z0-9_]+",
     point="h[0-9a-f]{10}",
     block="[0-9]+-[0-9]+",
+    estimator="window|last_episode",
 
 
 def run_dir(summary_path):
@@ -81,9 +82,10 @@ def reference_summaries(wildcards=None):
 
 
 def normalizers_input(wildcards):
-    """Multi-task meta-training divides each env's return by tuned Adam's (the workflow's own)."""
+    """Multi-task meta-training divides each env's return by tuned Adam's (the workflow's own),
+    both by the ES return estimator."""
     if len(PLAN.metatrain[wildcards.label]["envs"]) > 1:
-        return "results/eval/reference_returns.json"
+        return f"results/eval/reference_returns_{PLAN.metatrain_estimator(wildcards.label)}.json"
     return []
 
 

@@ -7,16 +7,17 @@ rule reference_returns:
     input:
         reference_summaries,
     output:
-        "results/eval/reference_returns.json",
+        "results/eval/reference_returns_{estimator}.json",
     log:
-        "results/logs/reference_returns.log",
+        "results/logs/reference_returns_{estimator}.log",
     benchmark:
-        "results/benchmarks/reference_returns/all.tsv"
+        "results/benchmarks/reference_returns/{estimator}.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
         code=CODE["stats"],
     shell:
-        "{RLOPT} reference-returns --runs {params.runs} --out {output} > {log} 2>&1"
+        "{RLOPT} reference-returns --runs {params.runs} --estimator {wildcards.estimator} --out {output} "
+        "> {log} 2>&1"
 
 
 rule metatrain:

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reference-returns", help="mean final return of one label per env (multi-task ES normaliser)")
     reference.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
                            help="evaluation run directories of the reference label")
+    reference.add_argument("--estimator", choices=("window", "last_episode"), default="window",
+                           help="final-return estimator, as the meta-training's ES return_estimator "
+                                "(default window)")
     reference.add_argument("--out", required=True, type=Path, help="JSON {env: return} to write")
     reference.set_defaults(func=run_reference_returns)
 
@@ -144,7 +147,7 @@ def run_reference_returns(args: argparse.Namespace) -> int:
     """Mean final return of one label per env: the multi-task meta-training normaliser."""
     import math
 
-    from rlopt.analysis.collect import InvalidRunError, collect_runs
+    from rlopt.analysis.collect import ESTIMATOR_COLUMNS, InvalidRunError, collect_runs
     from rlopt.io import write_json_atomic
 
     try:
@@ -154,7 +157,7 @@ def run_reference_returns(args: argparse.Namespace) -> int:
     labels = sorted(set(table["label"]))
     if len(labels) != 1:
         raise UsageError(f"--runs: expected the runs of one label, got {labels}")
-    means = table.groupby("env")["final_return"].mean()
+    means = table.groupby("env")[ESTIMATOR_COLUMNS[args.estimator]].mean()
     bad = {env: value for env, value in means.items() if not (math.isfinite(value) and value > 0)}
     if bad:
         raise UsageError(f"'{labels[0]}' has no positive mean final return on {bad}; it cannot normalise")
