@@ -81,6 +81,11 @@ BAD_CONFIGS = [
     ("deepsea.es", {"population_size": 3}, "deepsea.es"),
     ("deepsea.ppo", {"num_envs": 0}, "deepsea.ppo"),
     ("deepsea.evaluation_seeds", {"start": 2000, "count": 2}, "deepsea.evaluation_seeds"),
+    ("deepsea.pad_to", "evaluation", "deepsea.pad_to"),
+    ("deepsea.train_mapping", "fixed", "deepsea.train_mapping"),
+    ("env_options.ant", {"auto_reset": "random"}, "env_options.ant.auto_reset"),
+    ("metatrain.open_es.es", {"return_estimator": "median"}, "metatrain.open_es.es"),
+    ("metatrain.open_es.es", {"sigma_init": 0.01, "sigma_min": 0.03}, "metatrain.open_es.es"),
 ]
 
 
@@ -189,14 +194,35 @@ def test_deepsea_variants_share_es_seeds_and_one_padded_board():
     assert len({(args["es"], args["seed"], args["env_options"]) for args in runs.values()}) == 1
     max_size = max(spec["train_sizes"][1], *spec["evaluation_sizes"])
     assert json.loads(runs["ablated_separated"]["env_options"]) == {
-        "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size}}
+        "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size, "train_mapping": "fresh"}}
     assert json.loads(runs["ablated_separated"]["opt_config"]) == spec["variants"]["ablated_separated"]
     assert len({plan.deepsea_checkpoint_tag(v) for v in runs}) == len(runs)
     evaluation = plan.deepsea_eval_args("stochastic_separated", 8)
     assert json.loads(evaluation["env_options"]) == {"train_sizes": spec["train_sizes"], "max_size": max_size,
-                                                     "size": 8}
+                                                     "train_mapping": "fresh", "size": 8}
     start, count = spec["evaluation_seeds"]["start"], spec["evaluation_seeds"]["count"]
     assert evaluation["seeds"] == f"{start}:{start + count}"
+
+
+def test_deepsea_padded_to_the_training_sizes_grows_the_board_only_beyond_them():
+    import json
+
+    config = with_change("deepsea.pad_to", "training")
+    config["deepsea"].update(train_sizes=[4, 8], evaluation_sizes=[4, 8, 12], train_mapping="default")
+    plan = load_plan(config, root=REPO)
+    trained = json.loads(plan.deepsea_metatrain_args("ablated_separated")["env_options"])["deepsea"]
+    assert trained == {"train_sizes": [4, 8], "max_size": 8, "train_mapping": "default"}
+    boards = {size: json.loads(plan.deepsea_eval_args("ablated_separated", size)["env_options"])["max_size"]
+              for size in (4, 8, 12)}
+    assert boards == {4: 8, 8: 8, 12: 12}
+
+
+def test_metatrain_normalisers_follow_the_es_estimator():
+    plan = load_plan(with_change("metatrain.open_es_multi.es.return_estimator", "last_episode"), root=REPO)
+    assert plan.metatrain_estimator("open_es_multi") == "last_episode"
+    assert load_plan(SMOKE, root=REPO).metatrain_estimator("open_es_multi") == "window"
+    paper = load_plan(yaml.safe_load((REPO / "config/paper.yaml").read_text()), root=REPO)
+    assert {paper.metatrain_estimator(label) for label in paper.metatrain} == {"last_episode"}
 
 
 def test_deepsea_gain_figure_needs_a_variant_with_and_one_without_noise():

@@ -241,10 +241,21 @@ class Plan:
         return [validate_hparams(opt_config) for opt_config in self.deepsea.get("variants", {}).values()]
 
     def _deepsea_env_options(self, size: int | None = None) -> dict:
-        """Every size runs on one padded board, so one network shape serves all of them."""
+        """Env options of meta-training (``size`` None) or of the evaluation at ``size``.
+
+        ``pad_to`` "largest": every job shares one board that fits every training and
+        evaluation size (one network shape for all). "training": meta-training pads to the
+        largest training size, and an evaluation to the larger of that and its own size, so
+        in-support sizes see the board they were trained on and few always-zero inputs.
+        """
         spec = self.deepsea
         low, high = spec["train_sizes"]
-        options = {"train_sizes": [low, high], "max_size": max(high, *spec["evaluation_sizes"])}
+        if spec.get("pad_to", "largest") == "largest":
+            board = max(high, *spec["evaluation_sizes"])
+        else:
+            board = high if size is None else max(high, int(size))
+        options = {"train_sizes": [low, high], "max_size": board,
+                   "train_mapping": spec.get("train_mapping", "fresh")}
         return options if size is None else {**options, "size": int(size)}
 
     def deepsea_metatrain_args(self, variant: str) -> dict:
