@@ -2,8 +2,9 @@
 
 The loop follows the OPEN paper (docs: open-spec.md §6), with evosax's ``Open_ES`` doing
 every ES step (antithetic sampling, centred-rank fitness shaping, Adam with b1 = 0.99 on
-the ES gradient, exponentially decaying learning rate and noise scale, optionally floored at
-``lr_min`` and ``sigma_min`` as the OPEN authors' evosax 0.1 ``OpenES`` floored them at 0.001 and 0.01):
+the ES gradient, exponentially decaying learning rate and noise scale, optionally floored
+at ``lr_min`` and ``sigma_min``, as the OPEN authors' evosax 0.1 ``OpenES`` floored them at
+0.001 and 0.01):
 
     for each generation g:
         every ``eval_every`` generations: score the current mean on the validation seeds
@@ -11,8 +12,8 @@ the ES gradient, exponentially decaying learning rate and noise scale, optionall
         population = ask(mean)            # antithetic pairs mean +- sigma * z
         fitness    = PPO lifetimes of every member on every task (the same training
                      seeds for all members, new ones each generation); per task the mean
-                     final return (by ``return_estimator``) over rollouts, divided by the task's normaliser (its
-                     tuned-Adam return) and averaged over tasks
+                     final return (by ``return_estimator``) over rollouts, divided by the
+                     task's normaliser (its tuned-Adam return) and averaged over tasks
         mean       = tell(-fitness)       # evosax minimises
     finally: score the last mean on the validation seeds too
 
