@@ -28,6 +28,7 @@ from rlopt.meta.es import (
     ppo_task,
     task_fitness,
 )
+from rlopt.optimizers import learned_optimizer
 from rlopt.optimizers.open import OpenConfig
 from rlopt.training import ppo_config_for
 
@@ -303,7 +304,7 @@ def test_deepsea_distribution_run_resumes_bit_identically(tmp_path):
     """The real task: a crash and resume of a DeepSea distribution run is bit-identical, and
     the task a member trained on matters (the same member scores differently across tasks)."""
     ppo = ppo_config_for("deepsea", TINY_PPO)
-    task = ppo_task("deepsea", ppo, OpenConfig(separated=True), member_block=1,
+    task = ppo_task("deepsea", ppo, learned_optimizer("open"), OpenConfig(separated=True), member_block=1,
                     env_options={"size": 6, "train_sizes": [4, 6], "max_size": 6})
     es = ESConfig.from_dict({**TINY_ES, "generations": 3, "eval_every": 1})
     whole = meta_train([task], es, seed=0, num_dims=2 * 1211, log=None)
