@@ -28,6 +28,7 @@ from rlopt.meta.es import (
     ppo_task,
     task_fitness,
 )
+from rlopt.optimizers import learned_optimizer
 from rlopt.optimizers.open import OpenConfig
 from rlopt.training import ppo_config_for
 
@@ -342,7 +343,7 @@ def test_deepsea_distribution_run_resumes_bit_identically(tmp_path):
     """The real task: a crash and resume of a DeepSea distribution run is bit-identical, and
     the task a member trained on matters (the same member scores differently across tasks)."""
     ppo = ppo_config_for("deepsea", TINY_PPO)
-    task = ppo_task("deepsea", ppo, OpenConfig(separated=True), member_block=1,
+    task = ppo_task("deepsea", ppo, learned_optimizer("open"), OpenConfig(separated=True), member_block=1,
                     env_options={"size": 6, "train_sizes": [4, 6], "max_size": 6})
     es = ESConfig.from_dict({**TINY_ES, "generations": 3, "eval_every": 1})
     whole = meta_train([task], es, seed=0, num_dims=2 * 1211, log=None)
@@ -387,10 +388,11 @@ def metatrain_args(tmp_path, **overrides):
 @pytest.mark.parametrize("overrides, message", [
     ({"--envs": "pong"}, "unknown environment(s) ['pong']"),
     ({"--envs": "breakout breakout"}, "duplicate environments"),
-    ({"--optimizer": "adam"}, "'adam' cannot be meta-trained"),
+    ({"--optimizer": "adam"}, "--optimizer: 'adam' is not a learned optimizer"),
+    ({"--opt-config": '{"weights": "x.npy"}'}, "start from a file with --init"),
     ({"--opt-config": '{"size": "huge"}'}, "OPEN size must be one of"),
     ({"--opt-config": '{"width": 8}'}, "--opt-config"),
-    ({"--opt-config": '{"features": "no_features"}'}, "set noise=False"),
+    ({"--opt-config": '{"features": "no_features", "noise": true}'}, "set noise=False"),
     ({"--es": '{"population_size": 3}'}, "must be even"),
     ({"--es": '{"population_size": 4'}, "--es: malformed JSON"),
     ({"--ppo": '{"asterix": {"num_envs": 8}}'}, "not in --envs"),
@@ -500,7 +502,8 @@ def test_ppo_task_scores_lifetimes_by_the_chosen_estimator():
     cfg = OpenConfig()
     member = np.random.default_rng(0).normal(0.0, 0.1, (1, num_meta_params(cfg))).astype(np.float32)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    scored = {estimator: ppo_task("breakout", ppo, cfg, estimator=estimator).evaluate(member, keys)[0][0]
+    scored = {estimator: ppo_task("breakout", ppo, learned_optimizer("open"), cfg,
+                                  estimator=estimator).evaluate(member, keys)[0][0]
               for estimator in ("window", "last_episode")}
     # The same lifetimes run by hand (the task splits each key into init and training keys).
     env = make_env("breakout")

@@ -231,14 +231,16 @@ def pairwise_loss(fitness: np.ndarray) -> jax.Array:
 
 
 # --------------------------------------------------------------------------------------
-# The real task: PPO lifetimes with OPEN
+# The real task: PPO lifetimes with a learned optimizer
 
 
-def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
+def ppo_task(env_name: str, ppo, learned, opt_cfg, *, env_options: dict | None = None,
              normalizer: float | None = None, member_block: int | None = None,
              estimator: str = "window") -> Task:
-    """Scores OPEN meta vectors by whole PPO lifetimes on ``env_name`` (final returns by
-    ``estimator``, one of ``rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS``).
+    """Scores meta vectors of the learned optimizer ``learned`` (a
+    :class:`rlopt.optimizers.learned.LearnedOptimizer`, architecture ``opt_cfg``) by whole
+    PPO lifetimes on ``env_name`` (final returns by ``estimator``, one of
+    ``rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS``).
 
     A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds), its members
     split over the process's devices (``rlopt.training.over_devices``); each seed's network
@@ -247,7 +249,6 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     """
     from rlopt.agents.ppo import estimated_final_return, init_params_block, make_train
     from rlopt.envs.registry import make_env
-    from rlopt.optimizers.open import open_optimizer
     from rlopt.training import over_devices
 
     env = make_env(env_name, **(env_options or {}))
@@ -260,7 +261,7 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     default_params = env.default_params()
 
     def lifetime(meta_vector, key, params, env_params):
-        output = make_train(env, ppo, open_optimizer(meta_vector, opt_cfg)).train(key, params, env_params)
+        output = make_train(env, ppo, learned.from_vector(meta_vector, opt_cfg)).train(key, params, env_params)
         return estimated_final_return(output, estimator), output.diverged
 
     over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, task_axis)),
@@ -297,7 +298,7 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
         return final, diverged
 
     description = {"env": env_name, "ppo": ppo.to_dict(), "env_options": env_options or {},
-                   "optimizer": {"name": "open", **asdict(opt_cfg)}, "final_return": estimator}
+                   "optimizer": learned.describe(opt_cfg), "final_return": estimator}
     return Task(env_name, evaluate, normalizer, description, sample_params)
 
 

@@ -68,8 +68,9 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rlopt.optimizers import OptimizerEntry, register
-from rlopt.optimizers.base import OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers import register_learned
+from rlopt.optimizers.base import OptimizerConfigError
+from rlopt.optimizers.learned import LearnedOptimizer, read_meta_vector
 
 MOMENTUM_DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
 LOG_EPS = 1e-13
@@ -243,20 +244,7 @@ def unflatten(vector: jax.Array, cfg: OpenConfig) -> dict:
 
 
 def _read_vector(path: Path) -> np.ndarray:
-    """A 1-D float32 .npy, or an OptimizerConfigError naming the file."""
-    if not path.is_file():
-        raise OptimizerConfigError(f"OPEN weights file {path} does not exist")
-    try:
-        vector = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise OptimizerConfigError(f"OPEN weights file {path} is not a readable .npy array: {err}") from err
-    if vector.dtype != np.float32:
-        raise OptimizerConfigError(f"OPEN weights file {path} must hold float32 values, got {vector.dtype}")
-    if vector.ndim != 1:
-        raise OptimizerConfigError(f"OPEN weights file {path} must be a 1-D vector, got shape {vector.shape}")
-    if not np.all(np.isfinite(vector)):
-        raise OptimizerConfigError(f"OPEN weights file {path} contains NaN or infinite values")
-    return vector
+    return read_meta_vector(path, "OPEN")
 
 
 def _config_for_length(length: int, path: Path, **options) -> OpenConfig:
@@ -617,15 +605,21 @@ def validate_hparams(hparams: dict) -> dict:
     return filled
 
 
-def build(hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
-    """All-zero meta-parameters (the ES initialisation) unless 'weights' names a file."""
-    del schedule  # OPEN reads its position in training from the extra arguments
-    cfg = OpenConfig(hparams["size"], hparams["features"], hparams["noise"], hparams["separated"])
-    if hparams["weights"] is None:
-        vector = np.zeros(num_meta_params(cfg), np.float32)
-    else:
-        vector, _ = load_weights(hparams["weights"], cfg)
-    return open_optimizer(vector, cfg)
+def config_from_hparams(hparams: dict) -> OpenConfig:
+    """The architecture of validated factory hyperparameters (``validate_hparams``)."""
+    return OpenConfig(hparams["size"], hparams["features"], hparams["noise"], hparams["separated"])
 
 
-register("open", OptimizerEntry(build=build, validate=validate_hparams))
+register_learned(
+    LearnedOptimizer(
+        name="open",
+        config=config_from_hparams,
+        num_meta_params=num_meta_params,
+        from_vector=open_optimizer,
+        load_vector=lambda path, cfg: load_weights(path, cfg)[0],
+        initial_vector=lambda cfg, seed: np.zeros(num_meta_params(cfg), np.float32),  # the paper's ES start
+        has_noise=lambda cfg: cfg.noise,
+        ablations=ABLATIONS,
+    ),
+    validate_hparams,
+)
