@@ -309,6 +309,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
                             (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation))
 
     def update(env_params, state: RunnerState, update_index):
+        env_params = _params_at(env, update_index, env_params)
         (params, env_state, obs, key), rollout = jax.lax.scan(
             lambda carry, x: env_step(env_params, carry, x),
             (state.params, state.env_state, state.obs, state.key), None, c.num_steps,
@@ -333,7 +334,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
 
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
-        env_state, obs = env.reset(reset_key, c.num_envs, env_params)
+        env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
         return RunnerState(
             params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
             last_return=jnp.zeros(c.num_envs, jnp.float32),
@@ -357,6 +358,13 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         return finish(state, return_sum, return_count, losses)
 
     return Trainer(init, run_updates, finish, train)
+
+
+def _params_at(env: VecEnv, update_index, env_params):
+    """The env params in force at this update: an env whose dynamics follow training
+    progress maps the update index to them (``params_at``); any other env's are fixed."""
+    params_at = getattr(env, "params_at", None)
+    return env_params if params_at is None else params_at(update_index, env_params)
 
 
 def _latest_finished(rollout: Rollout, last_return, has_finished):
