@@ -1,0 +1,101 @@
+"""The study commands on hand-built run directories: collapse-stats and nonstationary-stats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlopt.cli import main
+
+BATCH = 10  # env steps per update in the fake runs
+UPDATES = 100
+
+
+def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3):
+    """An rlopt-train-like directory: one return per update per seed."""
+    path.mkdir(parents=True)
+    seeds = list(range(len(curves)))
+    env_options = {"schedule": schedule} if schedule else {}
+    summary = {"label": label, "env": "ant", "optimizer": "adam", "hparams": hparams or {"lr": 1e-3},
+               "ppo": {"num_envs": 1, "num_steps": BATCH, "total_steps": BATCH * UPDATES},
+               "seeds": seeds, "env_options": env_options, "final_returns": [float(c[-1]) for c in curves],
+               "diverged": [False] * len(curves)}
+    steps = (np.arange(UPDATES) + 1) * BATCH
+    returns = pd.concat([pd.DataFrame({"seed": s, "global_step": steps, "episodic_return": c})
+                         for s, c in zip(seeds, curves)])
+    updates = pd.concat([pd.DataFrame({"seed": s, "update": np.arange(UPDATES), "global_step": steps,
+                                       "update_max_abs": max_abs, "update_mean_abs": max_abs / 10,
+                                       "param_change_l1": 0.5}) for s in seeds])
+    returns.to_parquet(path / "returns.parquet")
+    updates.to_parquet(path / "updates.parquet")
+    (path / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def learner(level=100.0, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([np.linspace(0, level, 30), np.full(70, level)]) + rng.normal(0, noise, UPDATES)
+
+
+def crasher():
+    return np.concatenate([np.linspace(0, 100, 30), np.full(30, 100.0), np.full(40, 5.0)])
+
+
+def test_collapse_stats_counts_collapses_per_arm(tmp_path):
+    stable = write_run(tmp_path / "runs" / "stable", "stable", [learner(noise=5, seed=s) for s in range(4)])
+    crash = write_run(tmp_path / "runs" / "crash", "crash", [crasher()] * 3 + [learner()],
+                      hparams={"lr": 2e-3, "anneal_lr": True}, max_abs=4e-3)
+    never = write_run(tmp_path / "runs" / "never", "never", [np.full(UPDATES, 1.0)] * 2)
+    out = tmp_path / "stats"
+    assert main(["collapse-stats", "--runs", str(stable), str(crash), str(never), "--reference", "stable",
+                 "--detector", json.dumps({"points": 50}), "--reps", "50", "--out-dir", str(out)]) == 0
+    rates = pd.read_parquet(out / "rates.parquet").query("configured").set_index("label")
+    assert rates.loc["crash", ["collapsed", "learned", "failed"]].tolist() == [3, 1, 0]
+    assert rates.loc["stable", "collapsed"] == 0 and rates.loc["never", "failed"] == 2
+    # Clopper-Pearson 3/4: [0.194, 0.994].
+    assert rates.loc["crash", "ci_low"] == pytest.approx(0.1941, abs=1e-3)
+    assert rates.loc["crash", "ci_high"] == pytest.approx(0.9937, abs=1e-3)
+    seeds = pd.read_parquet(out / "seeds.parquet")
+    assert seeds.query("label == 'crash' and status == 'collapsed'")["drop"].min() > 0.9
+    sizes = pd.read_parquet(out / "update_sizes.parquet")
+    crash_sizes = sizes[sizes["label"] == "crash"].sort_values("update")
+    # Annealed lr 2e-3 (1 - u / 100): at update 50 the lr is 1e-3, so 4e-3 / 1e-3 = 4.
+    assert crash_sizes[crash_sizes["update"] == 50]["update_max_over_lr"].iloc[0] == pytest.approx(4.0)
+    provenance = json.loads((out / "stats.json").read_text())
+    first_points = [learner(noise=5, seed=s)[0] for s in range(4)] + [0.0] * 4 + [1.0] * 2
+    assert provenance["baseline"] == pytest.approx(np.median(first_points))
+    assert provenance["detector"]["points"] == 50
+    assert {"iqm", "ci_low", "ci_high"} <= set(pd.read_parquet(out / "iqm_curves.parquet").columns)
+
+
+def test_collapse_stats_names_a_missing_reference(tmp_path, capsys):
+    run = write_run(tmp_path / "a", "a", [learner()])
+    assert main(["collapse-stats", "--runs", str(run), "--reference", "adam", "--out-dir", str(tmp_path / "o")]) != 0
+    assert "reference arm 'adam'" in capsys.readouterr().err
+
+
+def test_nonstationary_stats_segments_and_recovery(tmp_path):
+    schedule = {"kind": "friction", "num_segments": 4, "segment_updates": 25}
+    # Level 100, falls to 20 at every change, recovers linearly within 10 updates.
+    segment = np.concatenate([np.linspace(20, 100, 11)[1:], np.full(15, 100.0)])
+    changing = np.concatenate([np.linspace(0, 100, 25)] + [segment] * 3)
+    run = write_run(tmp_path / "slippery" / "adam", "adam", [changing, changing], schedule=schedule)
+    control = write_run(tmp_path / "control" / "adam", "adam", [learner()])
+    out = tmp_path / "stats"
+    assert main(["nonstationary-stats", "--runs", str(run), str(control), "--window", "1", "--reps", "50",
+                 "--out-dir", str(out)]) == 0
+    segments = pd.read_parquet(out / "segments.parquet")
+    assert sorted(segments["segment"].unique()) == [0, 1, 2, 3]
+    later = segments[segments["segment"] > 0]
+    # 90% of 100 over baseline 0 is first reached 9 updates after the change (value 92).
+    assert (later["recovery_updates"] == 9).all() and later["recovered"].all()
+    assert later["end_return"].to_numpy() == pytest.approx(100.0)
+    # Segment 0's end: the last ceil(10% of 25) = 3 updates of the rise.
+    assert segments.query("segment == 0")["end_return"].to_numpy() == pytest.approx(np.linspace(0, 100, 25)[-3:].mean())
+    intervals = pd.read_parquet(out / "intervals.parquet")
+    stream = intervals.query("metric == 'stream_return'").set_index("schedule")
+    assert set(stream.index) == {"slippery", "stationary"}
+    assert stream.loc["slippery", "estimate"] == pytest.approx(changing.mean())
