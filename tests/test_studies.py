@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from rlopt.cli import main
+from rlopt.workflow_config import ConfigError, load_plan
 
 BATCH = 10  # env steps per update in the fake runs
 UPDATES = 100
@@ -99,3 +103,55 @@ def test_nonstationary_stats_segments_and_recovery(tmp_path):
     stream = intervals.query("metric == 'stream_return'").set_index("schedule")
     assert set(stream.index) == {"slippery", "stationary"}
     assert stream.loc["slippery", "estimate"] == pytest.approx(changing.mean())
+
+
+# ------------------------------------------------------------------ the preset block `studies`
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+
+
+def smoke_with(path: str, value) -> dict:
+    config = copy.deepcopy(SMOKE)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize("path, value, key", [
+    ("studies.collapse.reference", "sgd", "studies.collapse.reference"),
+    ("studies.collapse.env", "freeway", "studies.collapse.env"),
+    ("studies.collapse.arms.adam", {"optimizer": "adam", "hparams": {"beta": 1}}, "studies.collapse.arms.adam"),
+    ("studies.collapse.arms.adam", {"optimizer": "adagrad"}, "studies.collapse.arms.adam"),
+    ("studies.collapse.arms", {"Bad-Name": {"optimizer": "adam"}}, "studies.collapse.arms"),
+    ("studies.nonstationary.schedules.slippery", {"kind": "gravity", "num_segments": 2, "segment_updates": 2},
+     "studies.nonstationary.schedules.slippery"),
+    ("studies.nonstationary.schedules.stationary", {"kind": "friction", "num_segments": 2, "segment_updates": 2},
+     "studies.nonstationary.schedules"),
+    ("studies.detector.drop", 0, "studies.detector.drop"),
+    ("studies.nonstationary.env", "breakout", "studies.nonstationary.env"),
+])
+def test_bad_studies_block_is_rejected_naming_the_key(path, value, key):
+    with pytest.raises(ConfigError) as err:
+        load_plan(smoke_with(path, value), root=REPO)
+    assert f"'{key}" in str(err.value)
+
+
+def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
+    config = smoke_with("studies.nonstationary.arms.open", {"optimizer": "open", "weights": "w/ant_OPEN.npy"})
+    plan = load_plan(config, root=REPO)
+    assert plan.collapse_arms == ["adam", "adam_equal_betas_l2"]
+    assert ("slippery", "open") in plan.nonstationary_runs and ("stationary", "open") in plan.nonstationary_runs
+    args = plan.study_train_args("nonstationary", "open", "slippery")
+    assert args["weights"] == ["w/ant_OPEN.npy"]
+    assert json.loads(args["hparams"]) == {"weights": "w/ant_OPEN.npy"}
+    assert json.loads(args["env_options"]) == {"backend": "spring", "episode_length": 20,
+                                               "schedule": SMOKE["studies"]["nonstationary"]["schedules"]["slippery"]}
+    control = plan.study_train_args("nonstationary", "open", "stationary")
+    assert "schedule" not in json.loads(control["env_options"])
+    collapse = plan.study_train_args("collapse", "adam_equal_betas_l2")
+    assert json.loads(collapse["hparams"]) == {"lr": 0.003, "b1": 0.99, "b2": 0.99, "l2": 0.001}
+    assert collapse["seeds"] == "5000:5002" and collapse["weights"] == []
