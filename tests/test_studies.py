@@ -155,3 +155,28 @@ def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
     collapse = plan.study_train_args("collapse", "adam_equal_betas_l2")
     assert json.loads(collapse["hparams"]) == {"lr": 0.003, "b1": 0.99, "b2": 0.99, "l2": 0.001}
     assert collapse["seeds"] == "5000:5002" and collapse["weights"] == []
+
+
+def test_study_figures_and_report_tables_from_the_stats(tmp_path):
+    from rlopt.report.latex import collapse_fragment, nonstationary_fragment
+
+    stable = write_run(tmp_path / "stable", "stable", [learner(), learner(noise=3)])
+    crash = write_run(tmp_path / "crash", "crash_arm", [crasher(), crasher()])
+    out = tmp_path / "collapse"
+    assert main(["collapse-stats", "--runs", str(stable), str(crash), "--reference", "stable", "--reps", "20",
+                 "--out-dir", str(out)]) == 0
+    schedule = {"kind": "friction", "num_segments": 2, "segment_updates": 50}
+    changing = write_run(tmp_path / "slippery" / "stable", "stable", [learner(), crasher()], schedule=schedule)
+    ns = tmp_path / "nonstationary"
+    assert main(["nonstationary-stats", "--runs", str(changing), "--reps", "20", "--out-dir", str(ns)]) == 0
+    for kind, flag, table in [("collapse-curves", "--iqm-curves", out / "iqm_curves.parquet"),
+                              ("collapse-seeds", "--curves", out / "curves.parquet"),
+                              ("update-sizes", "--update-sizes", out / "update_sizes.parquet"),
+                              ("nonstationary-curves", "--curves", ns / "curves.parquet")]:
+        stem = tmp_path / "figures" / kind
+        stem.parent.mkdir(exist_ok=True)
+        assert main(["plot", kind, flag, str(table), "--out", str(stem)]) == 0
+        assert stem.with_suffix(".pdf").stat().st_size > 0 and stem.with_suffix(".png").stat().st_size > 0
+    table = collapse_fragment(pd.read_parquet(out / "rates.parquet"), pd.read_parquet(out / "intervals.parquet"))
+    assert "crash\\_arm & 2 & 0 & 0 & 2 & 1.00 [0.16, 1.00]" in table  # Clopper-Pearson 2/2: [0.158, 1]
+    assert "slippery & stable" in nonstationary_fragment(pd.read_parquet(ns / "intervals.parquet"))
