@@ -349,10 +349,11 @@ def metatrain_args(tmp_path, **overrides):
 @pytest.mark.parametrize("overrides, message", [
     ({"--envs": "pong"}, "unknown environment(s) ['pong']"),
     ({"--envs": "breakout breakout"}, "duplicate environments"),
-    ({"--optimizer": "adam"}, "'adam' cannot be meta-trained"),
+    ({"--optimizer": "adam"}, "--optimizer: 'adam' is not a learned optimizer"),
+    ({"--opt-config": '{"weights": "x.npy"}'}, "start from a file with --init"),
     ({"--opt-config": '{"size": "huge"}'}, "OPEN size must be one of"),
     ({"--opt-config": '{"width": 8}'}, "--opt-config"),
-    ({"--opt-config": '{"features": "no_features"}'}, "set noise=False"),
+    ({"--opt-config": '{"features": "no_features", "noise": true}'}, "set noise=False"),
     ({"--es": '{"population_size": 3}'}, "must be even"),
     ({"--es": '{"population_size": 4'}, "--es: malformed JSON"),
     ({"--ppo": '{"asterix": {"num_envs": 8}}'}, "not in --envs"),

@@ -133,8 +133,22 @@ def test_every_shipped_preset_is_valid():
 
 def test_schema_enums_match_the_registries():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert sorted(schema["$defs"]["env_name"]["enum"]) == env_names()
+    assert all(re.fullmatch(schema["$defs"]["env_name"]["pattern"], env) for env in env_names())
     assert set(schema["$defs"]["tuned_optimizer"]["enum"]) <= set(optimizer_names())
+
+
+def test_an_env_outside_the_registry_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'envs\[1\]': unknown environment 'pong'"):
+        load_plan(with_change("envs", ["breakout", "pong"]), root=REPO)
+
+
+def test_a_metatrain_label_names_a_learned_optimizer_and_valid_settings():
+    with pytest.raises(ConfigError, match=r"metatrain.open_es.opt_config.optimizer.*not a learned optimizer"):
+        load_plan(with_change("metatrain.open_es.optimizer", "adam"), root=REPO)
+    with pytest.raises(ConfigError, match=r"metatrain.open_es.opt_config.*size"):
+        load_plan(with_change("metatrain.open_es.opt_config", {"size": "huge"}), root=REPO)
+    with pytest.raises(ConfigError, match=r"ablations.variants\[0\].*not an ablation"):
+        load_plan(with_change("ablations.variants", ["no_such_variant"]), root=REPO)
 
 
 def test_snakemake_rejects_a_bad_preset_before_any_job(tmp_path):
@@ -154,8 +168,9 @@ def test_paper_dag_builds_with_every_study(tmp_path):
                          cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.MULTILINE))
-    assert counts["ablate_metatrain"] == str(7 * 17)
-    assert counts["deepsea_metatrain"] == "4" and counts["deepsea_evaluate"] == str(4 * 24)
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert counts["metatrain"] == str(len(paper["metatrain"]) + 7 * 17 + 4)  # one rule for every study's jobs
+    assert counts["ablate_evaluate"] == str(7 * 17) and counts["deepsea_evaluate"] == str(4 * 24)
 
 
 def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
@@ -173,7 +188,8 @@ def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
     assert json.loads(runs["no_features"]["opt_config"]) == {"features": "no_features", "noise": False}
     ppo = json.loads(runs["open"]["ppo"])["breakout"]
     assert ppo["total_steps"] == config["ablations"]["ppo"]["total_steps"]
-    assert len({plan.ablation_checkpoint_tag(v, 1) for v in runs}) == 4
+    assert len({plan.checkpoint_tag(f"ablate/metatrain/{v}/opt1") for v in runs}) == 4
+    assert all(plan.metatrain_jobs[f"ablate/metatrain/{v}/opt1"] == args for v, args in runs.items())
     evaluation = plan.ablation_eval_args("no_stochasticity")
     assert evaluation["opt_config"] == {"noise": False} and evaluation["seeds"] == "3000:3002"
 
@@ -191,7 +207,7 @@ def test_deepsea_variants_share_es_seeds_and_one_padded_board():
     assert json.loads(runs["ablated_separated"]["env_options"]) == {
         "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size}}
     assert json.loads(runs["ablated_separated"]["opt_config"]) == spec["variants"]["ablated_separated"]
-    assert len({plan.deepsea_checkpoint_tag(v) for v in runs}) == len(runs)
+    assert len({plan.checkpoint_tag(f"deepsea/metatrain/{v}") for v in runs}) == len(runs)
     evaluation = plan.deepsea_eval_args("stochastic_separated", 8)
     assert json.loads(evaluation["env_options"]) == {"train_sizes": spec["train_sizes"], "max_size": max_size,
                                                      "size": 8}

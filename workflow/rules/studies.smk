@@ -16,12 +16,6 @@ NONSTATIONARY_TABLES = (
     {"intervals": "results/studies/nonstationary/stats/intervals.parquet"} if NONSTATIONARY_RUNS else {}
 )
 
-STUDY_TRAIN_SHELL = (
-    "{RLOPT} train --env {params.args[env]} --optimizer {params.args[optimizer]} --label {wildcards.arm} "
-    "--hparams {params.args[hparams]:q} --seeds {params.args[seeds]} --ppo {params.args[ppo]:q} "
-    "--env-options {params.args[env_options]:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
-)
-
 
 wildcard_constraints:
     arm="[a-z][a-z0-9_]*",
@@ -40,15 +34,21 @@ rule study_collapse_train:
     benchmark:
         "results/benchmarks/study_collapse_train/{arm}.tsv"
     params:
-        args=lambda w: PLAN.study_train_args("collapse", w.arm),
+        env=lambda w: PLAN.study_train_args("collapse", w.arm)["env"],
+        optimizer=lambda w: PLAN.study_train_args("collapse", w.arm)["optimizer"],
+        label=lambda w: w.arm,
+        hparams=lambda w: PLAN.study_train_args("collapse", w.arm)["hparams"],
+        seeds=lambda w: PLAN.study_train_args("collapse", w.arm)["seeds"],
+        ppo=lambda w: PLAN.study_train_args("collapse", w.arm)["ppo"],
+        env_options=lambda w: PLAN.study_train_args("collapse", w.arm)["env_options"],
         out=lambda w, output: run_dir(output.summary),
-        code=[CODE["train"], CODE["handcrafted"], CODE["open"]],
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("collapse", w.arm)["optimizer"]]],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=1440,
     shell:
-        STUDY_TRAIN_SHELL
+        TRAIN_SHELL
 
 
 rule study_nonstationary_train:
@@ -63,15 +63,21 @@ rule study_nonstationary_train:
     benchmark:
         "results/benchmarks/study_nonstationary_train/{schedule}/{arm}.tsv"
     params:
-        args=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule),
+        env=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env"],
+        optimizer=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"],
+        label=lambda w: w.arm,
+        hparams=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["hparams"],
+        seeds=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["seeds"],
+        ppo=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["ppo"],
+        env_options=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env_options"],
         out=lambda w, output: run_dir(output.summary),
-        code=[CODE["train"], CODE["handcrafted"], CODE["open"]],
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"]]],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=1440,
     shell:
-        STUDY_TRAIN_SHELL
+        TRAIN_SHELL
 
 
 rule study_collapse_statistics:
