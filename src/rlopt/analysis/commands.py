@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 from rlopt.commands.common import parse_json_object
 
 if TYPE_CHECKING:

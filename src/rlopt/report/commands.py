@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 # Fragment files that main.tex \input's (names are part of its contract).
 PRESET_FRAGMENT = "preset.tex"
