@@ -129,7 +129,7 @@ class Plan:
     def learned_labels(self) -> dict:
         """label -> envs it is evaluated on, for pretrained and meta-trained optimizers."""
         labels = {label: list(envs) for label, envs in self.pretrained_labels.items()}
-        labels.update({label: list(spec["envs"]) for label, spec in self.metatrain.items()})
+        labels.update({label: list(spec.get("evaluation_envs", spec["envs"])) for label, spec in self.metatrain.items()})
         return labels
 
     def learned_spec(self, label: str) -> dict:
@@ -466,9 +466,10 @@ def _check_learned_settings(optimizer: str, opt_config: dict, key: str) -> None:
 def _check_metatrain(config: dict, ppo: dict) -> None:
     for label, spec in config.get("metatrain", {}).items():
         key = f"metatrain.{label}"
-        for env in spec["envs"]:
-            if env not in config["envs"]:
-                raise ConfigError(f"config key '{key}.envs': '{env}' is not in envs {config['envs']}")
+        for field in ("envs", "evaluation_envs"):
+            for env in spec.get(field, []):
+                if env not in config["envs"]:
+                    raise ConfigError(f"config key '{key}.{field}': '{env}' is not in envs {config['envs']}")
         if label in config.get("open_pretrained", {}).get("labels", {}):
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
         if label in config["optimizers"]:

@@ -186,7 +186,7 @@ REPORT_FIGURES.extend(
         "dynamics_dormancy",
     ]
 )
-if PLAN.learned_labels:  # every learned optimizer here is OPEN
+if PLAN.learned_labels:  # learned optimizers log their update size
     REPORT_FIGURES.append("dynamics_update_size")
 if PLAN.learned_noise_labels:
     REPORT_FIGURES.append("dynamics_randomness")
