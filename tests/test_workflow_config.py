@@ -254,3 +254,12 @@ def test_randomness_figure_only_for_learned_optimizers_with_noise():
     config["metatrain"].pop("open_es_multi")
     plan = load_plan(config, root=REPO)
     assert plan.learned_labels and not plan.learned_noise_labels
+
+
+def test_a_trained_optimizer_is_evaluated_on_its_evaluation_envs():
+    config = with_change("metatrain.open_es.evaluation_envs", ["breakout", "ant"])
+    plan = load_plan(config, root=REPO)
+    assert plan.learned_labels["open_es"] == ["breakout", "ant"]
+    assert {("breakout", "open_es"), ("ant", "open_es")} <= set(plan.eval_runs)
+    with pytest.raises(ConfigError, match=r"metatrain.open_es.evaluation_envs': 'freeway' is not in envs"):
+        load_plan(with_change("metatrain.open_es.evaluation_envs", ["freeway"]), root=REPO)

@@ -129,7 +129,7 @@ class Plan:
     def learned_labels(self) -> dict:
         """label -> envs it is evaluated on, for pretrained and meta-trained optimizers."""
         labels = {label: list(envs) for label, envs in self.pretrained_labels.items()}
-        labels.update({label: list(spec["envs"]) for label, spec in self.metatrain.items()})
+        labels.update({label: list(spec.get("evaluation_envs", spec["envs"])) for label, spec in self.metatrain.items()})
         return labels
 
     def learned_spec(self, label: str) -> dict:
@@ -296,6 +296,39 @@ class Plan:
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
         }
 
+    @property
+    def studies(self) -> dict:
+        return self.config.get("studies", {})
+
+    @property
+    def collapse_arms(self) -> list[str]:
+        return list(self.studies.get("collapse", {}).get("arms", {}))
+
+    @property
+    def nonstationary_runs(self) -> list[tuple[str, str]]:
+        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control."""
+        spec = self.studies.get("nonstationary", {})
+        schedules = list(spec.get("schedules", {})) + (["stationary"] if spec and spec.get("controls", True) else [])
+        return [(schedule, arm) for schedule in schedules for arm in spec.get("arms", {})]
+
+    def study_train_args(self, study: str, arm: str, schedule: str = "stationary") -> dict:
+        """``rlopt train`` arguments of one study run (``weights``: the arm's input files)."""
+        spec = self.studies[study]
+        env = spec["env"]
+        entry = spec["arms"][arm]
+        weights = [entry["weights"]] if "weights" in entry else []
+        hparams = {**entry.get("hparams", {}), **({"weights": weights[0]} if weights else {})}
+        env_options = {**self.env_options.get(env, {}), **spec.get("env_options", {})}
+        if schedule != "stationary":
+            env_options["schedule"] = spec["schedules"][schedule]
+        seeds = self.studies["seeds"]
+        return {
+            "env": env, "optimizer": entry["optimizer"], "hparams": json.dumps(hparams, sort_keys=True),
+            "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
+            "ppo": json.dumps({**self.ppo[env], **spec.get("ppo", {})}, sort_keys=True),
+            "env_options": json.dumps(env_options, sort_keys=True), "weights": weights,
+        }
+
     def envs_of_family(self, family: str) -> list[str]:
         from rlopt.envs.registry import ENVIRONMENTS
 
@@ -450,9 +483,10 @@ def _check_learned_settings(optimizer: str, opt_config: dict, key: str) -> None:
 def _check_metatrain(config: dict, ppo: dict) -> None:
     for label, spec in config.get("metatrain", {}).items():
         key = f"metatrain.{label}"
-        for env in spec["envs"]:
-            if env not in config["envs"]:
-                raise ConfigError(f"config key '{key}.envs': '{env}' is not in envs {config['envs']}")
+        for field in ("envs", "evaluation_envs"):
+            for env in spec.get(field, []):
+                if env not in config["envs"]:
+                    raise ConfigError(f"config key '{key}.{field}': '{env}' is not in envs {config['envs']}")
         if label in config.get("open_pretrained", {}).get("labels", {}):
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
         if label in config["optimizers"]:
@@ -511,6 +545,35 @@ def _check_deepsea(config: dict) -> None:
                           f"both contain {sorted(overlap)[:5]}")
 
 
+def _check_studies(config: dict, ppo: dict) -> None:
+    from rlopt.envs.nonstationary import Schedule, ScheduleError
+    from rlopt.optimizers import OptimizerConfigError, validate_hparams
+
+    studies = config.get("studies", {})
+    for study in ("collapse", "nonstationary"):
+        spec = studies.get(study)
+        if not spec:
+            continue
+        key = f"studies.{study}"
+        if spec["env"] not in config["envs"]:
+            raise ConfigError(f"config key '{key}.env': '{spec['env']}' is not in envs {config['envs']}")
+        _check_ppo_overrides(spec["env"], ppo, spec.get("ppo", {}), f"{key}.ppo")
+        for arm, entry in spec["arms"].items():
+            try:  # the weights file may not exist yet (a rule makes it): checked when the run starts
+                validate_hparams(entry["optimizer"], entry.get("hparams", {}))
+            except (OptimizerConfigError, TypeError) as err:
+                raise ConfigError(f"config key '{key}.arms.{arm}': {err}")
+        for name, schedule in spec.get("schedules", {}).items():
+            try:
+                Schedule.from_dict(schedule)
+            except (ScheduleError, TypeError) as err:
+                raise ConfigError(f"config key '{key}.schedules.{name}': {err}")
+    collapse = studies.get("collapse")
+    if collapse and collapse["reference"] not in collapse["arms"]:
+        raise ConfigError(f"config key 'studies.collapse.reference': '{collapse['reference']}' is not one of its "
+                          f"arms {list(collapse['arms'])}")
+
+
 def _eval_blocks(config: dict) -> list[str]:
     seeds = config["evaluation"]["seeds"]
     size = config["evaluation"]["block_size"]
@@ -528,6 +591,7 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
     _check_metatrain(config, ppo)
     _check_ablations(config, ppo)
     _check_deepsea(config)
+    _check_studies(config, ppo)
     return Plan(
         config=config,
         ppo={env: overrides for env, (overrides, _) in ppo.items()},

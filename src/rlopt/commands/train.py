@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 from rlopt.commands.common import (
     add_cpu_devices_argument,
     configure_cpu_devices,

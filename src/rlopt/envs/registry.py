@@ -33,10 +33,16 @@ def _gymnax(gymnax_id: str, **kwargs) -> Callable[..., VecEnv]:
 
 
 def _brax(brax_name: str) -> Callable[..., VecEnv]:
-    def make(name: str, **options) -> VecEnv:
+    def make(name: str, schedule: dict | None = None, **options) -> VecEnv:
         from rlopt.envs.brax_env import BraxVecEnv
 
-        return BraxVecEnv(brax_name, **options)
+        env = BraxVecEnv(brax_name, **options)
+        if schedule is None:
+            return env
+        # Dynamics that change over training (rlopt.envs.nonstationary).
+        from rlopt.envs.nonstationary import NonstationaryBraxEnv, Schedule
+
+        return NonstationaryBraxEnv(env, Schedule.from_dict(schedule))
 
     return make
 

@@ -44,7 +44,7 @@ class OptimizerEntry:
 
 REGISTRY: dict[str, OptimizerEntry] = {}
 # Modules whose import registers learned optimizers (imported lazily: the CLI starts fast).
-LEARNED_MODULES = ["rlopt.optimizers.open"]
+LEARNED_MODULES = ["rlopt.optimizers.open", "rlopt.optimizers.optim4rl"]
 
 
 def register(name: str, entry: OptimizerEntry) -> None:
