@@ -24,6 +24,9 @@ class EnvSpec:
     action_dim: int  # number of discrete actions, or continuous action dimension
     continuous: bool
     max_episode_steps: int
+    # The array shape a flat observation is the C-order flattening of, channels first
+    # (C, H, W), for agents that build a conv net; None where the observation is a plain vector.
+    obs_shape: tuple[int, ...] | None = None
 
 
 class Transition(NamedTuple):
