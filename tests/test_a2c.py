@@ -380,3 +380,22 @@ def test_train_agent_a2c_writes_the_same_outputs_as_ppo(tmp_path):
     updates = pd.read_parquet(out / "updates.parquet")
     assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy", "dormancy"]
     assert len(updates) == 2 * 20 and updates["global_step"].max() == 3200
+
+
+def test_open_reads_the_conv_networks_layers_in_depth_order():
+    """OPEN's layer-proportion feature: Conv_0 first, then Dense_1, then the head."""
+    from rlopt.optimizers import open as open_module
+
+    cfg = config(network="conv", conv_features=2, hidden_size=3)
+    params = a2c.init_network(jax.random.PRNGKey(0), cfg, TargetEnv.spec)
+    _, activations = a2c.forward(params, jnp.ones((1, 24)), cfg, OBS_SHAPE)[1:]
+    size = sum(leaf.size for leaf in jax.tree.leaves(params))
+    inputs = open_module.compute_inputs(
+        open_module.OpenConfig(), params, params, jnp.zeros((size, 6)), update_index=0, num_updates=2,
+        epoch_index=0, num_epochs=1, activations=activations)
+    proportion = np.asarray(inputs[:, open_module.FEATURE_NAMES.index("layer_proportion")])
+    depth = {"Conv_0": 0.0, "Dense_1": 0.5, "Dense_2": 1.0}  # the critic's single layer: 0
+    expected = np.concatenate([np.full(leaf.size, depth[layer] if net == "actor" else 0.0)
+                               for net in ("actor", "critic") for layer in sorted(params[net])
+                               for leaf in jax.tree.leaves(params[net][layer])])  # ravel_pytree order
+    np.testing.assert_array_equal(proportion, expected)
