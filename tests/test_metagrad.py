@@ -239,3 +239,96 @@ def test_units_must_divide_the_batch_and_lrs_name_the_tasks():
         settings.check_tasks(["catch"])
     with pytest.raises(MetaGradConfigError, match=r"no learning rate for task\(s\) \['asterix'\]"):
         settings.check_tasks(["catch", "breakout", "asterix"])
+
+
+# --------------------------------------------------------------------------------------
+# rlopt metatrain --method metagrad
+
+CLI_SETTINGS = {"iterations": 4, "eval_every": 2, "reset_interval": 2, "validation_seeds": [0],
+                "validation_steps": 100, "checkpoint_seconds": 0}
+CLI_A2C = {"num_envs": 2, "num_steps": 5, "hidden_size": 8}
+
+
+def metatrain_args(tmp_path, **overrides):
+    args = {"--method": "metagrad", "--envs": "breakout", "--optimizer": "open", "--opt-config": '{"noise": false}',
+            "--metagrad": json.dumps(CLI_SETTINGS), "--agent-settings": json.dumps({"breakout": CLI_A2C}),
+            "--checkpoint-dir": str(tmp_path / "ckpt"), "--out": str(tmp_path / "out")}
+    args.update(overrides)
+    words = ["metatrain"]
+    for key, value in args.items():
+        words += [key, *value.split()] if key == "--envs" else [key, value]
+    return words
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"--envs": "pong"}, "unknown environment(s) ['pong']"),
+    ({"--envs": "ant", "--agent-settings": "{}"}, "the PPO/Brax meta-gradient (optim4rl-spec §2.2) is not implemented"),
+    ({"--metagrad": '{"reset_interval": 0}'}, "'reset_interval' must be an integer >= 1"),
+    ({"--metagrad": '{"num_units": 3}'}, "'num_units' = 3 does not divide task 'breakout''s batch of num_envs = 2"),
+    ({"--metagrad": '{"grad_clip": 1.0}'}, "'grad_clip' and 'grad_norm' are alternatives"),
+    ({"--metagrad": '{"lr": {"asterix": 0.001}}'}, "names task(s) ['asterix'] that are not trained on"),
+    ({"--metagrad": '{"iterations": 3'}, "--metagrad: malformed JSON"),
+    ({"--es": '{"population_size": 4}'}, "--es: ES settings apply to --method es"),
+    ({"--method": "es", "--agent-settings": "{}"}, "--metagrad: meta-gradient settings apply to --method metagrad"),
+    ({"--agent-settings": '{"breakout": {"network": "conv"}}'}, "A2C network 'conv' needs an image observation"),
+    ({"--agent-settings": '{"breakout": {"td_lambda": 2}}'}, "'td_lambda' must be in [0, 1]"),
+    ({"--optimizer": "adam"}, "'adam' is not a learned optimizer"),
+    ({"--init": "{tmp}/short.npy"}, "short.npy has 3 values"),
+    ({"--checkpoint-dir": "{tmp}/out/ckpt"}, "lies inside --out"),
+])
+def test_bad_input_fails_fast_naming_the_problem(tmp_path, capsys, overrides, message):
+    np.save(tmp_path / "short.npy", np.zeros(3, np.float32))
+    overrides = {k: v.replace("{tmp}", str(tmp_path)) for k, v in overrides.items()}
+    start = time.monotonic()
+    assert main(metatrain_args(tmp_path, **overrides)) == 2
+    assert message in capsys.readouterr().err
+    assert time.monotonic() - start < 20  # before any compilation or training
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def _metatrain_process(tmp_path, run: str) -> subprocess.Popen:
+    env = {**os.environ, "RLOPT_JAX_CACHE_DIR": str(tmp_path / "jax-cache")}  # later runs skip the compile
+    args = metatrain_args(tmp_path, **{"--checkpoint-dir": str(tmp_path / f"ckpt-{run}"),
+                                        "--out": str(tmp_path / f"out-{run}")})
+    return subprocess.Popen([sys.executable, "-m", "rlopt.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    return err
+
+
+def test_run_killed_and_resumed_equals_uninterrupted_run_bit_for_bit(tmp_path):
+    err = _finish(_metatrain_process(tmp_path, "whole"))
+    assert err.count("[metagrad] iteration") == CLI_SETTINGS["iterations"]
+    whole = tmp_path / "out-whole"
+    summary = json.loads((whole / "summary.json").read_text())
+    assert summary["method"] == "metagrad" and summary["resumed_from_generation"] is None
+    assert summary["skipped_steps"] == 0 and summary["best_generation"] in (0, 2, 4)
+    assert summary["a2c"]["breakout"]["num_envs"] == 2
+    history = pd.read_parquet(whole / "history.parquet")
+    assert list(history.columns) == ["generation", "env", "meta_loss", "meta_grad_norm", "restarted_units",
+                                     "skipped", "validation_return", "seconds"]
+    assert len(history) == 2 * (CLI_SETTINGS["iterations"] + 1)
+    assert np.load(whole / "final.npy").shape == (summary["num_meta_params"],)
+
+    killed = _metatrain_process(tmp_path, "resumed")
+    first_checkpoint = tmp_path / "ckpt-resumed" / "gen_000001"
+    deadline = time.monotonic() + 300
+    while not first_checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    done = checkpoint.read_meta(checkpoint.latest_checkpoint(tmp_path / "ckpt-resumed"))["generation"]
+    assert killed.returncode == -signal.SIGKILL and 1 <= done < CLI_SETTINGS["iterations"]
+    assert not (tmp_path / "out-resumed" / "summary.json").exists()
+
+    err = _finish(_metatrain_process(tmp_path, "resumed"))
+    assert f"resuming from {tmp_path / 'ckpt-resumed' / f'gen_{done:06d}'}" in err
+    resumed = tmp_path / "out-resumed"
+    for name in ("final.npy", "best.npy"):
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
+    columns = [c for c in history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(pd.read_parquet(resumed / "history.parquet")[columns], history[columns])
