@@ -111,6 +111,9 @@ class MetaGradConfig:
     reset_interval: int = 32  # R, in meta-iterations
     pipeline: bool = True
     num_units: int | None = None  # per task; None = one per env (the A2C setting num_envs)
+    # Units per vmapped block; the blocks run one after another (lax.map). None = all units in
+    # one block (best on a GPU); on a CPU small blocks keep the backward pass in cache.
+    unit_block: int | None = None
     lr: float | dict = 1.0  # update multiplier, one for all tasks or {env: lr}
     meta_lr: float = 1e-3
     grad_clip: float | None = None  # elementwise clip of the meta-gradient
@@ -147,7 +150,7 @@ class MetaGradConfig:
         if not _is_positive_int(self.reset_interval):
             raise MetaGradConfigError(f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
                                       f"got {self.reset_interval!r}")
-        for name in ("num_units", "validation_steps"):
+        for name in ("num_units", "unit_block", "validation_steps"):
             value = getattr(self, name)
             if value is not None and not _is_positive_int(value):
                 raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, got {value!r}")
@@ -195,6 +198,9 @@ class MetaGradConfig:
         if num_envs % units:
             raise MetaGradConfigError(f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
                                       f"batch of num_envs = {num_envs} envs (each unit gets the same number)")
+        if self.unit_block is not None and units % self.unit_block:
+            raise MetaGradConfigError(f"metagrad setting 'unit_block' = {self.unit_block} does not divide task "
+                                      f"'{env}''s {units} units")
         return units
 
     def lifetime(self) -> int:
@@ -313,9 +319,10 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
         rollout_key, opt_key = jax.random.split(key)
         env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
                                              rollout_key, env_params)
-        (_, (stats, _)), grads = core.gradient(unit.params, steps, obs)
-        if settings.first_order:
-            grads, stats = jax.lax.stop_gradient((grads, stats))
+        # First order: the gradient is taken at constant parameters (no second-order tangent
+        # is ever formed, which XLA does not always prune).
+        at = jax.lax.stop_gradient(unit.params) if settings.first_order else unit.params
+        (_, (stats, _)), grads = core.gradient(at, steps, obs)
         update_index = jnp.minimum(unit.age, lifetime - 1)
         params, opt_state = core.optimizer_step(tx, unit.params, unit.opt_state, grads, stats, opt_key,
                                                 update_index, jnp.int32(lifetime))
@@ -329,18 +336,28 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
         loss, _ = core.loss(unit.params, steps, obs)
         return loss, unit._replace(env_state=env_state, obs=obs)
 
-    def mean_meta_loss(phi, units, keys):
+    def block_loss(phi, units, keys):
         losses, units = jax.vmap(unit_meta_loss, in_axes=(None, 0, 0))(phi, units, keys)
-        return jnp.mean(losses), units
+        return jnp.sum(losses), units
 
-    meta_value_and_grad = jax.value_and_grad(mean_meta_loss, has_aux=True)
+    block_value_and_grad = jax.value_and_grad(block_loss, has_aux=True)
+    block = settings.unit_block or num_units
+
+    def meta_value_and_grad(phi, units, keys):
+        """Mean meta-loss over units and its gradient, block by block."""
+        blocked = jax.tree.map(lambda x: x.reshape((num_units // block, block) + x.shape[1:]), (units, keys))
+        (losses, units), grads = jax.lax.map(lambda b: block_value_and_grad(phi, *b), blocked)
+        units = jax.tree.map(lambda x: x.reshape((num_units,) + x.shape[2:]), units)
+        return (jnp.sum(losses) / num_units, units), jnp.sum(grads, axis=0) / num_units
 
     @jax.jit
     def step(phi, units: UnitState, key, iteration) -> TaskStep:
         reset_key, unit_key = jax.random.split(key)
         broken = ~jax.vmap(lambda u: _all_finite((u.params, u.opt_state)))(units)
         due = resets_due(iteration, offsets, settings.reset_interval, settings.pipeline)
-        units = _select_units(due | broken, init_units(phi, reset_key), units)
+        restart = due | broken
+        units = jax.lax.cond(jnp.any(restart), lambda: _select_units(restart, init_units(phi, reset_key), units),
+                             lambda: units)
         keys = jax.random.split(unit_key, (num_units, inner_updates + 1))
         (meta_loss, units), meta_grad = meta_value_and_grad(phi, units, keys)
         return TaskStep(meta_loss, meta_grad, units, jnp.sum(broken & ~due).astype(jnp.int32))
