@@ -1,4 +1,5 @@
-"""``rlopt metatrain``: meta-train a learned optimizer with OpenAI-ES on one or more envs."""
+"""``rlopt metatrain``: meta-train a learned optimizer on one or more envs, with OpenAI-ES
+(``--method es``) or meta-gradients through A2C (``--method metagrad``, rlopt.commands.metagrad)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,10 @@ def combine_histories(args: argparse.Namespace) -> int:
 def _register_metatrain(subparsers) -> None:
     parser = subparsers.add_parser(
         "metatrain",
-        help="meta-train a learned optimizer with OpenAI-ES; writes best.npy, final.npy, history, summary",
+        help="meta-train a learned optimizer (ES or meta-gradients); writes best.npy, final.npy, history, summary",
         description="Meta-train a learned optimizer's meta-parameters with OpenAI-ES (evosax Open_ES), "
-                    "fitness = final return of whole PPO lifetimes.",
+                    "fitness = final return of whole PPO lifetimes, or (--method metagrad) with "
+                    "meta-gradients through A2C updates.",
     )
     parser.add_argument("--envs", nargs="+", required=True, help="training environment(s), e.g. breakout asterix")
     parser.add_argument("--optimizer", required=True,
@@ -64,8 +66,15 @@ def _register_metatrain(subparsers) -> None:
     parser.add_argument("--opt-config", default="{}",
                         help='its architecture hyperparameters as JSON or @file (no "weights"), e.g. OPEN\'s '
                              '\'{"size": "small", "features": "full", "noise": true, "separated": false}\'')
+    parser.add_argument("--method", choices=("es", "metagrad"), default="es",
+                        help="es: OpenAI-ES on whole PPO lifetimes (default); metagrad: meta-gradients through "
+                             "A2C updates with pipeline training (rlopt.meta.metagrad)")
     parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.es.ESConfig)")
-    parser.add_argument("--ppo", default="{}", help='per-env PPO overrides as JSON or @file: {"breakout": {...}}')
+    parser.add_argument("--metagrad", default="{}",
+                        help="meta-gradient settings as JSON or @file (see rlopt.meta.metagrad.MetaGradConfig)")
+    parser.add_argument("--ppo", "--agent-settings", dest="ppo", default="{}",
+                        help='per-env agent overrides (PPO for es, A2C for metagrad) as JSON or @file: '
+                             '{"breakout": {...}}')
     parser.add_argument("--env-options", default="{}", help='per-env constructor options: {"ant": {...}}')
     parser.add_argument("--normalizers",
                         help='per-env tuned-Adam returns as JSON or @file: {"breakout": 30.1, ...}; fitness is '
@@ -135,6 +144,18 @@ def _paths(out: Path, checkpoint_dir: Path | None) -> None:
                          "are deleted, so checkpoints must live elsewhere")
 
 
+def _initial_mean(args, learned, opt_cfg, seed: int):
+    """--init's vector, else the optimizer's own initialisation for ``seed``."""
+    from rlopt.optimizers import OptimizerConfigError
+
+    if args.init is None:
+        return learned.initial_vector(opt_cfg, seed)
+    try:
+        return learned.load_vector(args.init, opt_cfg)
+    except OptimizerConfigError as err:
+        raise UsageError(f"--init: {err}")
+
+
 def _validated_inputs(args) -> dict:
     """Checks every input before anything expensive happens."""
     from rlopt.agents.ppo import PPOConfigError
@@ -160,6 +181,12 @@ def _validated_inputs(args) -> dict:
         opt_cfg = learned.config(validate_hparams(args.optimizer, opt_settings))
     except OptimizerConfigError as err:
         raise UsageError(f"--opt-config: {err}")
+    if args.method == "metagrad":
+        from rlopt.commands.metagrad import validated_inputs
+
+        return validated_inputs(args, envs, learned, opt_cfg)
+    if args.metagrad != "{}":
+        raise UsageError("--metagrad: meta-gradient settings apply to --method metagrad")
     try:
         es = ESConfig.from_dict(parse_json_object(args.es, "--es"))
     except ESConfigError as err:
@@ -172,13 +199,7 @@ def _validated_inputs(args) -> dict:
         raise UsageError(f"--ppo: {err}")
     normalizers = _normalizers(args.normalizers, envs)
     seed = _seed(args.seed)
-    if args.init is None:
-        initial_mean = learned.initial_vector(opt_cfg, seed)
-    else:
-        try:
-            initial_mean = learned.load_vector(args.init, opt_cfg)
-        except OptimizerConfigError as err:
-            raise UsageError(f"--init: {err}")
+    initial_mean = _initial_mean(args, learned, opt_cfg, seed)
     _paths(args.out, args.checkpoint_dir)
     return dict(envs=envs, learned=learned, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options,
                 normalizers=normalizers, initial_mean=initial_mean, seed=seed)
@@ -189,6 +210,10 @@ def run(args: argparse.Namespace) -> int:
     cpu_devices = configure_cpu_devices(args)  # before anything starts JAX
     inputs = _validated_inputs(args)
     enable_compilation_cache()
+    if args.method == "metagrad":
+        from rlopt.commands.metagrad import run as run_metagrad
+
+        return run_metagrad(args, inputs, started, cpu_devices)
     import numpy as np
 
     from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
