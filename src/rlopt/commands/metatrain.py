@@ -26,7 +26,8 @@ SUMMARY_FILE = "summary.json"
 
 def register(subparsers) -> None:
     histories = subparsers.add_parser(
-        "metatrain-histories", help="one table of the combined fitness per generation of several runs")
+        "metatrain-histories",
+        help="one table of the combined (env 'all') rows per generation of several runs' histories (ES or metagrad)")
     histories.add_argument("--histories", nargs="+", required=True, type=Path,
                            help="history.parquet files; a run is labelled by its folder name")
     histories.add_argument("--out", required=True, type=Path, help="combined table (parquet)")
@@ -44,8 +45,7 @@ def combine_histories(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--histories: {path} does not exist")
         history = pd.read_parquet(path)
-        combined = history[(history["env"] == "all") & history["fitness_mean"].notna()]
-        frames.append(combined.assign(label=path.parent.name))
+        frames.append(history[history["env"] == "all"].assign(label=path.parent.name))
     table = pd.concat(frames, ignore_index=True)
     write_parquet_atomic(table, args.out)
     print(f"{len(table)} generations from {len(frames)} run(s) -> {args.out}")
