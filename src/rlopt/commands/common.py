@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 from rlopt.commands.common import parse_json_object
 
 

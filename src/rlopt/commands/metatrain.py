@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 from rlopt.commands.common import (
     add_cpu_devices_argument,
     configure_cpu_devices,
@@ -226,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
     initial_mean = inputs["initial_mean"]
     try:  # builds the environments (no compile yet), which check their options
         tasks = [ppo_task(env, inputs["ppo"][env], learned, opt_cfg, env_options=inputs["env_options"].get(env),
-                          normalizer=inputs["normalizers"].get(env), member_block=es.member_block)
+                          normalizer=inputs["normalizers"].get(env), member_block=es.member_block,
+                          estimator=es.return_estimator)
                  for env in inputs["envs"]]
     except ValueError as err:
         raise UsageError(f"--env-options: {err}")

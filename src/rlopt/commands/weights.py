@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 LOCAL_DIR_VARIABLE = "RLOPT_OPEN_PRETRAINED_DIR"
 

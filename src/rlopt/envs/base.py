@@ -51,3 +51,7 @@ class VecEnv(Protocol):
         self, key: jax.Array, state: Any, action: jax.Array, params: Any
     ) -> tuple[Any, Transition]:
         """Steps every copy once; auto-resets finished episodes."""
+
+    # Optional: ``params_at(update_index, params) -> params``.  An env whose dynamics follow
+    # training progress defines it; PPO calls it once per update and runs the update's
+    # rollout (and the reset before update 0) with the result (rlopt.envs.nonstationary).

@@ -44,7 +44,7 @@ class OptimizerEntry:
 
 REGISTRY: dict[str, OptimizerEntry] = {}
 # Modules whose import registers learned optimizers (imported lazily: the CLI starts fast).
-LEARNED_MODULES = ["rlopt.optimizers.open"]
+LEARNED_MODULES = ["rlopt.optimizers.open", "rlopt.optimizers.optim4rl"]
 
 
 def register(name: str, entry: OptimizerEntry) -> None:
@@ -136,15 +136,22 @@ for _name in handcrafted.DIRECTIONS:
 
 
 def _load_learned() -> None:
-    """Learned optimizers register on import; importing lazily keeps the CLI start fast."""
+    """Learned optimizers register on import; importing lazily keeps the CLI start fast.
+
+    ``RLOPT_LEARNED_MODULES`` (comma-separated module names) adds learned optimizers that
+    live outside this package: every rlopt command, and so every pipeline job, loads them.
+    """
     import importlib
+    import os
 
     for module in LEARNED_MODULES:
+        importlib.import_module(module)
+    plugins = [name.strip() for name in os.environ.get("RLOPT_LEARNED_MODULES", "").split(",") if name.strip()]
+    for module in plugins:
         try:
             importlib.import_module(module)
-        except ModuleNotFoundError as err:  # only tolerate the module itself being absent
-            if err.name != module:
-                raise
+        except ImportError as err:
+            raise OptimizerConfigError(f"RLOPT_LEARNED_MODULES: cannot import '{module}': {err}") from err
 
 
 def validate_hparams(name: str, hparams: dict) -> dict:
