@@ -79,8 +79,8 @@ def main() -> None:
                 rollout_key, opt_key = jax.random.split(key)
                 env_state, obs, steps = core.rollout(params, env_state, obs, rollout_key, env_params)
                 (_, (stats, _)), grads = core.gradient(params, steps, obs)
-                params, opt_state = core.optimizer_step(tx, params, opt_state, grads, stats, opt_key, index,
-                                                        jnp.int32(m))
+                params, opt_state, _ = core.optimizer_step(tx, params, opt_state, grads, stats, opt_key, index,
+                                                           jnp.int32(m))
                 return (params, opt_state, env_state, obs, index + 1), None
 
             carry, _ = jax.lax.scan(update, (params, opt_state, env_state, obs, jnp.int32(0)), keys)
@@ -100,8 +100,8 @@ def main() -> None:
             tx = learned.from_vector(phi, opt_cfg)
             state = tx.init(params)
             for index in range(m):
-                params, state = core.optimizer_step(tx, params, state, grad, None, jax.random.PRNGKey(index),
-                                                    jnp.int32(index), jnp.int32(m))
+                params, state, _ = core.optimizer_step(tx, params, state, grad, None, jax.random.PRNGKey(index),
+                                                       jnp.int32(index), jnp.int32(m))
             return sum(jnp.sum(p * g) for p, g in zip(jax.tree.leaves(params), jax.tree.leaves(grad)))
 
         blocked = jax.tree.map(lambda x: x.reshape((n // block, block) + x.shape[1:]), (units.params, grads))

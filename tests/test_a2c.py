@@ -326,6 +326,14 @@ def test_config_rejects_bad_settings(settings, message):
     assert message in str(err.value)
 
 
+def test_every_env_with_a2c_defaults_is_registered_and_fits_its_network():
+    from rlopt.envs.registry import env_names, make_env
+
+    for env in a2c._defaults():
+        assert env in env_names(), env
+        a2c_config_for(env).check_env(make_env(env).spec)
+
+
 def test_missing_settings_and_envs_without_defaults_are_named():
     with pytest.raises(A2CConfigError, match=r"missing A2C setting\(s\) \['total_steps'\]"):
         A2CConfig.from_dict({"num_envs": 4})
@@ -378,7 +386,10 @@ def test_train_agent_a2c_writes_the_same_outputs_as_ppo(tmp_path):
     returns = pd.read_parquet(out / "returns.parquet")
     assert list(returns.columns) == ["seed", "global_step", "episodic_return"]
     updates = pd.read_parquet(out / "updates.parquet")
-    assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy", "dormancy"]
+    assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy", "dormancy",
+                                     "param_change_l1", "update_max_abs", "update_mean_abs"]
+    # one step per update: the parameters' L1 change is the step's |update| summed
+    assert (updates["update_max_abs"] <= updates["param_change_l1"]).all() and (updates["update_mean_abs"] > 0).all()
     assert len(updates) == 2 * 20 and updates["global_step"].max() == 3200
 
 

@@ -1,6 +1,7 @@
 """Meta-gradient training: the reset schedule, the meta-gradient against finite differences,
 the meta-optimizer, non-finite steps, resuming, and the command line."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -332,3 +333,26 @@ def test_run_killed_and_resumed_equals_uninterrupted_run_bit_for_bit(tmp_path):
         assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
     columns = [c for c in history.columns if c != "seconds"]
     pd.testing.assert_frame_equal(pd.read_parquet(resumed / "history.parquet")[columns], history[columns])
+
+
+def test_multi_task_run_renormalises_and_combines_validation_by_normalisers():
+    """Two tasks (rewards x1 and x100, their own lrs): each task's meta-gradient is rescaled
+    to max_norm before the mean; the combined validation is the mean of return / normaliser."""
+    settings = MetaGradConfig.from_dict({"iterations": 2, "eval_every": 2, "max_norm": 1.0, "grad_norm": None,
+                                         "validation_seeds": [0], "lr": {"target": 1.0, "scaled": 0.5}})
+    tasks = []
+    for name, scale, normalizer in (("target", 1.0, 2.0), ("scaled", 100.0, 4.0)):
+        env = TargetEnv()
+        env.spec = dataclasses.replace(env.spec, name=name)
+        a2c = A2CConfig.from_dict({**TINY_A2C, "reward_scale": scale})
+        tasks.append(a2c_task(env, a2c, TOY, ToyConfig(), settings, normalizer=normalizer))
+    result = meta_train(tasks, settings, 0, initial_phi=np.asarray(PHI), log=None)
+    history = result.history.set_index(["generation", "env"])
+    for generation in (0, 1):
+        per_task = [history.loc[(generation, name), "meta_grad_norm"] for name in ("target", "scaled")]
+        assert per_task[1] > 10 * per_task[0]  # the scaled rewards' raw gradient is far larger
+        assert history.loc[(generation, "all"), "meta_grad_norm"] <= 1.0 + 1e-5
+    for generation in (0, 2):
+        expected = (history.loc[(generation, "target"), "validation_return"] / 2.0
+                    + history.loc[(generation, "scaled"), "validation_return"] / 4.0) / 2
+        assert history.loc[(generation, "all"), "validation_return"] == pytest.approx(expected)

@@ -71,15 +71,19 @@ from rlopt.agents.ppo import (
     TrainOutput,
     _all_finite,
     _final_return,
+    _l1_distance,
+    _last_episode_return,
     _latest_finished,
+    _params_at,
     _select,
+    _step_sizes,
 )
 from rlopt.envs.base import EnvSpec, VecEnv
 from rlopt.optimizers.base import optimizer_diagnostics
 
-# Logged per update, PPO's names (the same columns in updates.parquet), then the optimizer's
-# diagnostics. dormancy: the fraction of the torso's units (conv channels, dense units) that
-# are dead on the whole update's batch (tau = 0).
+# Logged per update, PPO's names (the same columns in updates.parquet), then PPO's
+# UPDATE_SIZES (of A2C's one step per update) and the optimizer's diagnostics. dormancy: the
+# fraction of the torso's units (conv channels, dense units) dead on the update's batch (tau = 0).
 LOGGED_PER_UPDATE = ("actor_loss", "value_loss", "entropy", "dormancy")
 NETWORKS = ("mlp", "conv")
 CONV_LAYOUTS = ("spatial", "official")
@@ -332,7 +336,7 @@ class A2CCore(NamedTuple):
     # (params, rollout, last obs) -> ((loss, (stats, parts)), clipped gradient)
     gradient: Callable
     # (optimizer, params, opt_state, grads, stats, key, update_index, num_updates)
-    #   -> (new params, new opt_state)
+    #   -> (new params, new opt_state, the optimizer's updates)
     optimizer_step: Callable
 
 
@@ -389,7 +393,7 @@ def make_core(env: VecEnv, config: A2CConfig) -> A2CCore:
             epoch_index=first, num_epochs=one, minibatch_index=first, num_minibatches=one,
             activations=stats, actor_mask=actor_mask(params), key=key,
         )
-        return optax.apply_updates(params, updates), opt_state
+        return optax.apply_updates(params, updates), opt_state, updates
 
     return A2CCore(rollout, loss, gradient, optimizer_step)
 
@@ -406,11 +410,12 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
     num_updates, chunks = c.num_updates, c.log_chunks
 
     def update(env_params, state: RunnerState, update_index):
+        env_params = _params_at(env, update_index, env_params)  # as PPO: a non-stationary env's schedule
         key, rollout_key, opt_key = jax.random.split(state.key, 3)
         env_state, obs, steps = core.rollout(state.params, state.env_state, state.obs, rollout_key, env_params)
         (loss, (stats, parts)), grads = core.gradient(state.params, steps, obs)
-        new_params, new_opt_state = core.optimizer_step(optimizer, state.params, state.opt_state, grads, stats,
-                                                        opt_key, update_index, jnp.int32(num_updates))
+        new_params, new_opt_state, updates = core.optimizer_step(
+            optimizer, state.params, state.opt_state, grads, stats, opt_key, update_index, jnp.int32(num_updates))
         # As in PPO: a non-finite step is not applied and flags the seed as diverged.
         ok = jnp.isfinite(loss) & _all_finite(new_params) & ~state.diverged
         params = _select(ok, new_params, state.params)
@@ -422,11 +427,13 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
         last_return, has_finished = _latest_finished(steps, state.last_return, state.has_finished)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished,
                                 state.diverged | ~ok)
-        return new_state, (return_sum, return_count, {**parts, **optimizer_diagnostics(new_opt_state)})
+        sizes = {name: jnp.where(ok, value, 0.0) for name, value in _step_sizes(updates).items()}
+        sizes["param_change_l1"] = _l1_distance(params, state.params)
+        return new_state, (return_sum, return_count, {**parts, **sizes, **optimizer_diagnostics(new_opt_state)})
 
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
-        env_state, obs = env.reset(reset_key, c.num_envs, env_params)
+        env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
         return RunnerState(params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
                            last_return=jnp.zeros(c.num_envs, jnp.float32),
                            has_finished=jnp.zeros(c.num_envs, bool), diverged=jnp.array(False))
@@ -438,8 +445,10 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
         final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
                               c.final_window_points)
         final_dormancy = losses["dormancy"][-c.final_window_updates:].mean()
+        last_episode = _last_episode_return(state.last_return, state.has_finished)
         return TrainOutput(params=state.params, return_sum=return_sum, return_count=return_count, losses=losses,
-                           final_return=final, final_dormancy=final_dormancy, diverged=state.diverged)
+                           final_return=final, last_episode_return=last_episode, final_dormancy=final_dormancy,
+                           diverged=state.diverged)
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
         state = init(key, params, env_params)

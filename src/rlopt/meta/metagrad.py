@@ -40,8 +40,8 @@ own): evaluating the result with A2C needs the same product.
 Selection: every ``eval_every`` iterations (and after the last) ``phi`` is scored by plain A2C
 runs (the task's settings; ``validation_steps`` to shorten them) with the learned optimizer on
 held-out ``validation_seeds`` (seed s trains what ``rlopt train --agent a2c --seeds s`` trains),
-the mean final return per task, divided by the task's normaliser for several tasks (as ES,
-:mod:`rlopt.meta.es`); the best validated ``phi`` is ``best.npy``.
+the mean final return per task (by ``return_estimator``), divided by the task's normaliser
+for several tasks (as ES, :mod:`rlopt.meta.es`); the best validated ``phi`` is ``best.npy``.
 
 Non-finite values: a meta-step whose meta-loss, meta-gradient or new meta-parameters are not
 finite is skipped (``phi`` and the meta-optimizer state unchanged) and counted, so the
@@ -75,6 +75,7 @@ import numpy as np
 import optax
 import pandas as pd
 
+from rlopt.agents.ppo import FINAL_RETURN_ESTIMATORS, estimated_final_return
 from rlopt.envs.base import VecEnv
 from rlopt.meta import checkpoint as ckpt
 from rlopt.meta.es import COMBINED, combined_fitness, task_fitness
@@ -123,6 +124,8 @@ class MetaGradConfig:
     eval_every: int = 10
     validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
     validation_steps: int | None = None  # env steps per validation run; None = the task's A2C total_steps
+    # How a validation run's final return is scored (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS, as ES)
+    return_estimator: str = "window"
     checkpoint_seconds: float = 300.0
 
     @classmethod
@@ -170,6 +173,9 @@ class MetaGradConfig:
         if self.grad_clip is not None and self.grad_norm is not None:
             raise MetaGradConfigError("metagrad settings 'grad_clip' and 'grad_norm' are alternatives; "
                                       "set one of them to null")
+        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
+            raise MetaGradConfigError(f"metagrad setting 'return_estimator' must be one of "
+                                      f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}")
         if not (_is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
             raise MetaGradConfigError(f"metagrad setting 'checkpoint_seconds' must be >= 0, "
                                       f"got {self.checkpoint_seconds!r}")
@@ -324,8 +330,8 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
         at = jax.lax.stop_gradient(unit.params) if settings.first_order else unit.params
         (_, (stats, _)), grads = core.gradient(at, steps, obs)
         update_index = jnp.minimum(unit.age, lifetime - 1)
-        params, opt_state = core.optimizer_step(tx, unit.params, unit.opt_state, grads, stats, opt_key,
-                                                update_index, jnp.int32(lifetime))
+        params, opt_state, _ = core.optimizer_step(tx, unit.params, unit.opt_state, grads, stats, opt_key,
+                                                   update_index, jnp.int32(lifetime))
         return UnitState(params, opt_state, env_state, obs, unit.age + 1)
 
     def unit_meta_loss(phi, unit: UnitState, keys):
@@ -369,7 +375,7 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
     def validation_runs(phi, train_keys, params):
         train = a2c.make_train(env, validation_config, optimizer(phi)).train
         output = jax.vmap(train, in_axes=(0, 0, None))(train_keys, params, env_params)
-        return output.final_return, output.diverged
+        return estimated_final_return(output, settings.return_estimator), output.diverged
 
     def validate(phi, seeds):
         init_keys, train_keys = seed_keys(list(seeds))
