@@ -91,6 +91,18 @@ def _register_metatrain(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def write_outputs(out: Path, result, summary: dict) -> None:
+    """best.npy, final.npy, history.parquet, then summary.json, which marks completion."""
+    import numpy as np
+
+    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
+
+    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
+        write_atomic(out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
+    write_parquet_atomic(result.history, out / HISTORY_FILE)
+    write_json_atomic(summary, out / SUMMARY_FILE)
+
+
 def _per_env(text: str, option: str, envs: list[str]) -> dict:
     """A JSON object env -> JSON object, naming only envs being trained on."""
     value = parse_json_object(text, option)
@@ -214,9 +226,6 @@ def run(args: argparse.Namespace) -> int:
         from rlopt.commands.metagrad import run as run_metagrad
 
         return run_metagrad(args, inputs, started, cpu_devices)
-    import numpy as np
-
-    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
     from rlopt.meta import checkpoint
     from rlopt.meta.es import meta_train, ppo_task, run_config_hash, task_distribution
     from rlopt.provenance import provenance
@@ -267,10 +276,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": time.monotonic() - started,
         "provenance": provenance(config),
     }
-    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
-        write_atomic(args.out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
-    write_parquet_atomic(result.history, args.out / HISTORY_FILE)
-    write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
+    write_outputs(args.out, result, summary)
     print(f"metatrain {'+'.join(inputs['envs'])}: best generation {result.best_generation} "
           f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
           f"{summary['wall_seconds']:.0f}s")
