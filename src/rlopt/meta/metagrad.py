@@ -22,6 +22,12 @@ state of ``num_envs / n`` envs) triple, run vmapped together. Meta-iteration i:
        tasks, then one step of optax Adam, preceded by an elementwise clip (``grad_clip``) or
        a global-norm clip (``grad_norm``), as the official meta-optimizer.
 
+Units run vmapped in blocks of ``unit_block`` (default: all in one block), the blocks one
+after another; on a CPU blocks of one unit keep the backward pass in cache
+(benchmarks/README.md). The units of one task share one compiled step; several tasks (the
+six-gridworld run, each with its own network, ``lr`` and A2C ``reward_scale``) are stepped
+in turn and their meta-gradients combined.
+
 First order (``first_order``, the default): the agent gradients (and activations) enter the
 learned optimizer as constants, as Optim4RL itself stop-gradients its inputs, so the
 meta-gradient flows through every update's output and the recurrent state but not through
@@ -209,6 +215,17 @@ class MetaGradConfig:
                                       f"'{env}''s {units} units")
         return units
 
+    def validation_config(self, a2c_config):
+        """The A2C settings of a task's validation runs (``validation_steps`` long)."""
+        from rlopt.agents.a2c import A2CConfig, A2CConfigError
+
+        if self.validation_steps is None:
+            return a2c_config
+        try:
+            return A2CConfig.from_dict({**a2c_config.to_dict(), "total_steps": self.validation_steps})
+        except A2CConfigError as err:
+            raise MetaGradConfigError(f"metagrad setting 'validation_steps' = {self.validation_steps}: {err}") from None
+
     def lifetime(self) -> int:
         """Updates in a unit's life: what the optimizer's num_updates says."""
         return self.inner_updates * (self.reset_interval if self.pipeline else self.iterations)
@@ -368,8 +385,7 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
         (meta_loss, units), meta_grad = meta_value_and_grad(phi, units, keys)
         return TaskStep(meta_loss, meta_grad, units, jnp.sum(broken & ~due).astype(jnp.int32))
 
-    validation_config = a2c_config if settings.validation_steps is None else \
-        type(a2c_config).from_dict({**a2c_config.to_dict(), "total_steps": settings.validation_steps})
+    validation_config = settings.validation_config(a2c_config)
 
     @jax.jit
     def validation_runs(phi, train_keys, params):
