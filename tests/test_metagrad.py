@@ -208,6 +208,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
                initial_phi=np.asarray(PHI), checkpoint_dir=tmp_path / "b", log=None)
     resumed = meta_train([task], settings, 3, initial_phi=np.asarray(PHI), checkpoint_dir=tmp_path / "b", log=None)
     assert resumed.resumed_from == 2 and whole.resumed_from is None
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["gen_000004"]  # only the newest is kept
     assert resumed.final_mean.tobytes() == whole.final_mean.tobytes()
     assert resumed.best_mean.tobytes() == whole.best_mean.tobytes()
     columns = [c for c in whole.history.columns if c != "seconds"]

@@ -70,9 +70,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, TextIO
 
 import jax
@@ -573,8 +575,9 @@ def meta_train(
         done = iteration + 1
         if checkpoint_dir is not None and (time.monotonic() - last_checkpoint >= settings.checkpoint_seconds
                                            or done == settings.iterations):
-            ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.phi,
-                                                      best.generation, best.score, _history(rows)), run_hash)
+            saved = ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.phi,
+                                                              best.generation, best.score, _history(rows)), run_hash)
+            _remove_older_checkpoints(saved)
             last_checkpoint = time.monotonic()
 
     started = time.monotonic()
@@ -587,6 +590,16 @@ def meta_train(
                           best_generation=best.generation, best_score=best.score, history=_history(rows),
                           resumed_from=resumed_from, skipped_steps=int(state.skipped),
                           restarted_units=int(state.restarted))
+
+
+def _remove_older_checkpoints(latest: Path) -> None:
+    """Only the newest checkpoint is kept: one holds every unit's state (Catch: 59 MB; a
+    512-unit grid several GB), and a resumed run needs only the latest."""
+    newest = int(ckpt.CHECKPOINT_PATTERN.match(latest.name).group(1))
+    for path in latest.parent.iterdir():
+        match = ckpt.CHECKPOINT_PATTERN.match(path.name)
+        if match and int(match.group(1)) < newest:
+            shutil.rmtree(path)
 
 
 def _history_rows(generation, tasks, steps, grad_norm, skipped, validation, seconds) -> list[dict]:
