@@ -175,7 +175,6 @@ def test_multi_task_gradients_are_renormalised_exactly_then_averaged():
     np.testing.assert_allclose(np.asarray(combine_task_gradients([small, large], None)), [3.015, -3.98], rtol=1e-6)
 
 
-@pytest.mark.slow
 def test_meta_training_turns_up_a_too_small_step():
     """phi_2 is the log of the toy's gradient step: starting far too small, the meta-gradient
     raises it, and the validation return (A2C with the learned optimizer) improves."""
