@@ -23,6 +23,7 @@ rule deepsea_evaluate:
     benchmark:
         "results/benchmarks/deepsea_evaluate/{variant}/size{size}.tsv"
     params:
+        agent=PLAN.agent("deepsea"),
         env="deepsea",
         optimizer=PLAN.deepsea.get("optimizer"),
         label=lambda w: w.variant,
@@ -115,9 +116,10 @@ rule figure_deepsea_metatrain:
         "results/logs/figures/deepsea_metatrain_fitness.log",
     params:
         figure="results/figures/deepsea_metatrain_fitness",
+        metric="fitness_mean",
         code=[CODE["plots"], CODE["metatrain"]],
     shell:
-        FITNESS_FIGURE_SHELL
+        HISTORY_FIGURE_SHELL
 
 
 localrules:

@@ -71,10 +71,7 @@ def _tasks(inputs: dict) -> list:
 
 
 def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int) -> int:
-    import numpy as np
-
-    from rlopt.commands.metatrain import BEST_FILE, FINAL_FILE, HISTORY_FILE, SUMMARY_FILE
-    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
+    from rlopt.commands.metatrain import BEST_FILE, FINAL_FILE, HISTORY_FILE, SUMMARY_FILE, write_outputs
     from rlopt.meta import checkpoint
     from rlopt.meta.metagrad import meta_train, run_config_hash
     from rlopt.provenance import provenance
@@ -115,10 +112,7 @@ def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int
         "wall_seconds": time.monotonic() - started,
         "provenance": provenance(config),
     }
-    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
-        write_atomic(args.out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
-    write_parquet_atomic(result.history, args.out / HISTORY_FILE)
-    write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
+    write_outputs(args.out, result, summary)
     print(f"metatrain --method metagrad {'+'.join(inputs['envs'])}: best iteration {result.best_generation} "
           f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
           f"{result.skipped_steps} skipped, {summary['wall_seconds']:.0f}s")

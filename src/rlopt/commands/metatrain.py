@@ -26,7 +26,8 @@ SUMMARY_FILE = "summary.json"
 
 def register(subparsers) -> None:
     histories = subparsers.add_parser(
-        "metatrain-histories", help="one table of the combined fitness per generation of several runs")
+        "metatrain-histories",
+        help="one table of the combined (env 'all') rows per generation of several runs' histories (ES or metagrad)")
     histories.add_argument("--histories", nargs="+", required=True, type=Path,
                            help="history.parquet files; a run is labelled by its folder name")
     histories.add_argument("--out", required=True, type=Path, help="combined table (parquet)")
@@ -44,8 +45,7 @@ def combine_histories(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--histories: {path} does not exist")
         history = pd.read_parquet(path)
-        combined = history[(history["env"] == "all") & history["fitness_mean"].notna()]
-        frames.append(combined.assign(label=path.parent.name))
+        frames.append(history[history["env"] == "all"].assign(label=path.parent.name))
     table = pd.concat(frames, ignore_index=True)
     write_parquet_atomic(table, args.out)
     print(f"{len(table)} generations from {len(frames)} run(s) -> {args.out}")
@@ -89,6 +89,18 @@ def _register_metatrain(subparsers) -> None:
     add_cpu_devices_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
+
+
+def write_outputs(out: Path, result, summary: dict) -> None:
+    """best.npy, final.npy, history.parquet, then summary.json, which marks completion."""
+    import numpy as np
+
+    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
+
+    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
+        write_atomic(out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
+    write_parquet_atomic(result.history, out / HISTORY_FILE)
+    write_json_atomic(summary, out / SUMMARY_FILE)
 
 
 def _per_env(text: str, option: str, envs: list[str]) -> dict:
@@ -214,9 +226,6 @@ def run(args: argparse.Namespace) -> int:
         from rlopt.commands.metagrad import run as run_metagrad
 
         return run_metagrad(args, inputs, started, cpu_devices)
-    import numpy as np
-
-    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
     from rlopt.meta import checkpoint
     from rlopt.meta.es import meta_train, ppo_task, run_config_hash, task_distribution
     from rlopt.provenance import provenance
@@ -267,10 +276,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": time.monotonic() - started,
         "provenance": provenance(config),
     }
-    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
-        write_atomic(args.out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
-    write_parquet_atomic(result.history, args.out / HISTORY_FILE)
-    write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
+    write_outputs(args.out, result, summary)
     print(f"metatrain {'+'.join(inputs['envs'])}: best generation {result.best_generation} "
           f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
           f"{summary['wall_seconds']:.0f}s")

@@ -504,15 +504,6 @@ def initial_state(tasks: list[MetaTask], settings: MetaGradConfig, phi: np.ndarr
                                     jnp.int32(0), jnp.int32(0)))
 
 
-class _Best:
-    def __init__(self, phi=None, generation=None, score=-math.inf):
-        self.phi, self.generation, self.score = phi, generation, score
-
-    def offer(self, phi, generation: int, score: float) -> None:
-        if score > self.score:  # NaN never wins; ties keep the earlier iteration
-            self.phi, self.generation, self.score = np.asarray(phi, np.float32).copy(), generation, score
-
-
 def meta_train(
     tasks: list[MetaTask],
     settings: MetaGradConfig,
@@ -536,7 +527,7 @@ def meta_train(
     meta_update = make_meta_update(make_meta_optimizer(settings), settings.max_norm)
     normalizers = [t.normalizer for t in tasks]
 
-    start, rows, best, resumed_from = 0, [], _Best(), None
+    start, rows, best, resumed_from = 0, [], ckpt.BestValidated(), None
     if checkpoint_dir is not None:
         ckpt.remove_stale_temporaries(checkpoint_dir)
         path = ckpt.check_config(checkpoint_dir, run_hash)
@@ -547,7 +538,7 @@ def meta_train(
                                  f"{settings.iterations} iterations asked for")
             state, start, resumed_from = _canonical(loaded.es_state), loaded.generation, loaded.generation
             rows = loaded.history.to_dict("records")
-            best = _Best(loaded.best_mean, loaded.best_generation, loaded.best_score)
+            best = ckpt.BestValidated(loaded.best_mean, loaded.best_generation, loaded.best_score)
             _say(log, f"resuming from {path} ({start} iterations done)")
 
     def validate(phi, generation: int) -> tuple[list[float], float]:
@@ -575,7 +566,7 @@ def meta_train(
         done = iteration + 1
         if checkpoint_dir is not None and (time.monotonic() - last_checkpoint >= settings.checkpoint_seconds
                                            or done == settings.iterations):
-            saved = ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.phi,
+            saved = ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.vector,
                                                               best.generation, best.score, _history(rows)), run_hash)
             _remove_older_checkpoints(saved)
             last_checkpoint = time.monotonic()
@@ -586,7 +577,7 @@ def meta_train(
     _say(log, f"final meta-parameters: validation {validation[1]:.4g}; best iteration {best.generation} "
               f"(validation {best.score:.4g}); {int(state.skipped)} meta-steps skipped")
     final = np.asarray(state.phi, np.float32)
-    return MetaGradResult(final_mean=final, best_mean=final if best.phi is None else best.phi,
+    return MetaGradResult(final_mean=final, best_mean=final if best.vector is None else best.vector,
                           best_generation=best.generation, best_score=best.score, history=_history(rows),
                           resumed_from=resumed_from, skipped_steps=int(state.skipped),
                           restarted_units=int(state.restarted))
