@@ -24,4 +24,3 @@ def test_an_optimizer_closure_holds_its_module_and_the_contract_only():
 def test_figures_depend_on_the_analysis_code_they_import():
     files = closure(COMMANDS["plots"])
     assert {"plots/figures.py", "plots/commands.py", "analysis/commands.py"} <= files
-    assert "agents/ppo.py" not in files
