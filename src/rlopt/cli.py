@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "rlopt.commands.metatrain",
     "rlopt.commands.select",
     "rlopt.commands.weights",
+    "rlopt.commands.preset",
     "rlopt.analysis.commands",
     "rlopt.plots.commands",
     "rlopt.report.commands",
@@ -56,4 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m rlopt.cli`, this file is __main__, while the commands raise
+    # rlopt.cli.UsageError: the imported module's main catches it.
+    from rlopt.cli import main as package_main
+
+    sys.exit(package_main())

@@ -39,8 +39,10 @@ rule ablate_metatrain:
     resources:
         mem_mb=8000,
         runtime=1440,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} metatrain --envs {params.args[envs]} --optimizer open "
+        "rlopt metatrain --envs {params.args[envs]} --optimizer open "
         "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} --seed {params.args[seed]} "
         "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
@@ -68,8 +70,10 @@ rule ablate_evaluate:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} train --env {params.args[env]} --optimizer open --label {wildcards.variant} "
+        "rlopt train --env {params.args[env]} --optimizer open --label {wildcards.variant} "
         "--hparams {params.hparams:q} --seeds {params.args[seeds]} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
@@ -91,8 +95,10 @@ rule ablate_statistics:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} ablation-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
+        "rlopt ablation-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
         "--out-dir {params.out} > {log} 2>&1"
 
 
@@ -106,8 +112,10 @@ rule figure_ablations:
         "results/logs/figures/ablations_intervals.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot ablations --intervals {input} --out results/figures/ablations_intervals > {log} 2>&1"
+        "rlopt plot ablations --intervals {input} --out results/figures/ablations_intervals > {log} 2>&1"
 
 
 rule deepsea_metatrain:
@@ -131,8 +139,10 @@ rule deepsea_metatrain:
     resources:
         mem_mb=8000,
         runtime=2880,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} metatrain --envs {params.args[envs]} --optimizer open "
+        "rlopt metatrain --envs {params.args[envs]} --optimizer open "
         "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} --seed {params.args[seed]} "
         "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
@@ -161,8 +171,10 @@ rule deepsea_evaluate:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} train --env deepsea --optimizer open --label {wildcards.variant} "
+        "rlopt train --env deepsea --optimizer open --label {wildcards.variant} "
         "--hparams {params.hparams:q} --seeds {params.args[seeds]} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
@@ -187,8 +199,10 @@ rule deepsea_statistics:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} deepsea-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
+        "rlopt deepsea-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
         "--out-dir {params.out} > {log} 2>&1"
 
 
@@ -206,8 +220,10 @@ rule figure_deepsea:
         plot=lambda w: "deepsea --intervals" if w.kind == "returns" else "deepsea-gains --gains",
         train_sizes=" ".join(map(str, PLAN.deepsea.get("train_sizes", []))),
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot {params.plot} {input} --train-sizes {params.train_sizes} "
+        "rlopt plot {params.plot} {input} --train-sizes {params.train_sizes} "
         "--out results/figures/deepsea_{wildcards.kind} > {log} 2>&1"
 
 
@@ -221,8 +237,10 @@ rule figure_deepsea_randomness:
         "results/logs/figures/deepsea_randomness.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot deepsea-randomness --randomness {input} --out results/figures/deepsea_randomness > {log} 2>&1"
+        "rlopt plot deepsea-randomness --randomness {input} --out results/figures/deepsea_randomness > {log} 2>&1"
 
 
 rule figure_deepsea_metatrain:
@@ -239,8 +257,10 @@ rule figure_deepsea_metatrain:
     log:
         "results/logs/figures/deepsea_metatrain_fitness.log",
     params:
-        figure="results/figures/deepsea_metatrain_fitness",
+        figure=lambda w, output: output.png.removesuffix(".png"),
         code=[CODE["plots"], CODE["metatrain"]],
+    conda:
+        CPU_ENV
     shell:
         FITNESS_FIGURE_SHELL
 

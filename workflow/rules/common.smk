@@ -1,5 +1,6 @@
-# Shared helpers: the validated plan, code versions, the CLI command.  Rules hold no logic.
+# Shared helpers: the validated plan, code versions, the jobs' software.  Rules hold no logic.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,21 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}")
 
-# The interpreter running Snakemake has rlopt installed; jobs use the same one.
-RLOPT = f"{sys.executable} -m rlopt.cli"
+# What every job inherits, locally and on SLURM (sbatch --export=ALL):
+# - `rlopt` is the command of the interpreter running Snakemake (that of the job's conda
+#   environment with --software-deployment-method conda, whose activation comes first);
+# - JAX's compilation cache lies in the working directory, which cluster nodes share, so a
+#   shape compiled by one job is loaded by the next (RLOPT_JAX_CACHE_DIR overrides it);
+# - envs/*.yaml install this checkout (RLOPT_REPO) into the conda environments.
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+os.environ.setdefault("RLOPT_JAX_CACHE_DIR", str(Path(".jax_cache").resolve()))
+os.environ.setdefault("RLOPT_REPO", str(REPO))
+GPU_ENV = "../../envs/cuda.yaml"  # training and meta-training
+CPU_ENV = "../../envs/cpu.yaml"  # everything else
 
 # Snakemake does not track imported modules: each stage's jobs carry a hash of the
 # library sources they run as a param, so editing those sources reruns exactly them.
@@ -26,8 +40,8 @@ REPORT_FIGURES = []
 
 # Fitness per generation of several ES runs (each labelled by its folder): one table, one figure.
 FITNESS_FIGURE_SHELL = (
-    "({RLOPT} metatrain-histories --histories {input} --out {output.table} && "
-    "{RLOPT} plot generations --table {output.table} --x generation --y fitness_mean --hue label "
+    "(rlopt metatrain-histories --histories {input} --out {output.table} && "
+    "rlopt plot generations --table {output.table} --x generation --y fitness_mean --hue label "
     "--out {params.figure}) > {log} 2>&1"
 )
 

@@ -25,10 +25,18 @@ rule evaluate_block:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
+        "rlopt train --env {wildcards.env} --optimizer {wildcards.optimizer} "
         "--hparams @{input.hparams} --seeds {params.seeds} --ppo {params.ppo:q} "
         "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+
+
+# Downloads (unless RLOPT_OPEN_PRETRAINED_DIR names a local copy): runs where Snakemake
+# runs, since cluster nodes often have no internet access.
+localrules:
+    open_weights,
 
 
 rule open_weights:
@@ -40,8 +48,10 @@ rule open_weights:
         "results/benchmarks/open_weights/{name}.tsv"
     params:
         code=CODE["open"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
+        "rlopt weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
 
 
 rule evaluate_learned:
@@ -68,8 +78,10 @@ rule evaluate_learned:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} train --env {wildcards.env} --optimizer open --label {wildcards.label} "
+        "rlopt train --env {wildcards.env} --optimizer open --label {wildcards.label} "
         "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
         "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
@@ -90,8 +102,10 @@ rule collect_evaluation:
         runs=lambda w, input: [run_dir(p) for p in input],
         out=lambda w, output: run_dir(output.final_returns),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+        "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
 
 
 rule statistics:
@@ -113,6 +127,8 @@ rule statistics:
         taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} stats --final-returns {input.final_returns} --reference {params.reference} "
+        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
         "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"

@@ -15,8 +15,10 @@ rule reference_returns:
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} reference-returns --runs {params.runs} --out {output} > {log} 2>&1"
+        "rlopt reference-returns --runs {params.runs} --out {output} > {log} 2>&1"
 
 
 rule metatrain:
@@ -41,8 +43,10 @@ rule metatrain:
     resources:
         mem_mb=8000,
         runtime=1440,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} metatrain --envs {params.args[envs]} --optimizer open "
+        "rlopt metatrain --envs {params.args[envs]} --optimizer open "
         "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
         "--env-options {params.args[env_options]:q} {params.normalizers} --seed {params.args[seed]} "
         "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
@@ -62,8 +66,10 @@ rule figure_metatrain:
     log:
         "results/logs/figures/open_metatrain_fitness.log",
     params:
-        figure="results/figures/open_metatrain_fitness",
+        figure=lambda w, output: output.png.removesuffix(".png"),
         code=[CODE["plots"], CODE["metatrain"]],
+    conda:
+        CPU_ENV
     shell:
         FITNESS_FIGURE_SHELL
 

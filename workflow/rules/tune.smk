@@ -21,8 +21,10 @@ rule tune_point:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        GPU_ENV
     shell:
-        "{RLOPT} train --env {wildcards.env} --optimizer {wildcards.optimizer} "
+        "rlopt train --env {wildcards.env} --optimizer {wildcards.optimizer} "
         "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
         "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 
@@ -40,5 +42,7 @@ rule select_best:
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
         code=CODE["select"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} select --runs {params.runs} --out {output.best} --table {output.table} > {log} 2>&1"
+        "rlopt select --runs {params.runs} --out {output.best} --table {output.table} > {log} 2>&1"

@@ -70,6 +70,7 @@ from jax.flatten_util import ravel_pytree
 
 from rlopt.optimizers import OptimizerEntry, register
 from rlopt.optimizers.base import OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers.pretrained import PretrainedWeightsError, verify_if_pretrained
 
 MOMENTUM_DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
 LOG_EPS = 1e-13
@@ -81,6 +82,8 @@ EXP_MULT = 1e-3
 
 # size name -> (GRU width, MLP width)
 SIZES = {"small": (8, 16), "larger": (16, 32)}
+
+NPY_MAGIC = b"\x93NUMPY"  # how every .npy file starts
 
 FEATURE_NAMES = (
     "param",
@@ -244,11 +247,21 @@ def unflatten(vector: jax.Array, cfg: OpenConfig) -> dict:
 
 def _read_vector(path: Path) -> np.ndarray:
     """A 1-D float32 .npy, or an OptimizerConfigError naming the file."""
+    if path.is_dir():
+        raise OptimizerConfigError(f"OPEN weights file {path} is a folder, not a .npy file")
     if not path.is_file():
         raise OptimizerConfigError(f"OPEN weights file {path} does not exist")
+    with path.open("rb") as file:
+        if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise OptimizerConfigError(f"OPEN weights file {path} is not a NumPy .npy file (no .npy header)")
     try:
+        verify_if_pretrained(path)
         vector = np.load(path, allow_pickle=False)
+    except PretrainedWeightsError as err:
+        raise OptimizerConfigError(str(err)) from err
     except (OSError, ValueError) as err:
+        if "pickle" in str(err):  # numpy refuses object arrays without allow_pickle
+            raise OptimizerConfigError(f"OPEN weights file {path} holds Python objects, not a float32 vector") from err
         raise OptimizerConfigError(f"OPEN weights file {path} is not a readable .npy array: {err}") from err
     if vector.dtype != np.float32:
         raise OptimizerConfigError(f"OPEN weights file {path} must hold float32 values, got {vector.dtype}")
