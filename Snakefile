@@ -24,6 +24,8 @@ include: "workflow/rules/tune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/metatrain.smk"
 include: "workflow/rules/ablate.smk"
+include: "workflow/rules/deepsea.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/report.smk"
 
 

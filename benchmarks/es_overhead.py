@@ -33,6 +33,7 @@ def main() -> None:
     from rlopt.agents.ppo import init_params_block, make_train
     from rlopt.envs.registry import make_env
     from rlopt.meta.es import ESConfig, es_generation, make_strategy, ppo_task, training_keys
+    from rlopt.optimizers import learned_optimizer
     from rlopt.optimizers.open import OpenConfig, num_meta_params, open_optimizer
     from rlopt.training import ppo_config_for
 
@@ -42,7 +43,7 @@ def main() -> None:
     strategy = make_strategy(es, num_meta_params(opt_cfg))
     base_key = jax.random.PRNGKey(0)
     state = strategy.init(base_key, np.zeros(num_meta_params(opt_cfg), np.float32), strategy.default_params)
-    tasks = [ppo_task("breakout", ppo, opt_cfg)]
+    tasks = [ppo_task("breakout", ppo, learned_optimizer("open"), opt_cfg)]
 
     env = make_env("breakout")
     env_params = env.default_params()

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure latexmk and pdflatex (TeX Live from Debian/Ubuntu packages) are available.
+# Makes sure latexmk and pdflatex (TeX Live from Debian/Ubuntu packages) are available,
+# and pdftotext (poppler-utils), with which the tests read the report's text.
 # Installs them when missing and possible (root or passwordless sudo); otherwise says
 # exactly what to install and fails.
 set -euo pipefail
 
-PACKAGES="texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk"
+PACKAGES="texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk poppler-utils"
 
-if command -v latexmk >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1; then
+if command -v latexmk >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then
     exit 0
 fi
 
@@ -27,7 +28,8 @@ if [ "$SUDO" != "unavailable" ] && command -v apt-get >/dev/null 2>&1; then
 fi
 
 cat >&2 <<MSG
-The report needs latexmk and pdflatex, which are missing and cannot be installed here.
+The report needs latexmk and pdflatex (and the tests pdftotext), which are missing and
+cannot be installed here.
 Install them, then rerun:
   Debian/Ubuntu:  sudo apt-get install --no-install-recommends $PACKAGES
   conda:          conda install -c conda-forge texlive-core latexmk

@@ -134,6 +134,28 @@ def test_episodes_truncate_reset_fresh_and_report_raw_return(raw_results, normal
     assert not np.allclose(normalised.reward, transitions.reward)
 
 
+def test_initial_auto_reset_returns_each_env_to_its_first_start_state(actions):
+    """Brax's AutoResetWrapper (the OPEN authors'): the second episode starts where the first
+    did, so the same actions replay it exactly; the fresh option starts elsewhere."""
+    env = BraxVecEnv("ant", episode_length=EPISODE_LENGTH, normalize_obs=False, normalize_reward=False,
+                     auto_reset="initial")
+    replayed = jnp.concatenate([actions[:EPISODE_LENGTH], actions[:NUM_STEPS - EPISODE_LENGTH]])
+    rollout, _ = compile_seeded_rollout(env)
+    reset_obs, transitions = jax.device_get(rollout(SEED_KEYS, env.default_params(), replayed))
+    last = EPISODE_LENGTH - 1
+    assert transitions.done[:, last].all()
+    np.testing.assert_array_equal(transitions.obs[:, last], reset_obs)  # back at each env's own start
+    assert not np.allclose(reset_obs[:, 0], reset_obs[:, 1])  # envs keep different starts
+    replay = NUM_STEPS - EPISODE_LENGTH
+    np.testing.assert_array_equal(transitions.obs[:, EPISODE_LENGTH:], transitions.obs[:, :replay])
+    np.testing.assert_array_equal(transitions.reward[:, EPISODE_LENGTH:], transitions.reward[:, :replay])
+
+
+def test_auto_reset_option_is_validated():
+    with pytest.raises(ValueError, match="unknown auto_reset 'first'; valid: fresh, initial"):
+        BraxVecEnv("ant", auto_reset="first")
+
+
 def numpy_chan_update(mean, var, count, batch):
     batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), batch.shape[0]
     total = count + batch_count

@@ -93,3 +93,12 @@ def test_cpu_devices_shard_the_seed_block_from_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["cpu_devices"] == 2 and len(summary["final_returns"]) == 2
+
+
+def test_module_entry_point_reports_bad_input_in_one_line(tmp_path):
+    """The rules run ``python -m rlopt.cli``: there too a usage error is one line, exit 2
+    (the error class must not be defined in the module that runs as __main__)."""
+    done = subprocess.run([sys.executable, "-m", "rlopt.cli", "train", "--env", "pong", "--optimizer", "adam",
+                           "--seeds", "0:1", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "unknown environment 'pong'" in done.stderr

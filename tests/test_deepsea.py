@@ -94,9 +94,20 @@ def test_sampled_tasks_cover_the_training_sizes_with_fresh_mappings():
     np.testing.assert_array_equal(again.action_mapping, tasks.action_mapping[0])  # a function of the key
 
 
+def test_default_train_mapping_gives_each_sampled_size_gymnax_default_mapping():
+    env = make_env("deepsea", train_sizes=[4, 7], max_size=10, train_mapping="default")
+    tasks = jax.jit(jax.vmap(env.sample_params))(jax.random.split(jax.random.PRNGKey(0), 40))
+    assert set(np.asarray(tasks.size).tolist()) == {4, 5, 6, 7}
+    for size, mapping in zip(np.asarray(tasks.size), np.asarray(tasks.action_mapping)):
+        theirs, _ = gymnax.make("DeepSea-bsuite", size=int(size))
+        expected = np.zeros((10, 10), np.int32)
+        expected[:size, :size] = np.asarray(theirs.action_mapping)
+        np.testing.assert_array_equal(mapping, expected)
+
+
 def test_default_options_and_ppo_settings():
     env = make_env("deepsea")
-    assert (env.size, env.max_size, env.train_sizes) == (10, 26, (4, 26))
+    assert (env.size, env.max_size, env.train_sizes, env.train_mapping) == (10, 26, (4, 26), "fresh")
     assert env.spec.obs_dim == 26 * 26 and env.spec.action_dim == 2 and not env.spec.continuous
     assert int(env.default_params().size) == 10
     assert make_env("deepsea", size=40).max_size == 40
@@ -105,7 +116,9 @@ def test_default_options_and_ppo_settings():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"sise": 4}, "unknown deepsea option(s) ['sise']; valid options are ['size', 'max_size', 'train_sizes']"),
+    ({"sise": 4}, "unknown deepsea option(s) ['sise']; valid options are ['size', 'max_size', 'train_sizes', "
+                  "'train_mapping']"),
+    ({"train_mapping": "fixed"}, "'train_mapping' must be one of ['fresh', 'default'], got 'fixed'"),
     ({"size": 0}, "'size' must be a positive integer, got 0"),
     ({"size": 4.0}, "'size' must be a positive integer, got 4.0"),
     ({"size": True}, "'size' must be a positive integer, got True"),

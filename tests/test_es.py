@@ -28,6 +28,7 @@ from rlopt.meta.es import (
     ppo_task,
     task_fitness,
 )
+from rlopt.optimizers import learned_optimizer
 from rlopt.optimizers.open import OpenConfig
 from rlopt.training import ppo_config_for
 
@@ -95,11 +96,50 @@ def test_nan_fitness_ranks_worst():
     ({"validation_seeds": 7}, "must be a list"),
     ({"member_block": 3}, "must divide population_size"),
     ({"popsize": 64}, "unknown ES setting(s) ['popsize']"),
+    ({"sigma_init": 0.01, "sigma_min": 0.02}, "'sigma_min' must be a positive number at most sigma_init = 0.01"),
+    ({"lr_min": 0}, "'lr_min' must be a positive number at most lr = 0.03"),
+    ({"lr_min": "0.001"}, "'lr_min' must be a positive number"),
+    ({"return_estimator": "median"}, "'return_estimator' must be one of ['window', 'last_episode']"),
 ])
 def test_es_config_rejects_bad_settings(settings, message):
     with pytest.raises(ESConfigError) as err:
         ESConfig.from_dict(settings)
     assert message in str(err.value)
+
+
+def test_noise_scale_decays_to_its_floor_and_stays_there():
+    es = ESConfig(population_size=4, sigma_init=0.03, sigma_decay=0.5, sigma_min=0.01)
+    strategy = make_strategy(es, num_dims=3)
+    state = strategy.init(jax.random.PRNGKey(0), jnp.zeros(3), strategy.default_params)
+    stds = []
+    for generation in range(6):
+        population, state = strategy.ask(jax.random.PRNGKey(generation), state, strategy.default_params)
+        state, _ = strategy.tell(jax.random.PRNGKey(generation), population, jnp.arange(4.0), state,
+                                 strategy.default_params)
+        stds.append(float(state.std))
+    # evosax 0.3 sets the std of generation g + 1 to schedule(g): 0.03, 0.015, then 0.0075 -> floor.
+    np.testing.assert_allclose(stds, [0.03, 0.015, 0.01, 0.01, 0.01, 0.01], rtol=1e-6)
+
+
+@pytest.mark.parametrize("lr_min, expected", [
+    (0.004, [0.04, 0.02, 0.01, 0.005, 0.004, 0.004, 0.004]),
+    (None, [0.04 * 0.5 ** t for t in range(7)]),  # no floor: the decay goes on
+])
+def test_es_learning_rate_decays_to_its_floor_and_stays_there(lr_min, expected):
+    strategy = make_strategy(ESConfig(lr=0.04, lr_decay=0.5, lr_min=lr_min), num_dims=2)
+    # On a constant gradient Adam's bias-corrected step is the learning rate itself.
+    gradient = jnp.ones(2)
+    opt_state = strategy.optimizer.init(gradient)
+    steps = []
+    for _ in expected:
+        update, opt_state = strategy.optimizer.update(gradient, opt_state)
+        steps.append(-float(update[0]))
+    np.testing.assert_allclose(steps, expected, rtol=1e-5)
+
+
+def test_a_floor_is_no_ceiling_for_a_constant_schedule():
+    strategy = make_strategy(ESConfig(sigma_init=0.03, sigma_decay=1.0, sigma_min=0.01), num_dims=2)
+    assert float(strategy.std_schedule(100)) == pytest.approx(0.03)
 
 
 # --------------------------------------------------------------------------------------
@@ -303,7 +343,7 @@ def test_deepsea_distribution_run_resumes_bit_identically(tmp_path):
     """The real task: a crash and resume of a DeepSea distribution run is bit-identical, and
     the task a member trained on matters (the same member scores differently across tasks)."""
     ppo = ppo_config_for("deepsea", TINY_PPO)
-    task = ppo_task("deepsea", ppo, OpenConfig(separated=True), member_block=1,
+    task = ppo_task("deepsea", ppo, learned_optimizer("open"), OpenConfig(separated=True), member_block=1,
                     env_options={"size": 6, "train_sizes": [4, 6], "max_size": 6})
     es = ESConfig.from_dict({**TINY_ES, "generations": 3, "eval_every": 1})
     whole = meta_train([task], es, seed=0, num_dims=2 * 1211, log=None)
@@ -348,10 +388,11 @@ def metatrain_args(tmp_path, **overrides):
 @pytest.mark.parametrize("overrides, message", [
     ({"--envs": "pong"}, "unknown environment(s) ['pong']"),
     ({"--envs": "breakout breakout"}, "duplicate environments"),
-    ({"--optimizer": "adam"}, "'adam' cannot be meta-trained"),
+    ({"--optimizer": "adam"}, "--optimizer: 'adam' is not a learned optimizer"),
+    ({"--opt-config": '{"weights": "x.npy"}'}, "start from a file with --init"),
     ({"--opt-config": '{"size": "huge"}'}, "OPEN size must be one of"),
     ({"--opt-config": '{"width": 8}'}, "--opt-config"),
-    ({"--opt-config": '{"features": "no_features"}'}, "set noise=False"),
+    ({"--opt-config": '{"features": "no_features", "noise": true}'}, "set noise=False"),
     ({"--es": '{"population_size": 3}'}, "must be even"),
     ({"--es": '{"population_size": 4'}, "--es: malformed JSON"),
     ({"--ppo": '{"asterix": {"num_envs": 8}}'}, "not in --envs"),
@@ -450,3 +491,26 @@ def test_population_sharded_over_cpu_devices_scores_as_on_one_device(tmp_path):
         histories[devices] = pd.read_parquet(tmp_path / f"out{devices}" / "history.parquet")
     columns = ["fitness_mean", "fitness_max", "fitness_min", "validation_return"]
     np.testing.assert_allclose(histories[2][columns].to_numpy(), histories[1][columns].to_numpy(), rtol=1e-4)
+
+
+def test_ppo_task_scores_lifetimes_by_the_chosen_estimator():
+    from rlopt.agents.ppo import init_params_block, make_train
+    from rlopt.envs.registry import make_env
+    from rlopt.optimizers.open import num_meta_params, open_optimizer
+
+    ppo = ppo_config_for("breakout", TINY_PPO)
+    cfg = OpenConfig()
+    member = np.random.default_rng(0).normal(0.0, 0.1, (1, num_meta_params(cfg))).astype(np.float32)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    scored = {estimator: ppo_task("breakout", ppo, learned_optimizer("open"), cfg,
+                                  estimator=estimator).evaluate(member, keys)[0][0]
+              for estimator in ("window", "last_episode")}
+    # The same lifetimes run by hand (the task splits each key into init and training keys).
+    env = make_env("breakout")
+    split = jax.vmap(jax.random.split)(keys)
+    params = init_params_block(env, ppo, split[:, 0])
+    train = make_train(env, ppo, open_optimizer(jnp.asarray(member[0]), cfg)).train
+    outputs = [train(split[i, 1], jax.tree.map(lambda x: x[i], params), env.default_params()) for i in range(2)]
+    np.testing.assert_allclose(scored["window"], [float(o.final_return) for o in outputs], rtol=1e-5)
+    np.testing.assert_allclose(scored["last_episode"], [float(o.last_episode_return) for o in outputs], rtol=1e-5)
+    assert not np.allclose(scored["window"], scored["last_episode"])

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from rlopt.agents.networks import dormant_fraction, forward
-from rlopt.agents.ppo import compute_gae, init_params_block, make_train
+from rlopt.agents.ppo import (PPOConfig, compute_gae, estimated_final_return, init_params_block,
+                              make_train)
+from rlopt.envs.base import EnvSpec, Transition
 from rlopt.envs.registry import make_env
 from rlopt.optimizers import TrainingSchedule, make_optimizer
 from rlopt.training import ppo_config_for, run_block, seed_keys
@@ -189,3 +191,72 @@ def test_adam_learns_breakout_well_above_random():
     frozen = run_block("breakout", "sgd", {"lr": 1e-12}, [0], steps, progress=False)  # a random policy
     assert frozen.final_returns[0] < 1.0
     assert trained.final_returns[0] > 3.0 + 3 * frozen.final_returns[0]
+
+
+# ---------------------------------------------------------------- final-return estimators
+
+
+class ScriptedEpisodes:
+    """A VecEnv whose episode ends and returns follow a (steps, envs) script, whatever the agent does."""
+
+    def __init__(self, done: np.ndarray, returns: np.ndarray):
+        self.done, self.returns = jnp.asarray(done), jnp.asarray(returns, jnp.float32)
+        self.spec = EnvSpec("scripted", obs_dim=1, action_dim=2, continuous=False, max_episode_steps=len(done))
+
+    def default_params(self):
+        return None
+
+    def reset(self, key, num_envs, params):
+        return jnp.int32(0), jnp.zeros((num_envs, 1), jnp.float32)
+
+    def step(self, key, step, action, params):
+        done = self.done[step]
+        zeros = jnp.zeros(done.shape, jnp.float32)
+        return step + 1, Transition(obs=zeros[:, None], reward=zeros, done=done,
+                                    completed_return=jnp.where(done, self.returns[step], 0.0))
+
+
+# 4 envs, 10 updates of 8 steps: the final window is the last update, steps 72-79.
+SCRIPT_PPO = PPOConfig.from_dict({**ppo_config_for("breakout").to_dict(), "num_envs": 4, "num_steps": 8,
+                                  "total_steps": 4 * 8 * 10, "num_minibatches": 2, "hidden_size": 8})
+
+
+def scripted_estimates(episode_ends: dict) -> tuple[float, float]:
+    """(window, last_episode) of one PPO run on the script {env: [(step, return), ...]}."""
+    done = np.zeros((80, 4), bool)
+    returns = np.zeros((80, 4), np.float32)
+    for env, ends in episode_ends.items():
+        for step, value in ends:
+            done[step, env], returns[step, env] = True, value
+    env = ScriptedEpisodes(done, returns)
+    schedule = TrainingSchedule(SCRIPT_PPO.num_updates, SCRIPT_PPO.update_epochs, SCRIPT_PPO.num_minibatches)
+    trainer = make_train(env, SCRIPT_PPO, make_optimizer("sgd", {"lr": 1e-3}, schedule))
+    init_keys, train_keys = seed_keys([0])
+    params = jax.tree.map(lambda x: x[0], init_params_block(env, SCRIPT_PPO, init_keys))
+    output = jax.jit(trainer.train)(train_keys[0], params, None)
+    return (float(estimated_final_return(output, "window")),
+            float(estimated_final_return(output, "last_episode")))
+
+
+def test_estimators_differ_where_short_episodes_end_late_and_envs_end_early():
+    assert SCRIPT_PPO.final_window_points * (SCRIPT_PPO.num_steps // SCRIPT_PPO.log_chunks) == 8
+    window, last_episode = scripted_estimates({
+        0: [(10, 50.0), (73, 1.0), (77, 2.0)],  # two short, poor episodes in the window
+        1: [(40, 30.0), (75, 10.0)],
+        2: [(50, 7.0)],  # nothing ends in the window: counts only for the authors' estimator
+        3: [],  # never finishes: 0 for the authors' estimator (their log wrapper starts at 0)
+    })
+    assert window == pytest.approx((1.0 + 2.0 + 10.0) / 3)  # every episode ending in the window
+    assert last_episode == pytest.approx((2.0 + 10.0 + 7.0 + 0.0) / 4)  # each env's latest, over envs
+
+
+def test_estimators_agree_when_every_env_ends_one_episode_in_the_window():
+    window, last_episode = scripted_estimates({
+        0: [(20, 99.0), (72, 4.0)], 1: [(79, 6.0)], 2: [(5, -3.0), (60, 1.0), (74, 8.0)], 3: [(76, 2.0)],
+    })
+    assert window == pytest.approx(5.0) and last_episode == pytest.approx(5.0)
+
+
+def test_unknown_estimator_is_named():
+    with pytest.raises(ValueError, match="unknown final-return estimator 'median'"):
+        estimated_final_return(None, "median")

@@ -32,8 +32,8 @@ UNAVAILABLE = 3  # local_slurm.sh: SLURM cannot be installed or run here
 PARTITION = "local"  # the local cluster's only partition
 SITE_ENTRIES = {"slurm_partition": PARTITION, "slurm_account": ""}  # no accounts without a database
 GPU_ENTRIES = ("gpu", "cpus_per_gpu")
-TRAINING_RULES = {"tune_point", "evaluate_block", "evaluate_learned", "ablate_evaluate", "deepsea_evaluate"}
-METATRAINING_RULES = {"metatrain", "ablate_metatrain", "deepsea_metatrain"}
+TRAINING_RULES = {"tune_point", "evaluate_block", "evaluate_learned", "ablate_evaluate", "deepsea_evaluate",
+                  "study_collapse_train", "study_nonstationary_train"}
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 
 pytestmark = pytest.mark.slow
@@ -173,7 +173,7 @@ def running_job(cluster: Cluster, rule: str, for_seconds: int = 5) -> str | None
 def test_every_job_ran_as_a_slurm_job_and_the_report_was_built(cluster, pipeline):
     blocks = job_blocks(pipeline.log)
     remote = {job: rule for kind, rule, job in blocks if kind == "rule" and rule != "all"}
-    assert set(remote.values()) >= TRAINING_RULES | METATRAINING_RULES | {"statistics", "select_best"}
+    assert set(remote.values()) >= TRAINING_RULES | {"metatrain", "statistics", "select_best"}
     submitted = submissions(pipeline.log)
     assert set(submitted) == set(remote), "jobs that were not submitted to SLURM"
     states = {job: state for job, state, _, _ in cluster.squeue()}

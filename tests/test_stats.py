@@ -234,11 +234,13 @@ def test_bad_parameters_are_rejected():
 # ---------------------------------------------------------------- collect
 
 
-def write_run(run_dir, label, env, seeds, finals, curve_rows, optimizer=None):
+def write_run(run_dir, label, env, seeds, finals, curve_rows, optimizer=None, last_episode=None):
     run_dir.mkdir(parents=True)
     summary = {
         "env": env, "optimizer": optimizer or label, "label": label, "hparams": {}, "ppo": {},
-        "seeds": seeds, "final_returns": finals, "diverged": [False] * len(seeds),
+        "seeds": seeds, "final_returns": finals,
+        "final_returns_last_episode": [f + 1.0 for f in finals] if last_episode is None else last_episode,
+        "diverged": [False] * len(seeds),
         "total_steps": 1000, "steps_per_second": 5000.0, "wall_seconds": 12.5,
         "compile_seconds": 3.0, "provenance": {},
     }
@@ -267,9 +269,11 @@ def run_dirs(tmp_path):
 def test_collect_builds_the_three_tables(run_dirs):
     tables = collect_runs(run_dirs)
     final = tables.final_returns
-    assert list(final.columns) == ["label", "optimizer", "env", "seed", "final_return", "diverged"]
+    assert list(final.columns) == ["label", "optimizer", "env", "seed", "final_return",
+                                   "final_return_last_episode", "diverged"]
     assert final["label"].tolist() == ["adam", "adam", "open", "open"]
     assert final["final_return"].tolist()[:3] == [300.0, 310.0, 450.0]
+    assert final["final_return_last_episode"].tolist()[:3] == [301.0, 311.0, 451.0]
     assert np.isnan(final["final_return"].iloc[3])
     assert final["seed"].dtype == np.int64 and final["diverged"].dtype == bool
 
@@ -355,6 +359,24 @@ def test_stats_command_rejects_bad_input(change, tmp_path, capsys):
     assert main(argv) == 2
     assert "rlopt stats: error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("estimator, expected", [(None, 3.0), ("window", 3.0), ("last_episode", 10.0)])
+def test_reference_returns_average_the_chosen_estimator_per_env(tmp_path, estimator, expected):
+    runs = [write_run(tmp_path / "runs" / f"block{i}", "adam", "breakout", seeds, finals, [],
+                      last_episode=last)
+            for i, (seeds, finals, last) in enumerate([([0, 1], [2.0, 4.0], [9.0, 12.0]), ([2], [3.0], [9.0])])]
+    out = tmp_path / "reference.json"
+    choice = [] if estimator is None else ["--estimator", estimator]
+    assert main(["reference-returns", "--runs", *map(str, runs), *choice, "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"breakout": pytest.approx(expected)}
+
+
+def test_reference_returns_estimators_are_the_es_ones():
+    from rlopt.agents.ppo import FINAL_RETURN_ESTIMATORS
+    from rlopt.analysis.collect import ESTIMATOR_COLUMNS
+
+    assert tuple(ESTIMATOR_COLUMNS) == FINAL_RETURN_ESTIMATORS
 
 
 def test_collect_command_rejects_a_missing_directory(tmp_path, capsys):

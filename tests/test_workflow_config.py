@@ -81,6 +81,11 @@ BAD_CONFIGS = [
     ("deepsea.es", {"population_size": 3}, "deepsea.es"),
     ("deepsea.ppo", {"num_envs": 0}, "deepsea.ppo"),
     ("deepsea.evaluation_seeds", {"start": 2000, "count": 2}, "deepsea.evaluation_seeds"),
+    ("deepsea.pad_to", "evaluation", "deepsea.pad_to"),
+    ("deepsea.train_mapping", "fixed", "deepsea.train_mapping"),
+    ("env_options.ant", {"auto_reset": "random"}, "env_options.ant.auto_reset"),
+    ("metatrain.open_es.es", {"return_estimator": "median"}, "metatrain.open_es.es"),
+    ("metatrain.open_es.es", {"sigma_init": 0.01, "sigma_min": 0.03}, "metatrain.open_es.es"),
 ]
 
 
@@ -133,8 +138,22 @@ def test_every_shipped_preset_is_valid():
 
 def test_schema_enums_match_the_registries():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert sorted(schema["$defs"]["env_name"]["enum"]) == env_names()
+    assert all(re.fullmatch(schema["$defs"]["env_name"]["pattern"], env) for env in env_names())
     assert set(schema["$defs"]["tuned_optimizer"]["enum"]) <= set(optimizer_names())
+
+
+def test_an_env_outside_the_registry_is_named():
+    with pytest.raises(ConfigError, match=r"config key 'envs\[1\]': unknown environment 'pong'"):
+        load_plan(with_change("envs", ["breakout", "pong"]), root=REPO)
+
+
+def test_a_metatrain_label_names_a_learned_optimizer_and_valid_settings():
+    with pytest.raises(ConfigError, match=r"metatrain.open_es.opt_config.optimizer.*not a learned optimizer"):
+        load_plan(with_change("metatrain.open_es.optimizer", "adam"), root=REPO)
+    with pytest.raises(ConfigError, match=r"metatrain.open_es.opt_config.*size"):
+        load_plan(with_change("metatrain.open_es.opt_config", {"size": "huge"}), root=REPO)
+    with pytest.raises(ConfigError, match=r"ablations.variants\[0\].*not an ablation"):
+        load_plan(with_change("ablations.variants", ["no_such_variant"]), root=REPO)
 
 
 def test_snakemake_rejects_a_bad_preset_before_any_job(tmp_path):
@@ -154,8 +173,9 @@ def test_paper_dag_builds_with_every_study(tmp_path):
                          cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.MULTILINE))
-    assert counts["ablate_metatrain"] == str(7 * 17)
-    assert counts["deepsea_metatrain"] == "4" and counts["deepsea_evaluate"] == str(4 * 24)
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert counts["metatrain"] == str(len(paper["metatrain"]) + 7 * 17 + 4)  # one rule for every study's jobs
+    assert counts["ablate_evaluate"] == str(7 * 17) and counts["deepsea_evaluate"] == str(4 * 24)
 
 
 def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
@@ -173,7 +193,8 @@ def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
     assert json.loads(runs["no_features"]["opt_config"]) == {"features": "no_features", "noise": False}
     ppo = json.loads(runs["open"]["ppo"])["breakout"]
     assert ppo["total_steps"] == config["ablations"]["ppo"]["total_steps"]
-    assert len({plan.ablation_checkpoint_tag(v, 1) for v in runs}) == 4
+    assert len({plan.checkpoint_tag(f"ablate/metatrain/{v}/opt1") for v in runs}) == 4
+    assert all(plan.metatrain_jobs[f"ablate/metatrain/{v}/opt1"] == args for v, args in runs.items())
     evaluation = plan.ablation_eval_args("no_stochasticity")
     assert evaluation["opt_config"] == {"noise": False} and evaluation["seeds"] == "3000:3002"
 
@@ -189,14 +210,35 @@ def test_deepsea_variants_share_es_seeds_and_one_padded_board():
     assert len({(args["es"], args["seed"], args["env_options"]) for args in runs.values()}) == 1
     max_size = max(spec["train_sizes"][1], *spec["evaluation_sizes"])
     assert json.loads(runs["ablated_separated"]["env_options"]) == {
-        "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size}}
+        "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size, "train_mapping": "fresh"}}
     assert json.loads(runs["ablated_separated"]["opt_config"]) == spec["variants"]["ablated_separated"]
-    assert len({plan.deepsea_checkpoint_tag(v) for v in runs}) == len(runs)
+    assert len({plan.checkpoint_tag(f"deepsea/metatrain/{v}") for v in runs}) == len(runs)
     evaluation = plan.deepsea_eval_args("stochastic_separated", 8)
     assert json.loads(evaluation["env_options"]) == {"train_sizes": spec["train_sizes"], "max_size": max_size,
-                                                     "size": 8}
+                                                     "train_mapping": "fresh", "size": 8}
     start, count = spec["evaluation_seeds"]["start"], spec["evaluation_seeds"]["count"]
     assert evaluation["seeds"] == f"{start}:{start + count}"
+
+
+def test_deepsea_padded_to_the_training_sizes_grows_the_board_only_beyond_them():
+    import json
+
+    config = with_change("deepsea.pad_to", "training")
+    config["deepsea"].update(train_sizes=[4, 8], evaluation_sizes=[4, 8, 12], train_mapping="default")
+    plan = load_plan(config, root=REPO)
+    trained = json.loads(plan.deepsea_metatrain_args("ablated_separated")["env_options"])["deepsea"]
+    assert trained == {"train_sizes": [4, 8], "max_size": 8, "train_mapping": "default"}
+    boards = {size: json.loads(plan.deepsea_eval_args("ablated_separated", size)["env_options"])["max_size"]
+              for size in (4, 8, 12)}
+    assert boards == {4: 8, 8: 8, 12: 12}
+
+
+def test_metatrain_normalisers_follow_the_es_estimator():
+    plan = load_plan(with_change("metatrain.open_es_multi.es.return_estimator", "last_episode"), root=REPO)
+    assert plan.metatrain_estimator("metatrain/open_es_multi") == "last_episode"
+    assert load_plan(SMOKE, root=REPO).metatrain_estimator("metatrain/open_es_multi") == "window"
+    paper = load_plan(yaml.safe_load((REPO / "config/paper.yaml").read_text()), root=REPO)
+    assert {paper.metatrain_estimator(job) for job in paper.metatrain_jobs} == {"last_episode"}
 
 
 def test_deepsea_gain_figure_needs_a_variant_with_and_one_without_noise():
@@ -212,3 +254,12 @@ def test_randomness_figure_only_for_learned_optimizers_with_noise():
     config["metatrain"].pop("open_es_multi")
     plan = load_plan(config, root=REPO)
     assert plan.learned_labels and not plan.learned_noise_labels
+
+
+def test_a_trained_optimizer_is_evaluated_on_its_evaluation_envs():
+    config = with_change("metatrain.open_es.evaluation_envs", ["breakout", "ant"])
+    plan = load_plan(config, root=REPO)
+    assert plan.learned_labels["open_es"] == ["breakout", "ant"]
+    assert {("breakout", "open_es"), ("ant", "open_es")} <= set(plan.eval_runs)
+    with pytest.raises(ConfigError, match=r"metatrain.open_es.evaluation_envs': 'freeway' is not in envs"):
+        load_plan(with_change("metatrain.open_es.evaluation_envs", ["freeway"]), root=REPO)

@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from rlopt.errors import UsageError
+
 # Several pipeline jobs may share one GPU; JAX would otherwise grab 75% of its memory
 # each.  Must be set before JAX is imported; an explicit user setting wins.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -26,10 +28,6 @@ COMMAND_MODULES = (
     "rlopt.plots.commands",
     "rlopt.report.commands",
 )
-
-
-class UsageError(Exception):
-    """Bad user input; reported as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +55,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as `python -m rlopt.cli`, this file is __main__, while the commands raise
-    # rlopt.cli.UsageError: the imported module's main catches it.
-    from rlopt.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

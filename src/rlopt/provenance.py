@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -76,20 +77,70 @@ def provenance(config: dict) -> dict:
     }
 
 
-# Which library sources each pipeline stage runs; Snakemake reruns a stage's jobs when
-# the hash of its sources changes (it does not track imported modules itself).
-STAGE_SOURCES = {
-    "train": ("agents", "envs", "training.py", "commands/train.py", "optimizers/__init__.py",
-              "optimizers/base.py"),
-    "handcrafted": ("optimizers/handcrafted.py",),
-    "open": ("optimizers/open.py", "optimizers/pretrained.py", "commands/weights.py"),
-    "metatrain": ("meta", "commands/metatrain.py"),
-    "select": ("commands/select.py",),
-    "stats": ("analysis",),
-    "plots": ("plots",),
-    "report": ("report",),
+# Snakemake does not track imported modules, so each job carries a hash of the library
+# sources it runs: the transitive closure of the rlopt modules its command imports
+# (anywhere in the module, lazy imports included), computed from the import graph.
+# Optimizer modules are left out of a command's closure and hashed per optimizer, so
+# editing OPEN reruns OPEN's jobs and not Adam's. A docstring-only edit changes the hash
+# too (the hash is over the source text).
+COMMANDS = {
+    "train": "rlopt.commands.train",
+    "metatrain": "rlopt.commands.metatrain",
+    "select": "rlopt.commands.select",
+    "weights": "rlopt.commands.weights",
+    "stats": "rlopt.analysis.commands",
+    "plots": "rlopt.plots.commands",
+    "report": "rlopt.report.commands",
 }
+_CONTRACT_MODULES = ("rlopt.optimizers", "rlopt.optimizers.base", "rlopt.optimizers.learned")
 
 
-def stage_code_hash(stage: str) -> str:
-    return _hash_files([p for entry in STAGE_SOURCES[stage] for p in _source_files(entry)])
+def _module_file(module: str) -> Path | None:
+    parts = module.split(".")[1:]
+    package = PACKAGE_ROOT.joinpath(*parts, "__init__.py")
+    plain = PACKAGE_ROOT.joinpath(*parts).with_suffix(".py") if parts else package
+    return next((path for path in (plain, package) if path.is_file()), None)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The rlopt modules ``path`` imports (``from rlopt.x import y`` counts rlopt.x.y if it is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name.split(".")[0] == "rlopt" and _module_file(name))
+    return found
+
+
+def _is_optimizer_module(module: str) -> bool:
+    return module.startswith("rlopt.optimizers.") and module not in _CONTRACT_MODULES
+
+
+def module_closure(module: str, stop_at_optimizers: bool = True) -> list[Path]:
+    """Source files of ``module`` and every rlopt module it imports, transitively, with the
+    YAML data files of their packages; optimizer modules other than ``module`` excluded."""
+    seen, pending = set(), [module]
+    while pending:
+        name = pending.pop()
+        if name in seen or (stop_at_optimizers and name != module and _is_optimizer_module(name)):
+            continue
+        seen.add(name)
+        pending.extend(_imported_modules(_module_file(name)))
+        parents = name.split(".")
+        pending.extend(".".join(parents[:i]) for i in range(2, len(parents)))  # importing a.b.c runs a.b
+    files = {_module_file(name) for name in seen}
+    files |= {data for path in list(files) for data in path.parent.glob("*.yaml")}
+    return sorted(files)
+
+
+def command_code_hash(command: str) -> str:
+    return _hash_files(module_closure(COMMANDS[command]))
+
+
+def optimizer_code_hash(module: str) -> str:
+    """Hash of the module defining an optimizer and what it imports besides the commands'."""
+    return _hash_files(module_closure(module))

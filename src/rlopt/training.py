@@ -115,6 +115,10 @@ class BlockResult:
         return np.asarray(self.output.final_return, dtype=np.float64)
 
     @property
+    def last_episode_returns(self) -> np.ndarray:
+        return np.asarray(self.output.last_episode_return, dtype=np.float64)
+
+    @property
     def final_dormancy(self) -> np.ndarray:
         return np.asarray(self.output.final_dormancy, dtype=np.float64)
 

@@ -48,6 +48,12 @@ def _fill_defaults(config: dict) -> dict:
     config = json.loads(json.dumps(config))  # a deep copy that is plain JSON
     config.setdefault("env_options", {})
     config["stats"].setdefault("taus", {"start": 0.0, "stop": 2.0, "num": 41})
+    for spec in config.get("metatrain", {}).values():
+        spec.setdefault("optimizer", "open")
+        spec.setdefault("opt_config", {})
+    for study in ("ablations", "deepsea"):
+        if config.get(study):
+            config[study].setdefault("optimizer", "open")
     return config
 
 
@@ -146,17 +152,20 @@ class Plan:
     def learned_labels(self) -> dict:
         """label -> envs it is evaluated on, for pretrained and meta-trained optimizers."""
         labels = {label: list(envs) for label, envs in self.pretrained_labels.items()}
-        labels.update({label: list(spec["envs"]) for label, spec in self.metatrain.items()})
+        labels.update({label: list(spec.get("evaluation_envs", spec["envs"])) for label, spec in self.metatrain.items()})
         return labels
+
+    def learned_spec(self, label: str) -> dict:
+        """{"optimizer", "opt_config"} of an evaluated learned label (the authors' files are
+        OPEN's full small or larger optimizers; their size comes from the file)."""
+        if label in self.metatrain:
+            return {"optimizer": self.metatrain[label]["optimizer"], "opt_config": self.metatrain[label]["opt_config"]}
+        return {"optimizer": "open", "opt_config": {}}
 
     @property
     def learned_noise_labels(self) -> list[str]:
-        """Evaluated learned optimizers with learned noise (they log OPEN's randomness)."""
-        from rlopt.optimizers.open import validate_hparams
-
-        noisy = [label for label, spec in self.metatrain.items()
-                 if validate_hparams(spec.get("opt_config", {}))["noise"]]
-        return list(self.pretrained_labels) + noisy  # the authors' files all have learned noise
+        """Evaluated learned optimizers with learned noise (they log the randomness they apply)."""
+        return [label for label in self.learned_labels if _has_noise(**self.learned_spec(label))]
 
     @property
     def eval_runs(self) -> list[tuple[str, str]]:
@@ -164,17 +173,30 @@ class Plan:
         runs = [(env, optimizer) for env in self.envs for optimizer in self.optimizers]
         return runs + [(env, label) for label, envs in self.learned_labels.items() for env in envs]
 
+    @property
+    def metatrain_jobs(self) -> dict[str, dict]:
+        """Every meta-training job of every study: its folder under results/ -> its
+        ``rlopt metatrain`` arguments (one description, whichever block it comes from)."""
+        jobs = {f"metatrain/{label}": self.metatrain_args(label) for label in self.metatrain}
+        jobs.update({f"ablate/metatrain/{variant}/opt{index}": self.ablation_metatrain_args(variant, index)
+                     for variant, index in self.ablation_runs})
+        jobs.update({f"deepsea/metatrain/{variant}": self.deepsea_metatrain_args(variant)
+                     for variant in self.deepsea_variants})
+        return jobs
+
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
         ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
-        return self._metatrain_args(spec["envs"], spec.get("opt_config", {}), spec["es"], ppo, spec.get("seed", 0))
+        return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec["es"], ppo,
+                                    spec.get("seed", 0))
 
-    def _metatrain_args(self, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int,
+    def _metatrain_args(self, optimizer: str, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int,
                         env_options: dict | None = None) -> dict:
         """``ppo``: env -> PPO overrides; ``env_options``: env -> options (default: the preset's)."""
         env_options = env_options or {env: self.env_options.get(env, {}) for env in envs}
         return {
+            "optimizer": optimizer,
             "envs": " ".join(envs),
             "opt_config": json.dumps(opt_config, sort_keys=True),
             "es": json.dumps(es, sort_keys=True),
@@ -183,9 +205,15 @@ class Plan:
             "seed": seed,
         }
 
-    def checkpoint_tag(self, label: str) -> str:
+    def metatrain_estimator(self, job: str) -> str:
+        """The final-return estimator of meta-training ``job``'s ES fitness (and of its normalisers)."""
+        from rlopt.meta.es import ESConfig
+
+        return ESConfig.from_dict(json.loads(self.metatrain_jobs[job]["es"])).return_estimator
+
+    def checkpoint_tag(self, job: str) -> str:
         """Checkpoints live under a hash of the settings: a changed run never resumes an old one."""
-        return point_id(self.metatrain_args(label))
+        return point_id(self.metatrain_jobs[job])
 
     @property
     def ablations(self) -> dict:
@@ -202,25 +230,20 @@ class Plan:
     def ablation_metatrain_args(self, variant: str, index: int) -> dict:
         """``rlopt metatrain`` arguments of trained optimizer ``index`` of ``variant``; the
         variants share ES seeds, so they differ only in what they ablate."""
-        from rlopt.optimizers.open import ABLATIONS
-
         spec = self.ablations
         env = spec["env"]
         ppo = {env: {**self.ppo[env], **spec.get("ppo", {})}}
-        return self._metatrain_args([env], ABLATIONS[variant], spec["es"], ppo, spec.get("seed", 0) + int(index))
-
-    def ablation_checkpoint_tag(self, variant: str, index: int) -> str:
-        return point_id(self.ablation_metatrain_args(variant, index))
+        return self._metatrain_args(spec["optimizer"], [env], _ablation_settings(spec["optimizer"], variant),
+                                    spec["es"], ppo, spec.get("seed", 0) + int(index))
 
     def ablation_eval_args(self, variant: str) -> dict:
         """``rlopt train`` arguments (besides the weights) evaluating a trained ``variant``."""
-        from rlopt.optimizers.open import ABLATIONS
-
         spec = self.ablations
         seeds = spec["evaluation_seeds"]
         return {
             "env": spec["env"],
-            "opt_config": ABLATIONS[variant],
+            "optimizer": spec["optimizer"],
+            "opt_config": _ablation_settings(spec["optimizer"], variant),
             "ppo": json.dumps({**self.ppo[spec["env"]], **spec.get("ppo", {})}, sort_keys=True),
             "env_options": self.env_options_json(spec["env"]),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
@@ -250,39 +273,83 @@ class Plan:
     @property
     def deepsea_has_noise(self) -> bool:
         """Whether some variant has learned noise (Fig. 14: the randomness it applies)."""
-        return any(filled["noise"] for filled in self._deepsea_filled_variants())
+        optimizer = self.deepsea.get("optimizer")
+        return any(_has_noise(optimizer, opt_config) for opt_config in self.deepsea.get("variants", {}).values())
 
     def _deepsea_filled_variants(self) -> list[dict]:
-        from rlopt.optimizers.open import validate_hparams
+        from rlopt.optimizers import validate_hparams
 
-        return [validate_hparams(opt_config) for opt_config in self.deepsea.get("variants", {}).values()]
+        optimizer = self.deepsea.get("optimizer")
+        return [validate_hparams(optimizer, opt_config) for opt_config in self.deepsea.get("variants", {}).values()]
 
     def _deepsea_env_options(self, size: int | None = None) -> dict:
-        """Every size runs on one padded board, so one network shape serves all of them."""
+        """Env options of meta-training (``size`` None) or of the evaluation at ``size``.
+
+        ``pad_to`` "largest": every job shares one board that fits every training and
+        evaluation size (one network shape for all). "training": meta-training pads to the
+        largest training size, and an evaluation to the larger of that and its own size, so
+        in-support sizes see the board they were trained on and few always-zero inputs.
+        """
         spec = self.deepsea
         low, high = spec["train_sizes"]
-        options = {"train_sizes": [low, high], "max_size": max(high, *spec["evaluation_sizes"])}
+        if spec.get("pad_to", "largest") == "largest":
+            board = max(high, *spec["evaluation_sizes"])
+        else:
+            board = high if size is None else max(high, int(size))
+        options = {"train_sizes": [low, high], "max_size": board,
+                   "train_mapping": spec.get("train_mapping", "fresh")}
         return options if size is None else {**options, "size": int(size)}
 
     def deepsea_metatrain_args(self, variant: str) -> dict:
         """``rlopt metatrain`` arguments of one DeepSea variant; the variants share ES seeds."""
         spec = self.deepsea
-        return self._metatrain_args(["deepsea"], spec["variants"][variant], spec["es"],
+        return self._metatrain_args(spec["optimizer"], ["deepsea"], spec["variants"][variant], spec["es"],
                                     {"deepsea": spec.get("ppo", {})}, spec.get("seed", 0),
                                     {"deepsea": self._deepsea_env_options()})
-
-    def deepsea_checkpoint_tag(self, variant: str) -> str:
-        return point_id(self.deepsea_metatrain_args(variant))
 
     def deepsea_eval_args(self, variant: str, size: int) -> dict:
         """``rlopt train`` arguments (besides the weights) evaluating ``variant`` at ``size``."""
         spec = self.deepsea
         seeds = spec["evaluation_seeds"]
         return {
+            "optimizer": spec["optimizer"],
             "opt_config": spec["variants"][variant],
             "ppo": json.dumps(spec.get("ppo", {}), sort_keys=True),
             "env_options": json.dumps(self._deepsea_env_options(size), sort_keys=True),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
+        }
+
+    @property
+    def studies(self) -> dict:
+        return self.config.get("studies", {})
+
+    @property
+    def collapse_arms(self) -> list[str]:
+        return list(self.studies.get("collapse", {}).get("arms", {}))
+
+    @property
+    def nonstationary_runs(self) -> list[tuple[str, str]]:
+        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control."""
+        spec = self.studies.get("nonstationary", {})
+        schedules = list(spec.get("schedules", {})) + (["stationary"] if spec and spec.get("controls", True) else [])
+        return [(schedule, arm) for schedule in schedules for arm in spec.get("arms", {})]
+
+    def study_train_args(self, study: str, arm: str, schedule: str = "stationary") -> dict:
+        """``rlopt train`` arguments of one study run (``weights``: the arm's input files)."""
+        spec = self.studies[study]
+        env = spec["env"]
+        entry = spec["arms"][arm]
+        weights = [entry["weights"]] if "weights" in entry else []
+        hparams = {**entry.get("hparams", {}), **({"weights": weights[0]} if weights else {})}
+        env_options = {**self.env_options.get(env, {}), **spec.get("env_options", {})}
+        if schedule != "stationary":
+            env_options["schedule"] = spec["schedules"][schedule]
+        seeds = self.studies["seeds"]
+        return {
+            "env": env, "optimizer": entry["optimizer"], "hparams": json.dumps(hparams, sort_keys=True),
+            "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
+            "ppo": json.dumps({**self.ppo[env], **spec.get("ppo", {})}, sort_keys=True),
+            "env_options": json.dumps(env_options, sort_keys=True), "weights": weights,
         }
 
     def envs_of_family(self, family: str) -> list[str]:
@@ -306,11 +373,30 @@ class Plan:
         return json.dumps(self.grids[(optimizer, env)][point], sort_keys=True)
 
 
+def _has_noise(optimizer: str, opt_config: dict) -> bool:
+    from rlopt.optimizers import learned_optimizer, validate_hparams
+
+    learned = learned_optimizer(optimizer)
+    return learned.has_noise(learned.config(validate_hparams(optimizer, opt_config)))
+
+
+def _ablation_settings(optimizer: str, variant: str) -> dict:
+    from rlopt.optimizers import learned_optimizer
+
+    return learned_optimizer(optimizer).ablations[variant]
+
+
 def _seed_set(seeds: dict) -> set[int]:
     return set(range(seeds["start"], seeds["start"] + seeds["count"]))
 
 
 def _check_semantics(config: dict) -> None:
+    from rlopt.envs.registry import env_names
+
+    for index, env in enumerate(config["envs"]):
+        if env not in env_names():
+            raise ConfigError(f"config key 'envs[{index}]': unknown environment '{env}'; valid environments are "
+                              f"{env_names()}")
     if config["reference_optimizer"] not in config["optimizers"]:
         raise ConfigError(f"config key 'reference_optimizer': '{config['reference_optimizer']}' must be one of "
                           f"the evaluated optimizers {config['optimizers']}")
@@ -401,22 +487,35 @@ def _check_ppo_overrides(env: str, ppo: dict, overrides: dict, key: str) -> None
         raise ConfigError(f"config key '{key}': {err}")
 
 
-def _check_metatrain(config: dict, ppo: dict) -> None:
-    from rlopt.optimizers import OptimizerConfigError
-    from rlopt.optimizers.open import OpenConfig
+def _check_learned_settings(optimizer: str, opt_config: dict, key: str) -> None:
+    """``optimizer`` is a learned optimizer and ``opt_config`` valid architecture settings of it."""
+    from rlopt.optimizers import OptimizerConfigError, learned_optimizer, validate_hparams
 
+    try:
+        learned = learned_optimizer(optimizer)
+    except OptimizerConfigError as err:
+        raise ConfigError(f"config key '{key}.optimizer': {err}")
+    if "weights" in opt_config:
+        raise ConfigError(f"config key '{key}': 'weights' is what meta-training produces, not a setting")
+    try:
+        learned.config(validate_hparams(optimizer, opt_config))
+    except (OptimizerConfigError, TypeError) as err:
+        raise ConfigError(f"config key '{key}': {err}")
+
+
+def _check_metatrain(config: dict, ppo: dict) -> None:
     for label, spec in config.get("metatrain", {}).items():
         key = f"metatrain.{label}"
-        for env in spec["envs"]:
-            if env not in config["envs"]:
-                raise ConfigError(f"config key '{key}.envs': '{env}' is not in envs {config['envs']}")
+        for field in ("envs", "evaluation_envs"):
+            for env in spec.get(field, []):
+                if env not in config["envs"]:
+                    raise ConfigError(f"config key '{key}.{field}': '{env}' is not in envs {config['envs']}")
         if label in config.get("open_pretrained", {}).get("labels", {}):
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
+        if label in config["optimizers"]:
+            raise ConfigError(f"config key '{key}': label '{label}' is also a tuned optimizer")
         _checked_es(spec["es"], f"{key}.es")
-        try:
-            OpenConfig(**spec.get("opt_config", {}))
-        except (OptimizerConfigError, TypeError) as err:
-            raise ConfigError(f"config key '{key}.opt_config': {err}")
+        _check_learned_settings(spec["optimizer"], spec["opt_config"], f"{key}.opt_config")
         for env, overrides in spec.get("ppo", {}).items():
             if env not in spec["envs"]:
                 raise ConfigError(f"config key '{key}.ppo.{env}': '{env}' is not one of its envs")
@@ -430,6 +529,14 @@ def _check_ablations(config: dict, ppo: dict) -> None:
     env = spec["env"]
     if env not in config["envs"]:
         raise ConfigError(f"config key 'ablations.env': '{env}' is not in envs {config['envs']}")
+    _check_learned_settings(spec["optimizer"], {}, "ablations")
+    from rlopt.optimizers import learned_optimizer
+
+    known = learned_optimizer(spec["optimizer"]).ablations
+    for index, variant in enumerate(spec["variants"]):
+        if variant not in known:
+            raise ConfigError(f"config key 'ablations.variants[{index}]': '{variant}' is not an ablation of "
+                              f"'{spec['optimizer']}'; its ablations are {sorted(known)}")
     es = _checked_es(spec["es"], "ablations.es")
     _check_ppo_overrides(env, ppo, spec.get("ppo", {}), "ablations.ppo")
     overlap = _seed_set(spec["evaluation_seeds"]) & set(es.validation_seeds)
@@ -441,20 +548,12 @@ def _check_ablations(config: dict, ppo: dict) -> None:
 def _check_deepsea(config: dict) -> None:
     from rlopt.agents.ppo import PPOConfig, PPOConfigError
     from rlopt.envs.registry import default_ppo_settings
-    from rlopt.optimizers import OptimizerConfigError
-    from rlopt.optimizers.open import validate_hparams
 
     spec = config.get("deepsea")
     if not spec:
         return
     for variant, opt_config in spec["variants"].items():
-        if "weights" in opt_config:
-            raise ConfigError(f"config key 'deepsea.variants.{variant}': 'weights' is what meta-training "
-                              "produces, not a setting")
-        try:
-            validate_hparams(opt_config)
-        except (OptimizerConfigError, TypeError) as err:
-            raise ConfigError(f"config key 'deepsea.variants.{variant}': {err}")
+        _check_learned_settings(spec["optimizer"], opt_config, f"deepsea.variants.{variant}")
     low, high = spec["train_sizes"]
     if low > high:
         raise ConfigError(f"config key 'deepsea.train_sizes': needs low <= high, got {[low, high]}")
@@ -467,6 +566,35 @@ def _check_deepsea(config: dict) -> None:
     if overlap:
         raise ConfigError(f"config key 'deepsea.evaluation_seeds': must differ from the ES validation seeds; "
                           f"both contain {sorted(overlap)[:5]}")
+
+
+def _check_studies(config: dict, ppo: dict) -> None:
+    from rlopt.envs.nonstationary import Schedule, ScheduleError
+    from rlopt.optimizers import OptimizerConfigError, validate_hparams
+
+    studies = config.get("studies", {})
+    for study in ("collapse", "nonstationary"):
+        spec = studies.get(study)
+        if not spec:
+            continue
+        key = f"studies.{study}"
+        if spec["env"] not in config["envs"]:
+            raise ConfigError(f"config key '{key}.env': '{spec['env']}' is not in envs {config['envs']}")
+        _check_ppo_overrides(spec["env"], ppo, spec.get("ppo", {}), f"{key}.ppo")
+        for arm, entry in spec["arms"].items():
+            try:  # the weights file may not exist yet (a rule makes it): checked when the run starts
+                validate_hparams(entry["optimizer"], entry.get("hparams", {}))
+            except (OptimizerConfigError, TypeError) as err:
+                raise ConfigError(f"config key '{key}.arms.{arm}': {err}")
+        for name, schedule in spec.get("schedules", {}).items():
+            try:
+                Schedule.from_dict(schedule)
+            except (ScheduleError, TypeError) as err:
+                raise ConfigError(f"config key '{key}.schedules.{name}': {err}")
+    collapse = studies.get("collapse")
+    if collapse and collapse["reference"] not in collapse["arms"]:
+        raise ConfigError(f"config key 'studies.collapse.reference': '{collapse['reference']}' is not one of its "
+                          f"arms {list(collapse['arms'])}")
 
 
 def _eval_blocks(config: dict) -> list[str]:
@@ -486,6 +614,7 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
     _check_metatrain(config, ppo)
     _check_ablations(config, ppo)
     _check_deepsea(config)
+    _check_studies(config, ppo)
     return Plan(
         config=config,
         ppo={env: overrides for env, (overrides, _) in ppo.items()},

@@ -1,10 +1,12 @@
 # Shared helpers: the validated plan, code versions, the jobs' software.  Rules hold no logic.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from rlopt.provenance import STAGE_SOURCES, stage_code_hash
+from rlopt.optimizers import REGISTRY, optimizer_names
+from rlopt.provenance import COMMANDS, command_code_hash, optimizer_code_hash
 from rlopt.workflow_config import ConfigError, load_plan
 
 REPO = Path(workflow.basedir)
@@ -30,9 +32,37 @@ os.environ.setdefault("RLOPT_REPO", str(REPO))
 GPU_ENV = "../../envs/cuda.yaml"  # training and meta-training
 CPU_ENV = "../../envs/cpu.yaml"  # everything else
 
-# Snakemake does not track imported modules: each stage's jobs carry a hash of the
-# library sources they run as a param, so editing those sources reruns exactly them.
-CODE = {stage: stage_code_hash(stage) for stage in STAGE_SOURCES}
+# Snakemake does not track imported modules: each job carries the hash of the library
+# sources its command imports (rlopt.provenance), and a training job that of its optimizer,
+# so editing those sources reruns exactly the affected jobs.
+CODE = {command: command_code_hash(command) for command in COMMANDS}
+
+
+def _defining_module(name):
+    entry = REGISTRY[name]
+    return entry.learned.from_vector.__module__ if entry.learned else "rlopt.optimizers.handcrafted"
+
+
+OPTIMIZER_CODE = {name: optimizer_code_hash(_defining_module(name)) for name in optimizer_names()}
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly ``names`` (nothing when there are none)."""
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True)) or "(?!)"
+
+
+# One command line per CLI command; rules differ only in their params.
+TRAIN_SHELL = (
+    "rlopt train --env {params.env} --optimizer {params.optimizer} --label {params.label} "
+    "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
+    "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+)
+METATRAIN_SHELL = (
+    "rlopt metatrain --optimizer {params.args[optimizer]} --envs {params.args[envs]} "
+    "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
+    "--env-options {params.args[env_options]:q} {params.normalizers} --seed {params.args[seed]} "
+    "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+)
 
 
 # Figures the report includes; each stage's rule file adds its own.
@@ -47,10 +77,11 @@ FITNESS_FIGURE_SHELL = (
 
 
 wildcard_constraints:
-    env="[a-z0-9]+",
+    env="[a-z0-9_]+",
     optimizer="[a-z0-9_]+",
     point="h[0-9a-f]{10}",
     block="[0-9]+-[0-9]+",
+    estimator="window|last_episode",
 
 
 def run_dir(summary_path):
@@ -78,13 +109,21 @@ def learned_weights(wildcards):
     return f"resources/open_pretrained/{name}_OPEN.npy"
 
 
-def open_hparams(weights, opt_config):
-    """`rlopt train --hparams` of a trained OPEN: its weights file plus its architecture."""
+def weights_hparams(weights, opt_config):
+    """`rlopt train --hparams` of a trained learned optimizer: its weights file plus its architecture."""
     return json.dumps({"weights": str(weights), **opt_config}, sort_keys=True)
 
 
 def learned_hparams(wildcards, input):
-    return open_hparams(input.weights, PLAN.metatrain.get(wildcards.label, {}).get("opt_config", {}))
+    return weights_hparams(input.weights, PLAN.learned_spec(wildcards.label)["opt_config"])
+
+
+def normalizers_input(wildcards):
+    """Multi-task meta-training divides each env's return by tuned Adam's (the workflow's own),
+    both by the job's ES return estimator."""
+    if len(PLAN.metatrain_jobs[wildcards.job]["envs"].split()) > 1:
+        return f"results/eval/reference_returns_{PLAN.metatrain_estimator(wildcards.job)}.json"
+    return []
 
 
 def reference_summaries(wildcards=None):
@@ -92,13 +131,6 @@ def reference_summaries(wildcards=None):
     envs = sorted({env for spec in PLAN.metatrain.values() if len(spec["envs"]) > 1 for env in spec["envs"]})
     reference = config["reference_optimizer"]
     return [f"results/eval/{env}/{reference}/seeds{block}/summary.json" for env in envs for block in PLAN.eval_blocks]
-
-
-def normalizers_input(wildcards):
-    """Multi-task meta-training divides each env's return by tuned Adam's (the workflow's own)."""
-    if len(PLAN.metatrain[wildcards.label]["envs"]) > 1:
-        return "results/eval/reference_returns.json"
-    return []
 
 
 def train_benchmarks(wildcards=None):
@@ -119,13 +151,9 @@ def train_benchmarks(wildcards=None):
         for env in envs
         for block in PLAN.eval_blocks
     ]
-    metatrain = [f"results/benchmarks/metatrain/{label}.tsv" for label in PLAN.metatrain]
-    ablations = [
-        f"results/benchmarks/ablate_{stage}/{variant}/opt{index}.tsv"
-        for stage in ("metatrain", "evaluate")
-        for variant, index in PLAN.ablation_runs
-    ]
-    deepsea = [f"results/benchmarks/deepsea_metatrain/{variant}.tsv" for variant in PLAN.deepsea_variants] + [
+    metatrain = [f"results/benchmarks/metatrain/{job}.tsv" for job in PLAN.metatrain_jobs]
+    ablations = [f"results/benchmarks/ablate_evaluate/{variant}/opt{index}.tsv" for variant, index in PLAN.ablation_runs]
+    deepsea = [
         f"results/benchmarks/deepsea_evaluate/{variant}/size{size}.tsv" for variant, size in PLAN.deepsea_evaluations
     ]
     return tune + evaluate + learned + metatrain + ablations + deepsea

@@ -4,7 +4,7 @@
 
 rule evaluate_block:
     wildcard_constraints:
-        optimizer="adam|rmsprop|lion|sgd",
+        optimizer=one_of(PLAN.optimizers),
     input:
         hparams="results/tune/{env}/{optimizer}/best_hparams.json",
     output:
@@ -16,11 +16,15 @@ rule evaluate_block:
     benchmark:
         "results/benchmarks/evaluate_block/{env}/{optimizer}/seeds{block}.tsv"
     params:
+        env=lambda w: w.env,
+        optimizer=lambda w: w.optimizer,
+        label=lambda w: w.optimizer,
+        hparams=lambda w, input: f"@{input.hparams}",
         ppo=lambda w: PLAN.ppo_json(w.env),
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=lambda w: w.block.replace("-", ":"),
         out=lambda w, output: run_dir(output.summary),
-        code=[CODE["train"], CODE["handcrafted"]],
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[w.optimizer]],
     threads: 1
     resources:
         mem_mb=4000,
@@ -28,9 +32,7 @@ rule evaluate_block:
     conda:
         GPU_ENV
     shell:
-        "rlopt train --env {wildcards.env} --optimizer {wildcards.optimizer} "
-        "--hparams @{input.hparams} --seeds {params.seeds} --ppo {params.ppo:q} "
-        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+        TRAIN_SHELL
 
 
 # Downloads (unless RLOPT_OPEN_PRETRAINED_DIR names a local copy): runs where Snakemake
@@ -47,7 +49,7 @@ rule open_weights:
     benchmark:
         "results/benchmarks/open_weights/{name}.tsv"
     params:
-        code=CODE["open"],
+        code=CODE["weights"],
     conda:
         CPU_ENV
     shell:
@@ -56,7 +58,7 @@ rule open_weights:
 
 rule evaluate_learned:
     wildcard_constraints:
-        label="open[a-z0-9_]*",
+        label=one_of(PLAN.learned_labels),
     input:
         weights=learned_weights,
     output:
@@ -68,12 +70,15 @@ rule evaluate_learned:
     benchmark:
         "results/benchmarks/evaluate_learned/{env}/{label}/seeds{block}.tsv"
     params:
+        env=lambda w: w.env,
+        optimizer=lambda w: PLAN.learned_spec(w.label)["optimizer"],
+        label=lambda w: w.label,
         hparams=learned_hparams,
         ppo=lambda w: PLAN.ppo_json(w.env),
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=lambda w: w.block.replace("-", ":"),
         out=lambda w, output: run_dir(output.summary),
-        code=[CODE["train"], CODE["open"]],
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.learned_spec(w.label)["optimizer"]]],
     threads: 1
     resources:
         mem_mb=4000,
@@ -81,9 +86,7 @@ rule evaluate_learned:
     conda:
         GPU_ENV
     shell:
-        "rlopt train --env {wildcards.env} --optimizer open --label {wildcards.label} "
-        "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
-        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+        TRAIN_SHELL
 
 
 rule collect_evaluation:

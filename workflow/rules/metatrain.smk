@@ -1,55 +1,59 @@
-# Meta-training of learned optimizers with OpenAI-ES (evosax).  Checkpoints live outside
-# the declared outputs, under a hash of the settings, so a killed job resumes and a
-# changed one starts afresh.
+# Meta-training of learned optimizers with OpenAI-ES (evosax): one rule for every
+# meta-training job of every study (PLAN.metatrain_jobs: preset blocks metatrain,
+# ablations, deepsea).  Checkpoints live outside the declared outputs, under a hash of the
+# settings, so a killed job resumes and a changed one starts afresh.
 
 
 rule reference_returns:
     input:
         reference_summaries,
     output:
-        "results/eval/reference_returns.json",
+        "results/eval/reference_returns_{estimator}.json",
     log:
-        "results/logs/reference_returns.log",
+        "results/logs/reference_returns_{estimator}.log",
     benchmark:
-        "results/benchmarks/reference_returns/all.tsv"
+        "results/benchmarks/reference_returns/{estimator}.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
         code=CODE["stats"],
     conda:
         CPU_ENV
     shell:
-        "rlopt reference-returns --runs {params.runs} --out {output} > {log} 2>&1"
+        "rlopt reference-returns --runs {params.runs} --estimator {wildcards.estimator} --out {output} "
+        "> {log} 2>&1"
 
 
 rule metatrain:
+    wildcard_constraints:
+        job=one_of(PLAN.metatrain_jobs),
     input:
         normalizers=normalizers_input,
     output:
-        best="results/metatrain/{label}/best.npy",
-        final="results/metatrain/{label}/final.npy",
-        history="results/metatrain/{label}/history.parquet",
-        summary="results/metatrain/{label}/summary.json",
+        best="results/{job}/best.npy",
+        final="results/{job}/final.npy",
+        history="results/{job}/history.parquet",
+        summary="results/{job}/summary.json",
     log:
-        "results/logs/metatrain/{label}.log",
+        "results/logs/metatrain/{job}.log",
     benchmark:
-        "results/benchmarks/metatrain/{label}.tsv"
+        "results/benchmarks/metatrain/{job}.tsv"
     params:
-        args=lambda w: PLAN.metatrain_args(w.label),
+        args=lambda w: PLAN.metatrain_jobs[w.job],
         normalizers=lambda w, input: f"--normalizers @{input.normalizers}" if input.normalizers else "",
-        checkpoints=lambda w: f"results/.checkpoints/metatrain/{w.label}/{PLAN.checkpoint_tag(w.label)}",
+        checkpoints=lambda w: f"results/.checkpoints/{w.job}/{PLAN.checkpoint_tag(w.job)}",
         out=lambda w, output: run_dir(output.summary),
-        code=[CODE["train"], CODE["open"], CODE["metatrain"]],
+        code=lambda w: [
+            CODE["metatrain"],
+            OPTIMIZER_CODE[PLAN.metatrain_jobs[w.job]["optimizer"]],
+        ],
     threads: 1
     resources:
         mem_mb=8000,
-        runtime=1440,
+        runtime=2880,
     conda:
         GPU_ENV
     shell:
-        "rlopt metatrain --envs {params.args[envs]} --optimizer open "
-        "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
-        "--env-options {params.args[env_options]:q} {params.normalizers} --seed {params.args[seed]} "
-        "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+        METATRAIN_SHELL
 
 
 rule figure_metatrain:

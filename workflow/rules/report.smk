@@ -206,7 +206,7 @@ REPORT_FIGURES.extend(
         "dynamics_dormancy",
     ]
 )
-if PLAN.learned_labels:  # every learned optimizer here is OPEN
+if PLAN.learned_labels:  # learned optimizers log their update size
     REPORT_FIGURES.append("dynamics_update_size")
 if PLAN.learned_noise_labels:
     REPORT_FIGURES.append("dynamics_randomness")
@@ -220,6 +220,8 @@ rule report_tables:
         sweeps="results/tune/sweeps.parquet",
         ablations=ABLATION_INTERVALS,
         deepsea=DEEPSEA_INTERVALS,
+        collapse=list(COLLAPSE_TABLES.values()),
+        nonstationary=list(NONSTATIONARY_TABLES.values()),
         benchmarks=train_benchmarks,
     output:
         preset="results/report_build/preset.tex",
@@ -228,7 +230,9 @@ rule report_tables:
             "results/report_build/table_{name}.tex",
             name=["intervals", "poi", "runtime", "cost", "tuning"]
             + ["ablations"] * bool(ABLATION_INTERVALS)
-            + ["deepsea"] * bool(DEEPSEA_INTERVALS),
+            + ["deepsea"] * bool(DEEPSEA_INTERVALS)
+            + ["collapse"] * bool(COLLAPSE_TABLES)
+            + ["nonstationary"] * bool(NONSTATIONARY_TABLES),
         ),
     log:
         "results/logs/report_tables.log",
@@ -236,6 +240,8 @@ rule report_tables:
         meta=PLAN.report_meta_json(),
         ablations=lambda w, input: f"--ablations {input.ablations}" if input.ablations else "",
         deepsea=lambda w, input: f"--deepsea {input.deepsea}" if input.deepsea else "",
+        collapse=lambda w, input: f"--collapse {input.collapse}" if input.collapse else "",
+        nonstationary=lambda w, input: f"--nonstationary {input.nonstationary}" if input.nonstationary else "",
         code=CODE["report"],
     conda:
         CPU_ENV
@@ -243,6 +249,7 @@ rule report_tables:
         "rlopt report tables --meta {params.meta:q} --figures-dir results/figures "
         "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
         "--runtime {input.runtime} --sweeps {input.sweeps} {params.ablations} {params.deepsea} "
+        "{params.collapse} {params.nonstationary} "
         "--benchmarks {input.benchmarks} > {log} 2>&1"
 
 

@@ -3,6 +3,8 @@
 
 
 rule tune_point:
+    wildcard_constraints:
+        optimizer=one_of(PLAN.optimizers),
     output:
         summary="results/tune/{env}/{optimizer}/{point}/summary.json",
         returns="results/tune/{env}/{optimizer}/{point}/returns.parquet",
@@ -11,12 +13,15 @@ rule tune_point:
     benchmark:
         "results/benchmarks/tune_point/{env}/{optimizer}/{point}.tsv"
     params:
+        env=lambda w: w.env,
+        optimizer=lambda w: w.optimizer,
+        label=lambda w: w.optimizer,
         hparams=lambda w: PLAN.hparams_json(w.optimizer, w.env, w.point),
         ppo=lambda w: PLAN.ppo_json(w.env),
         env_options=lambda w: PLAN.env_options_json(w.env),
         seeds=PLAN.tune_seeds,
         out=lambda w, output: run_dir(output.summary),
-        code=[CODE["train"], CODE["handcrafted"]],
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[w.optimizer]],
     threads: 1
     resources:
         mem_mb=4000,
@@ -24,9 +29,7 @@ rule tune_point:
     conda:
         GPU_ENV
     shell:
-        "rlopt train --env {wildcards.env} --optimizer {wildcards.optimizer} "
-        "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
-        "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
+        TRAIN_SHELL
 
 
 rule select_best:

@@ -24,10 +24,20 @@ from rlopt.optimizers.base import optimizer_diagnostics
 
 MIN_LOG_POINTS = 100  # logging points per run the returns table should have at least
 FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env steps
+# How a run's final return is estimated (docs/results-format.md): "window" is the mean return
+# of the episodes ending in the final window; "last_episode" is the OPEN authors' (their
+# train.py fitness, eval.py): each env's most recent finished-episode return at the last
+# step, averaged over the envs, an env without a finished episode counting 0.
+FINAL_RETURN_ESTIMATORS = ("window", "last_episode")
 # Per-update means over all minibatches: the loss terms and the tau=0 dormant fraction of
 # hidden neurons (what the OPEN paper's Fig. 5 and 10 report), then the optimizer's own
 # diagnostics, if it has any (rlopt.optimizers.base).
 LOGGED_PER_UPDATE = ("actor_loss", "value_loss", "entropy", "dormancy")
+# Size of the applied optimizer step, for any optimizer (studies.md §1.5: max|update|/lr
+# tests Adam's step bound): the largest |update| coordinate (max over the update's
+# minibatch steps), the mean |update| over all parameters (mean over the steps), and the
+# L1 change of all parameters across the whole PPO update (Dohare et al.'s weight change).
+UPDATE_SIZES = ("update_max_abs", "update_mean_abs", "param_change_l1")
 
 
 class PPOConfigError(ValueError):
@@ -126,7 +136,8 @@ class TrainOutput(NamedTuple):
     return_sum: jax.Array  # (num_updates, log_chunks) summed returns of episodes ending there
     return_count: jax.Array  # (num_updates, log_chunks) number of episodes ending there
     losses: dict  # LOGGED_PER_UPDATE name (+ optimizer diagnostics) -> (num_updates,) per-update means
-    final_return: jax.Array  # () see docs/results-format.md
+    final_return: jax.Array  # () the "window" estimator, see docs/results-format.md
+    last_episode_return: jax.Array  # () the "last_episode" estimator
     final_dormancy: jax.Array  # () mean dormant fraction over the final window's updates
     diverged: jax.Array  # () bool
 
@@ -189,6 +200,17 @@ def _clip_per_network(grads: dict, max_norm: float) -> dict:
 
 def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _step_sizes(updates) -> dict:
+    magnitudes = [jnp.abs(u) for u in jax.tree.leaves(updates)]
+    count = sum(m.size for m in magnitudes)
+    return {"update_max_abs": jnp.max(jnp.stack([m.max() for m in magnitudes])),
+            "update_mean_abs": sum(m.sum() for m in magnitudes) / count}
+
+
+def _l1_distance(tree_a, tree_b) -> jax.Array:
+    return sum(jnp.abs(a - b).sum() for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b)))
 
 
 def _select(pred, on_true, on_false):
@@ -277,7 +299,8 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         ok = jnp.isfinite(loss) & _all_finite(new_params) & ~diverged
         params = _select(ok, new_params, params)
         opt_state = _select(ok, new_opt_state, opt_state)
-        return (params, opt_state, diverged | ~ok, key), {**parts, **optimizer_diagnostics(new_opt_state)}
+        sizes = {name: jnp.where(ok, value, 0.0) for name, value in _step_sizes(updates).items()}
+        return (params, opt_state, diverged | ~ok, key), {**parts, **sizes, **optimizer_diagnostics(new_opt_state)}
 
     def epoch(update_index, rollout, advantages, targets, carry, epoch_index):
         params, opt_state, diverged, key = carry
@@ -294,6 +317,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
                             (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation))
 
     def update(env_params, state: RunnerState, update_index):
+        env_params = _params_at(env, update_index, env_params)
         (params, env_state, obs, key), rollout = jax.lax.scan(
             lambda carry, x: env_step(env_params, carry, x),
             (state.params, state.env_state, state.obs, state.key), None, c.num_steps,
@@ -312,11 +336,13 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
         last_return, has_finished = _latest_finished(rollout, state.last_return, state.has_finished)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, diverged)
-        return new_state, (return_sum, return_count, jax.tree.map(jnp.mean, parts))
+        per_update = {name: (jnp.max if name == "update_max_abs" else jnp.mean)(value) for name, value in parts.items()}
+        per_update["param_change_l1"] = _l1_distance(params, state.params)
+        return new_state, (return_sum, return_count, per_update)
 
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
-        env_state, obs = env.reset(reset_key, c.num_envs, env_params)
+        env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
         return RunnerState(
             params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
             last_return=jnp.zeros(c.num_envs, jnp.float32),
@@ -330,7 +356,8 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
                               c.final_window_points)
         final_dormancy = losses["dormancy"][-c.final_window_updates:].mean()
-        return TrainOutput(state.params, return_sum, return_count, losses, final, final_dormancy,
+        last_episode = _last_episode_return(state.last_return, state.has_finished)
+        return TrainOutput(state.params, return_sum, return_count, losses, final, last_episode, final_dormancy,
                            state.diverged)
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
@@ -340,6 +367,13 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         return finish(state, return_sum, return_count, losses)
 
     return Trainer(init, run_updates, finish, train)
+
+
+def _params_at(env: VecEnv, update_index, env_params):
+    """The env params in force at this update: an env whose dynamics follow training
+    progress maps the update index to them (``params_at``); any other env's are fixed."""
+    params_at = getattr(env, "params_at", None)
+    return env_params if params_at is None else params_at(update_index, env_params)
 
 
 def _latest_finished(rollout: Rollout, last_return, has_finished):
@@ -354,6 +388,17 @@ def _latest_finished(rollout: Rollout, last_return, has_finished):
         scan_step, (last_return, has_finished), (rollout.done, rollout.completed_return)
     )
     return last_return, has_finished
+
+
+def _last_episode_return(last_return, has_finished):
+    return jnp.mean(jnp.where(has_finished, last_return, 0.0))
+
+
+def estimated_final_return(output: TrainOutput, estimator: str) -> jax.Array:
+    """``output``'s final return by one of FINAL_RETURN_ESTIMATORS."""
+    if estimator not in FINAL_RETURN_ESTIMATORS:
+        raise ValueError(f"unknown final-return estimator {estimator!r}; valid: {list(FINAL_RETURN_ESTIMATORS)}")
+    return output.final_return if estimator == "window" else output.last_episode_return
 
 
 def _final_return(return_sum, return_count, last_return, has_finished, window_points):

@@ -21,14 +21,17 @@ RETURNS_FILE = "returns.parquet"
 UPDATES_FILE = "updates.parquet"
 
 SUMMARY_KEYS = (
-    "env", "optimizer", "label", "seeds", "final_returns", "diverged",
+    "env", "optimizer", "label", "seeds", "final_returns", "final_returns_last_episode", "diverged",
     "total_steps", "steps_per_second", "wall_seconds",
 )
 RETURNS_COLUMNS = ("seed", "global_step", "episodic_return")
 UPDATES_KEYS = ("seed", "update", "global_step")  # then one column per logged metric
 ID_COLUMNS = ["label", "optimizer", "env"]
 
-FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "diverged"]
+# final_return: the "window" estimator; final_return_last_episode: the OPEN authors'
+# (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS, docs/results-format.md).
+FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "final_return_last_episode", "diverged"]
+ESTIMATOR_COLUMNS = {"window": "final_return", "last_episode": "final_return_last_episode"}
 CURVES_COLUMNS = [*ID_COLUMNS, "seed", "global_step", "episodic_return"]
 RUNTIME_COLUMNS = [
     *ID_COLUMNS, "num_seeds", "total_steps", "steps_per_second", "wall_seconds",
@@ -131,12 +134,11 @@ def _read_table(run_dir: Path, name: str, required: Sequence[str]) -> pd.DataFra
 def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame, updates: pd.DataFrame) -> _RunTables:
     seeds = np.asarray(summary["seeds"], dtype=np.int64)
     # JSON writers that refuse NaN store a missing final return as null.
-    finals = np.array(
-        [np.nan if r is None else r for r in summary["final_returns"]], dtype=np.float64
-    )
+    finals, last_episode = (np.array([np.nan if r is None else r for r in summary[key]], dtype=np.float64)
+                            for key in ("final_returns", "final_returns_last_episode"))
     diverged = np.asarray(summary["diverged"], dtype=bool)
-    if not len(seeds) == len(finals) == len(diverged):
-        raise ValueError("seeds, final_returns and diverged differ in length")
+    if not len(seeds) == len(finals) == len(last_episode) == len(diverged):
+        raise ValueError("seeds, final_returns, final_returns_last_episode and diverged differ in length")
     if len(set(seeds.tolist())) != len(seeds):
         raise ValueError("seeds repeat")
     for name, table in ((RETURNS_FILE, returns), (UPDATES_FILE, updates)):
@@ -147,7 +149,8 @@ def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame, updates: pd
     ids = {"label": str(summary["label"]), "optimizer": str(summary["optimizer"]),
            "env": str(summary["env"])}
     final_returns = pd.DataFrame(
-        {**ids, "seed": seeds, "final_return": finals, "diverged": diverged},
+        {**ids, "seed": seeds, "final_return": finals, "final_return_last_episode": last_episode,
+         "diverged": diverged},
         columns=FINAL_RETURNS_COLUMNS,
     )
     curves = pd.DataFrame({

@@ -1,5 +1,5 @@
-"""``rlopt collect``, ``stats``, ``reference-returns``, ``ablation-stats`` and ``deepsea-stats``:
-the analysis stages."""
+"""``rlopt collect``, ``stats``, ``reference-returns``, ``ablation-stats``, ``deepsea-stats``,
+``collapse-stats`` and ``nonstationary-stats``: the analysis stages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
+from rlopt.commands.common import parse_json_object
 
 if TYPE_CHECKING:
     from rlopt.analysis.stats import StatsResult
@@ -52,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reference-returns", help="mean final return of one label per env (multi-task ES normaliser)")
     reference.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
                            help="evaluation run directories of the reference label")
+    reference.add_argument("--estimator", choices=("window", "last_episode"), default="window",
+                           help="final-return estimator, as the meta-training's ES return_estimator "
+                                "(default window)")
     reference.add_argument("--out", required=True, type=Path, help="JSON {env: return} to write")
     reference.set_defaults(func=run_reference_returns)
 
@@ -83,13 +87,98 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deepsea.add_argument("--out-dir", required=True, type=Path)
     deepsea.set_defaults(func=run_deepsea_stats)
 
+    collapse = subparsers.add_parser(
+        "collapse-stats", help="policy collapse per arm: detector verdicts, collapse rates, IQMs, update sizes",
+        description="Write seeds.parquet (verdict per seed), rates.parquet (collapse rate with a Clopper-Pearson "
+        "interval per arm and drop threshold), intervals.parquet (IQM with bootstrap CI of final and peak "
+        "score, drop and drawdown), curves.parquet, iqm_curves.parquet, update_sizes.parquet and stats.json.",
+    )
+    _add_study_arguments(collapse)
+    collapse.add_argument("--reference", required=True, metavar="LABEL",
+                          help="arm whose final-return IQM is the reference return R_ref")
+    collapse.add_argument("--detector", default="{}",
+                          help="detector settings as JSON: window, learned_fraction, drop, persistence, "
+                               "final_fraction (rlopt.analysis.collapse) and points (curve bins, default 100)")
+    collapse.set_defaults(func=run_collapse_stats)
+
+    nonstationary = subparsers.add_parser(
+        "nonstationary-stats", help="non-stationary dynamics: stream return, end-of-segment return, recovery",
+        description="Write seeds.parquet (stream return), segments.parquet (end-of-segment return and recovery "
+        "time per seed and segment), intervals.parquet, curves.parquet, update_sizes.parquet and stats.json.",
+    )
+    _add_study_arguments(nonstationary)
+    nonstationary.add_argument("--window", type=int, default=5, help="trailing-mean width in updates (default 5)")
+    nonstationary.add_argument("--final-fraction", type=float, default=0.1,
+                               help="end of a segment, as a fraction of it (default 0.1)")
+    nonstationary.set_defaults(func=run_nonstationary_stats)
+
+
+def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
+                        help="rlopt train run directories; the arm is the run's label (non-stationary runs: "
+                             "the schedule is the name of the folder holding the run)")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--out-dir", required=True, type=Path)
+
+
+def run_collapse_stats(args: argparse.Namespace) -> int:
+    _check_reps(args)
+    from rlopt.analysis.collapse import CollapseInputError, CollapseThresholds
+    from rlopt.analysis.stats import Bootstrap
+    from rlopt.analysis.studies import StudyInputError, collapse_study, read_runs
+
+    settings = parse_json_object(args.detector, "--detector")
+    points = settings.pop("points", 100)
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise UsageError(f"--detector: points must be an integer >= 2, got {points!r}")
+    try:
+        thresholds = CollapseThresholds(**settings)
+        tables = collapse_study(read_runs(args.runs), args.reference, thresholds, points,
+                                Bootstrap(args.reps, args.seed))
+    except TypeError as err:
+        raise UsageError(f"--detector: {err}") from err
+    except (CollapseInputError, StudyInputError) as err:
+        raise UsageError(str(err)) from err
+    _write_study_tables(args, {"seeds": tables.seeds, "rates": tables.rates, "intervals": tables.intervals,
+                               "curves": tables.curves, "iqm_curves": tables.iqm_curves,
+                               "update_sizes": tables.update_sizes},
+                        "rliable stratified bootstrap over seeds, percentile intervals; collapse rates: "
+                        "Clopper-Pearson", extra={"detector": {**thresholds.to_dict(), "points": points},
+                                                  **tables.anchors})
+    for row in tables.rates[tables.rates["configured"]].itertuples():
+        print(f"{row.label:>20}: collapsed {row.collapsed}/{row.num_seeds} [{row.ci_low:.2f}, {row.ci_high:.2f}], "
+              f"failed to learn {row.failed}")
+    return 0
+
+
+def run_nonstationary_stats(args: argparse.Namespace) -> int:
+    _check_reps(args)
+    from rlopt.analysis.stats import Bootstrap
+    from rlopt.analysis.studies import StudyInputError, nonstationary_study, read_runs
+
+    if args.window < 1 or not 0 < args.final_fraction <= 1:
+        raise UsageError("--window must be >= 1 and --final-fraction in (0, 1]")
+    try:
+        tables = nonstationary_study(read_runs(args.runs), args.window, args.final_fraction,
+                                     Bootstrap(args.reps, args.seed))
+    except StudyInputError as err:
+        raise UsageError(str(err)) from err
+    _write_study_tables(args, {"seeds": tables.seeds, "segments": tables.segments, "intervals": tables.intervals,
+                               "curves": tables.curves, "update_sizes": tables.update_sizes},
+                        "rliable stratified bootstrap over seeds, percentile intervals",
+                        extra={"window": args.window, "final_fraction": args.final_fraction})
+    for row in tables.intervals[tables.intervals["metric"] == "stream_return"].itertuples():
+        print(f"{row.schedule:>12} {row.label:>20}: stream IQM {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]")
+    return 0
+
 
 def _check_reps(args: argparse.Namespace) -> None:
     if args.reps < 1:
         raise UsageError(f"--reps must be at least 1, got {args.reps}")
 
 
-def _write_study_tables(args: argparse.Namespace, tables: dict, bootstrap: str) -> None:
+def _write_study_tables(args: argparse.Namespace, tables: dict, bootstrap: str, extra: dict | None = None) -> None:
     """Each table as ``<name>.parquet`` in --out-dir, then stats.json (provenance)."""
     from rlopt.io import write_json_atomic, write_parquet_atomic
 
@@ -97,7 +186,7 @@ def _write_study_tables(args: argparse.Namespace, tables: dict, bootstrap: str) 
         write_parquet_atomic(table, args.out_dir / f"{name}.parquet")
     provenance = {"runs": [str(r) for r in args.runs], "reps": args.reps, "seed": args.seed,
                   "bootstrap": bootstrap, "library_versions": _library_versions(),
-                  "python": platform.python_version(), "command": sys.argv}
+                  "python": platform.python_version(), "command": sys.argv, **(extra or {})}
     write_json_atomic(provenance, args.out_dir / "stats.json")
 
 
@@ -144,7 +233,7 @@ def run_reference_returns(args: argparse.Namespace) -> int:
     """Mean final return of one label per env: the multi-task meta-training normaliser."""
     import math
 
-    from rlopt.analysis.collect import InvalidRunError, collect_runs
+    from rlopt.analysis.collect import ESTIMATOR_COLUMNS, InvalidRunError, collect_runs
     from rlopt.io import write_json_atomic
 
     try:
@@ -154,7 +243,7 @@ def run_reference_returns(args: argparse.Namespace) -> int:
     labels = sorted(set(table["label"]))
     if len(labels) != 1:
         raise UsageError(f"--runs: expected the runs of one label, got {labels}")
-    means = table.groupby("env")["final_return"].mean()
+    means = table.groupby("env")[ESTIMATOR_COLUMNS[args.estimator]].mean()
     bad = {env: value for env, value in means.items() if not (math.isfinite(value) and value > 0)}
     if bad:
         raise UsageError(f"'{labels[0]}' has no positive mean final return on {bad}; it cannot normalise")

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 
 # JAX counts in 32-bit integers (x64 is off): seeds, step and update counters must fit.

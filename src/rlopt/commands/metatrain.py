@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 from rlopt.commands.common import (
     INT32_MAX,
     add_cpu_devices_argument,
@@ -21,7 +21,6 @@ from rlopt.commands.common import (
     prepare_output_dir,
 )
 
-OPTIMIZERS = ("open",)
 BEST_FILE = "best.npy"
 FINAL_FILE = "final.npy"
 HISTORY_FILE = "history.parquet"
@@ -64,17 +63,20 @@ def _register_metatrain(subparsers) -> None:
                     "fitness = final return of whole PPO lifetimes.",
     )
     parser.add_argument("--envs", nargs="+", required=True, help="training environment(s), e.g. breakout asterix")
-    parser.add_argument("--optimizer", required=True, help=f"learned optimizer: {', '.join(OPTIMIZERS)}")
+    parser.add_argument("--optimizer", required=True,
+                        help="learned optimizer (see rlopt.optimizers.learned_optimizer_names), e.g. open")
     parser.add_argument("--opt-config", default="{}",
-                        help='architecture as JSON or @file, e.g. \'{"size": "small", "features": "full", '
-                             '"noise": true, "separated": false}\'')
+                        help='its architecture hyperparameters as JSON or @file (no "weights"), e.g. OPEN\'s '
+                             '\'{"size": "small", "features": "full", "noise": true, "separated": false}\'')
     parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.es.ESConfig)")
     parser.add_argument("--ppo", default="{}", help='per-env PPO overrides as JSON or @file: {"breakout": {...}}')
     parser.add_argument("--env-options", default="{}", help='per-env constructor options: {"ant": {...}}')
     parser.add_argument("--normalizers",
                         help='per-env tuned-Adam returns as JSON or @file: {"breakout": 30.1, ...}; fitness is '
                              "return / normaliser, averaged over envs (required for more than one env)")
-    parser.add_argument("--init", type=Path, help="initial mean (flat float32 .npy); default all zeros")
+    parser.add_argument("--init", type=Path,
+                        help="initial mean (flat float32 .npy); default the optimizer's own initialisation "
+                             "(OPEN: all zeros)")
     parser.add_argument("--checkpoint-dir", type=output_dir,
                         help="where checkpoints go and a run resumes from; must lie outside --out (default: "
                              "a folder under $XDG_CACHE_HOME or ~/.cache/rlopt/checkpoints named by a hash of "
@@ -148,8 +150,7 @@ def _validated_inputs(args) -> dict:
     from rlopt.agents.ppo import PPOConfigError
     from rlopt.envs.registry import UnknownEnvError, env_names
     from rlopt.meta.es import ESConfig, ESConfigError
-    from rlopt.optimizers import OptimizerConfigError
-    from rlopt.optimizers.open import OpenConfig, load_weights
+    from rlopt.optimizers import OptimizerConfigError, learned_optimizer, validate_hparams
     from rlopt.training import ppo_config_for
 
     envs = list(args.envs)
@@ -158,13 +159,15 @@ def _validated_inputs(args) -> dict:
         raise UsageError(f"--envs: unknown environment(s) {unknown}; valid environments are {env_names()}")
     if len(set(envs)) != len(envs):
         raise UsageError(f"--envs: duplicate environments in {envs}")
-    if args.optimizer not in OPTIMIZERS:
-        raise UsageError(f"--optimizer: '{args.optimizer}' cannot be meta-trained; valid: {list(OPTIMIZERS)}")
-    opt_settings = parse_json_object(args.opt_config, "--opt-config")
     try:
-        opt_cfg = OpenConfig(**opt_settings)
-    except TypeError as err:
-        raise UsageError(f"--opt-config: {err}; valid settings are size, features, noise, separated")
+        learned = learned_optimizer(args.optimizer)
+    except OptimizerConfigError as err:
+        raise UsageError(f"--optimizer: {err}")
+    opt_settings = parse_json_object(args.opt_config, "--opt-config")
+    if "weights" in opt_settings:
+        raise UsageError("--opt-config: 'weights' is what meta-training produces; start from a file with --init")
+    try:
+        opt_cfg = learned.config(validate_hparams(args.optimizer, opt_settings))
     except OptimizerConfigError as err:
         raise UsageError(f"--opt-config: {err}")
     try:
@@ -178,14 +181,16 @@ def _validated_inputs(args) -> dict:
     except (PPOConfigError, UnknownEnvError) as err:
         raise UsageError(f"--ppo: {err}")
     normalizers = _normalizers(args.normalizers, envs)
-    initial_mean = None
-    if args.init is not None:
+    seed = _seed(args.seed)
+    if args.init is None:
+        initial_mean = learned.initial_vector(opt_cfg, seed)
+    else:
         try:
-            initial_mean, _ = load_weights(args.init, opt_cfg)
+            initial_mean = learned.load_vector(args.init, opt_cfg)
         except OptimizerConfigError as err:
             raise UsageError(f"--init: {err}")
-    return dict(envs=envs, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options, normalizers=normalizers,
-                initial_mean=initial_mean, seed=_seed(args.seed))
+    return dict(envs=envs, learned=learned, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options,
+                normalizers=normalizers, initial_mean=initial_mean, seed=seed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,15 +203,15 @@ def run(args: argparse.Namespace) -> int:
     from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
     from rlopt.meta import checkpoint
     from rlopt.meta.es import meta_train, ppo_task, run_config_hash, task_distribution
-    from rlopt.optimizers.open import num_meta_params
     from rlopt.provenance import provenance
 
-    opt_cfg, es = inputs["opt_cfg"], inputs["es"]
-    num_dims = num_meta_params(opt_cfg)
+    learned, opt_cfg, es = inputs["learned"], inputs["opt_cfg"], inputs["es"]
+    num_dims = learned.num_meta_params(opt_cfg)
     initial_mean = inputs["initial_mean"]
     try:  # builds the environments (no compile yet), which check their options
-        tasks = [ppo_task(env, inputs["ppo"][env], opt_cfg, env_options=inputs["env_options"].get(env),
-                          normalizer=inputs["normalizers"].get(env), member_block=es.member_block)
+        tasks = [ppo_task(env, inputs["ppo"][env], learned, opt_cfg, env_options=inputs["env_options"].get(env),
+                          normalizer=inputs["normalizers"].get(env), member_block=es.member_block,
+                          estimator=es.return_estimator)
                  for env in inputs["envs"]]
     except ValueError as err:
         raise UsageError(f"--env-options: {err}")
@@ -214,8 +219,7 @@ def run(args: argparse.Namespace) -> int:
         task_distribution(tasks)
     except ValueError as err:
         raise UsageError(f"--envs: {err}")
-    run_hash = run_config_hash(tasks, es, inputs["seed"], np.zeros(num_dims, np.float32)
-                               if initial_mean is None else initial_mean)
+    run_hash = run_config_hash(tasks, es, inputs["seed"], initial_mean)
     checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir(run_hash)
     _paths(args.out, checkpoint_dir)
     try:

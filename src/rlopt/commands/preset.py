@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 
 def register(subparsers) -> None:

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 
 def register(subparsers) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 from rlopt.commands.common import (
     INT32_MAX,
     add_cpu_devices_argument,
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         **config,
         "label": args.label or args.optimizer,
         "final_returns": [float(x) for x in result.final_returns],
+        "final_returns_last_episode": [float(x) for x in result.last_episode_returns],
         "final_dormancy": [float(x) for x in result.final_dormancy],
         "diverged": [bool(x) for x in result.diverged],
         "total_steps": inputs["ppo"].num_updates * inputs["ppo"].batch_size,

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 LOCAL_DIR_VARIABLE = "RLOPT_OPEN_PRETRAINED_DIR"
 
@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 paths = download_pretrained(args.dest, names)
             except DownloadError as err:
-                raise UsageError(f"{err}; without internet access, copy the files ({', '.join(map(file_name, names))}) "
-                                 f"into a folder and set {LOCAL_DIR_VARIABLE}=FOLDER (or pass --from FOLDER)")
+                files = ", ".join(map(file_name, names))
+                raise UsageError(f"{err}; without internet access, copy the files ({files}) into a folder and "
+                                 f"set {LOCAL_DIR_VARIABLE}=FOLDER (or pass --from FOLDER)")
         else:
             verify_pretrained_dir(source, names)
             args.dest.mkdir(parents=True, exist_ok=True)

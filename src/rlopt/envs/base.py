@@ -24,6 +24,9 @@ class EnvSpec:
     action_dim: int  # number of discrete actions, or continuous action dimension
     continuous: bool
     max_episode_steps: int
+    # The array shape a flat observation is the C-order flattening of, channels first
+    # (C, H, W), for agents that build a conv net; None where the observation is a plain vector.
+    obs_shape: tuple[int, ...] | None = None
 
 
 class Transition(NamedTuple):
@@ -48,3 +51,7 @@ class VecEnv(Protocol):
         self, key: jax.Array, state: Any, action: jax.Array, params: Any
     ) -> tuple[Any, Transition]:
         """Steps every copy once; auto-resets finished episodes."""
+
+    # Optional: ``params_at(update_index, params) -> params``.  An env whose dynamics follow
+    # training progress defines it; PPO calls it once per update and runs the update's
+    # rollout (and the reset before update 0) with the result (rlopt.envs.nonstationary).

@@ -5,6 +5,11 @@ truncated at ``episode_length`` and auto-reset, raw returns are logged before an
 normalisation, then observations and rewards are normalised with running statistics
 over the env batch.
 
+Auto-reset (option ``auto_reset``): "fresh" starts every new episode from a new random
+start state; "initial" returns each env to the start state ``reset`` gave it, as Brax's
+``AutoResetWrapper`` does, which the OPEN authors' code uses. With "initial" an env's
+episodes differ only through the policy's sampled actions.
+
 The environment parameters are the Brax ``System``.  ``reset`` and ``step`` take it as a
 traced argument, so physics (friction, actuator strength, ...) can change between calls
 without recompiling; use ``scale_friction`` / ``scale_actuator_strength`` to build
@@ -33,6 +38,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 SUPPORTED_ENVS = ("ant", "humanoid")
 BACKENDS = ("spring", "positional", "generalized", "mjx")
+AUTO_RESETS = ("fresh", "initial")
 
 _MOMENTS_INIT_COUNT = 1e-4
 _NORMALISER_EPS = 1e-8
@@ -83,6 +89,9 @@ class BraxEnvState:
     discounted_return: jax.Array  # drives the reward normaliser
     obs_moments: RunningMoments
     return_moments: RunningMoments
+    # auto_reset "initial": each env's start state from reset (physics, raw obs); else None
+    start_pipeline_state: Any = None
+    start_obs: jax.Array | None = None
 
 
 class BraxVecEnv:
@@ -96,6 +105,7 @@ class BraxVecEnv:
         normalize_obs: bool = True,
         normalize_reward: bool = True,
         gamma: float = 0.99,
+        auto_reset: str = "fresh",
     ) -> None:
         # step() feeds the env a state holding only pipeline_state, which is all that
         # ant and humanoid read; other Brax envs may need more, so they are not offered.
@@ -105,6 +115,8 @@ class BraxVecEnv:
             raise ValueError(f"unknown Brax backend {backend!r}; valid: {', '.join(BACKENDS)}")
         if episode_length < 1:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        if auto_reset not in AUTO_RESETS:
+            raise ValueError(f"unknown auto_reset {auto_reset!r}; valid: {', '.join(AUTO_RESETS)}")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Brax System", category=UserWarning)
             self._env: PipelineEnv = brax_envs.get_environment(name, backend=backend)
@@ -113,6 +125,7 @@ class BraxVecEnv:
         self.normalize_obs = normalize_obs
         self.normalize_reward = normalize_reward
         self.gamma = gamma
+        self.auto_reset = auto_reset
         self.spec = EnvSpec(
             name=name,
             obs_dim=self._observation_dim(),
@@ -140,6 +153,7 @@ class BraxVecEnv:
         initial_moments = RunningMoments.initial((self.spec.obs_dim,))
         obs_moments, obs = self._normalise_obs(initial_moments, raw_obs)
         zeros = jnp.zeros(num_envs, jnp.float32)
+        keep_start = self.auto_reset == "initial"
         state = BraxEnvState(
             pipeline_state=pipeline_state,
             episode_steps=jnp.zeros(num_envs, jnp.int32),
@@ -147,6 +161,8 @@ class BraxVecEnv:
             discounted_return=zeros,
             obs_moments=obs_moments,
             return_moments=RunningMoments.initial(()),
+            start_pipeline_state=pipeline_state if keep_start else None,
+            start_obs=raw_obs if keep_start else None,
         )
         return state, obs
 
@@ -159,12 +175,12 @@ class BraxVecEnv:
             pipeline_state, raw_obs, raw_reward, terminated = jax.vmap(self._advance)(
                 state.pipeline_state, action
             )
-            fresh_pipeline_state, fresh_obs = self._fresh_episodes(jax.random.split(key, num_envs))
+            restart_pipeline_state, restart_obs = self._restarts(key, state, num_envs)
 
         episode_steps = state.episode_steps + 1
         done = terminated | (episode_steps >= self.episode_length)
-        pipeline_state = _where_done(done, fresh_pipeline_state, pipeline_state)
-        raw_obs = _where_done(done, fresh_obs, raw_obs)
+        pipeline_state = _where_done(done, restart_pipeline_state, pipeline_state)
+        raw_obs = _where_done(done, restart_obs, raw_obs)
         episode_return = state.episode_return + raw_reward
 
         obs_moments, obs = self._normalise_obs(state.obs_moments, raw_obs)
@@ -176,6 +192,8 @@ class BraxVecEnv:
             discounted_return=discounted_return,
             obs_moments=obs_moments,
             return_moments=return_moments,
+            start_pipeline_state=state.start_pipeline_state,
+            start_obs=state.start_obs,
         )
         transition = Transition(
             obs=obs,
@@ -194,6 +212,12 @@ class BraxVecEnv:
             yield
         finally:
             self._env.sys = own_sys
+
+    def _restarts(self, key: jax.Array, state: BraxEnvState, num_envs: int) -> tuple[Any, jax.Array]:
+        """Where each env's next episode starts if this one ends: (physics state, raw obs)."""
+        if self.auto_reset == "initial":
+            return state.start_pipeline_state, state.start_obs
+        return self._fresh_episodes(jax.random.split(key, num_envs))
 
     def _fresh_episodes(self, keys: jax.Array) -> tuple[Any, jax.Array]:
         """Random initial physics states and raw observations, one per key."""

@@ -19,7 +19,13 @@ Tasks: ``default_params()`` is size ``size`` with gymnax's default action mappin
 size (Bernoulli(0.5) cells drawn with ``jax.random.key(0)`` on the N x N board), so it is
 a fixed function of the size and equals ``gymnax.make("DeepSea-bsuite", size=N)``.
 ``sample_params(key)`` draws one task of the meta-training distribution: a size uniform
-in ``train_sizes`` and a fresh action mapping.
+in ``train_sizes`` and, by option ``train_mapping``, a fresh action mapping ("fresh": the
+optimizer must cope with any mapping) or gymnax's default one for that size ("default":
+what a gymnax DeepSea of that size keeps, and what evaluation uses).
+
+Padding (option ``max_size``) is the caller's choice; the board is shared by every size an
+env serves, so the first layer of the network has ``max_size**2`` inputs, most of them
+always zero on a small board.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ DEFAULT_SIZE = 10
 DEFAULT_TRAIN_SIZES = (4, 26)  # the OPEN paper's training range (Sec. 7.2, App. I.2)
 UNSCALED_MOVE_COST = 0.01  # gymnax's EnvParams.unscaled_move_cost
 NUM_ACTIONS = 2
-OPTIONS = ("size", "max_size", "train_sizes")
+OPTIONS = ("size", "max_size", "train_sizes", "train_mapping")
+TRAIN_MAPPINGS = ("fresh", "default")
 
 
 class DeepSeaParams(NamedTuple):
@@ -87,16 +94,21 @@ class DeepSeaVecEnv:
 
     Options: ``size`` (the size of ``default_params()``; default 10, or ``max_size`` if
     that is smaller), ``max_size`` (the observation's grid, at least ``size``; default the
-    larger of ``size`` and the top training size) and ``train_sizes`` ([low, high],
-    inclusive: the range ``sample_params`` draws from).
+    larger of ``size`` and the top training size), ``train_sizes`` ([low, high],
+    inclusive: the range ``sample_params`` draws from) and ``train_mapping`` (the action
+    mapping of a sampled task: "fresh", the default, or gymnax's "default" for its size).
     """
 
     def __init__(self, name: str = "deepsea", *, size: int | None = None, max_size: int | None = None,
-                 train_sizes: tuple[int, int] | list[int] = DEFAULT_TRAIN_SIZES):
+                 train_sizes: tuple[int, int] | list[int] = DEFAULT_TRAIN_SIZES, train_mapping: str = "fresh"):
         if size is None:  # a training-only env names just its grid and its distribution
             size = DEFAULT_SIZE if max_size is None else min(DEFAULT_SIZE, _positive_int("max_size", max_size))
         self.size = _positive_int("size", size)
         self.train_sizes = _train_sizes(train_sizes)
+        if train_mapping not in TRAIN_MAPPINGS:
+            raise ValueError(f"deepsea option 'train_mapping' must be one of {list(TRAIN_MAPPINGS)}, "
+                             f"got {train_mapping!r}")
+        self.train_mapping = train_mapping
         if max_size is None:
             self.max_size = max(self.size, self.train_sizes[1])
         else:
@@ -118,7 +130,8 @@ class DeepSeaVecEnv:
         return self.params_for_size(self.size)
 
     def sample_params(self, key: jax.Array) -> DeepSeaParams:
-        """One task of the training distribution: size uniform in ``train_sizes``, fresh mapping.
+        """One task of the training distribution: size uniform in ``train_sizes``, mapping by
+        ``train_mapping``.
 
         Only sampling needs ``train_sizes`` to fit in ``max_size`` (evaluating one size on a
         smaller grid than the training range is fine), so that is checked here, when traced.
@@ -129,7 +142,12 @@ class DeepSeaVecEnv:
                              f"max_size = {self.max_size}")
         size_key, mapping_key = jax.random.split(key)
         size = jax.random.randint(size_key, (), low, high + 1, dtype=jnp.int32)
-        mapping = jax.random.bernoulli(mapping_key, 0.5, (self.max_size, self.max_size)).astype(jnp.int32)
+        if self.train_mapping == "fresh":
+            mapping = jax.random.bernoulli(mapping_key, 0.5, (self.max_size, self.max_size)).astype(jnp.int32)
+        else:
+            with jax.ensure_compile_time_eval():  # a constant table, even when traced
+                defaults = jnp.stack([default_action_mapping(s, self.max_size) for s in range(low, high + 1)])
+            mapping = defaults[size - low]
         return DeepSeaParams(size, mapping, jnp.float32(UNSCALED_MOVE_COST))
 
     def _obs(self, row: jax.Array, column: jax.Array) -> jax.Array:

@@ -2,7 +2,9 @@
 
 The loop follows the OPEN paper (docs: open-spec.md §6), with evosax's ``Open_ES`` doing
 every ES step (antithetic sampling, centred-rank fitness shaping, Adam with b1 = 0.99 on
-the ES gradient, exponentially decaying learning rate and noise scale):
+the ES gradient, exponentially decaying learning rate and noise scale, optionally floored
+at ``lr_min`` and ``sigma_min``, as the OPEN authors' evosax 0.1 ``OpenES`` floored them at
+0.001 and 0.01):
 
     for each generation g:
         every ``eval_every`` generations: score the current mean on the validation seeds
@@ -10,8 +12,8 @@ the ES gradient, exponentially decaying learning rate and noise scale):
         population = ask(mean)            # antithetic pairs mean +- sigma * z
         fitness    = PPO lifetimes of every member on every task (the same training
                      seeds for all members, new ones each generation); per task the mean
-                     final return over rollouts, divided by the task's normaliser (its
-                     tuned-Adam return) and averaged over tasks
+                     final return (by ``return_estimator``) over rollouts, divided by the
+                     task's normaliser (its tuned-Adam return) and averaged over tasks
         mean       = tell(-fitness)       # evosax minimises
     finally: score the last mean on the validation seeds too
 
@@ -59,6 +61,7 @@ import pandas as pd
 from evosax.algorithms import Open_ES
 from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
+from rlopt.agents.ppo import FINAL_RETURN_ESTIMATORS
 from rlopt.meta import checkpoint as ckpt
 from rlopt.provenance import config_hash
 
@@ -84,6 +87,9 @@ class ESConfig:
     sigma_decay: float = 0.999
     lr: float = 0.03
     lr_decay: float = 0.999
+    # Floors of the decaying schedules (None: none); the OPEN authors' evosax 0.1 had 0.01 and 0.001.
+    sigma_min: float | None = None
+    lr_min: float | None = None
     rollouts: int = 1  # training seeds per member and task
     eval_every: int = 24
     # Held-out seeds for choosing the generation used at test time; the workflow's
@@ -91,6 +97,9 @@ class ESConfig:
     validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
     checkpoint_every: int = 24
     member_block: int | None = None  # members per vmapped block (bounds memory); None = all
+    # How a lifetime's final return is scored, for fitness and validation alike
+    # (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS; the OPEN authors' is "last_episode").
+    return_estimator: str = "window"
 
     @classmethod
     def from_dict(cls, settings: dict) -> "ESConfig":
@@ -122,6 +131,14 @@ class ESConfig:
             value = getattr(self, name)
             if not _is_real(value) or not 0 < value <= 1:
                 raise ESConfigError(f"ES setting '{name}' must be in (0, 1], got {value!r}")
+        for name, start in (("sigma_min", "sigma_init"), ("lr_min", "lr")):
+            value = getattr(self, name)
+            if value is not None and (not _is_real(value) or not 0 < value <= getattr(self, start)):
+                raise ESConfigError(f"ES setting '{name}' must be a positive number at most "
+                                    f"{start} = {getattr(self, start)}, got {value!r}")
+        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
+            raise ESConfigError(f"ES setting 'return_estimator' must be one of {list(FINAL_RETURN_ESTIMATORS)}, "
+                                f"got {self.return_estimator!r}")
         seeds = self.validation_seeds
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
             raise ESConfigError(f"ES setting 'validation_seeds' must be a non-empty list of non-negative "
@@ -214,21 +231,24 @@ def pairwise_loss(fitness: np.ndarray) -> jax.Array:
 
 
 # --------------------------------------------------------------------------------------
-# The real task: PPO lifetimes with OPEN
+# The real task: PPO lifetimes with a learned optimizer
 
 
-def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
-             normalizer: float | None = None, member_block: int | None = None) -> Task:
-    """Scores OPEN meta vectors by whole PPO lifetimes on ``env_name``.
+def ppo_task(env_name: str, ppo, learned, opt_cfg, *, env_options: dict | None = None,
+             normalizer: float | None = None, member_block: int | None = None,
+             estimator: str = "window") -> Task:
+    """Scores meta vectors of the learned optimizer ``learned`` (a
+    :class:`rlopt.optimizers.learned.LearnedOptimizer`, architecture ``opt_cfg``) by whole
+    PPO lifetimes on ``env_name`` (final returns by ``estimator``, one of
+    ``rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS``).
 
     A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds), its members
     split over the process's devices (``rlopt.training.over_devices``); each seed's network
     is initialised once per block with ``lax.map`` outside both vmaps (a vmapped QR can
     deadlock XLA on CPU). One compile per block shape, reused every generation.
     """
-    from rlopt.agents.ppo import init_params_block, make_train
+    from rlopt.agents.ppo import estimated_final_return, init_params_block, make_train
     from rlopt.envs.registry import make_env
-    from rlopt.optimizers.open import open_optimizer
     from rlopt.training import over_devices
 
     env = make_env(env_name, **(env_options or {}))
@@ -241,8 +261,8 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
     default_params = env.default_params()
 
     def lifetime(meta_vector, key, params, env_params):
-        output = make_train(env, ppo, open_optimizer(meta_vector, opt_cfg)).train(key, params, env_params)
-        return output.final_return, output.diverged
+        output = make_train(env, ppo, learned.from_vector(meta_vector, opt_cfg)).train(key, params, env_params)
+        return estimated_final_return(output, estimator), output.diverged
 
     over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, task_axis)),
                             in_axes=(0, None, None, task_axis))
@@ -278,7 +298,7 @@ def ppo_task(env_name: str, ppo, opt_cfg, *, env_options: dict | None = None,
         return final, diverged
 
     description = {"env": env_name, "ppo": ppo.to_dict(), "env_options": env_options or {},
-                   "optimizer": {"name": "open", **asdict(opt_cfg)}}
+                   "optimizer": learned.describe(opt_cfg), "final_return": estimator}
     return Task(env_name, evaluate, normalizer, description, sample_params)
 
 
@@ -347,10 +367,17 @@ def make_strategy(es: ESConfig, num_dims: int, pairwise: bool = False) -> Open_E
     return Open_ES(
         population_size=es.population_size,
         solution=jnp.zeros(num_dims, jnp.float32),
-        optimizer=optax.adam(optax.exponential_decay(es.lr, transition_steps=1, decay_rate=es.lr_decay), b1=0.99),
-        std_schedule=optax.exponential_decay(es.sigma_init, transition_steps=1, decay_rate=es.sigma_decay),
+        optimizer=optax.adam(decaying(es.lr, es.lr_decay, es.lr_min), b1=0.99),
+        std_schedule=decaying(es.sigma_init, es.sigma_decay, es.sigma_min),
         **shaping,
     )
+
+
+def decaying(start: float, decay: float, floor: float | None) -> optax.Schedule:
+    """start * decay**generation, never below ``floor`` (None: no floor)."""
+    # optax reads end_value as a ceiling when decay_rate >= 1; a constant needs no floor.
+    return optax.exponential_decay(start, transition_steps=1, decay_rate=decay,
+                                   end_value=floor if decay < 1 else None)
 
 
 def task_distribution(tasks: list[Task]) -> Task | None:

@@ -1,7 +1,8 @@
 """One factory for every optimizer: ``make_optimizer(name, hparams, schedule)``.
 
-Learned optimizers register themselves in ``REGISTRY`` with a builder and a validator
-of their hyperparameters; see :mod:`rlopt.optimizers.base` for the extra arguments
+Learned optimizers register themselves in ``REGISTRY`` with a builder, a validator of
+their hyperparameters and their :class:`~rlopt.optimizers.learned.LearnedOptimizer`
+contract (``register_learned``); see :mod:`rlopt.optimizers.base` for the extra arguments
 PPO passes on every step.
 """
 
@@ -16,6 +17,7 @@ import optax
 
 from rlopt.optimizers import handcrafted
 from rlopt.optimizers.base import EXTRA_ARG_NAMES, OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers.learned import LearnedOptimizer
 
 __all__ = [
     "EXTRA_ARG_NAMES",
@@ -23,9 +25,12 @@ __all__ = [
     "REGISTRY",
     "TrainingSchedule",
     "build_validated",
+    "learned_optimizer",
+    "learned_optimizer_names",
     "make_optimizer",
     "optimizer_names",
     "register",
+    "register_learned",
     "validate_hparams",
 ]
 
@@ -34,18 +39,50 @@ __all__ = [
 class OptimizerEntry:
     build: Callable[[dict, TrainingSchedule], optax.GradientTransformationExtraArgs]
     validate: Callable[[dict], dict]  # returns the hparams with defaults filled in
+    learned: LearnedOptimizer | None = None
 
 
 REGISTRY: dict[str, OptimizerEntry] = {}
+# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast).
+LEARNED_MODULES = ["rlopt.optimizers.open", "rlopt.optimizers.optim4rl"]
 
 
 def register(name: str, entry: OptimizerEntry) -> None:
     REGISTRY[name] = entry
 
 
+def register_learned(learned: LearnedOptimizer, validate: Callable[[dict], dict]) -> None:
+    """Registers a learned optimizer: built from its ``weights`` file, else from its
+    meta-training initialisation (seed 0)."""
+
+    def build(hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+        del schedule  # learned optimizers read their position in training from the extra arguments
+        cfg = learned.config(hparams)
+        if hparams.get("weights") is None:
+            vector = learned.initial_vector(cfg, 0)
+        else:
+            vector = learned.load_vector(hparams["weights"], cfg)
+        return learned.from_vector(vector, cfg)
+
+    register(learned.name, OptimizerEntry(build=build, validate=validate, learned=learned))
+
+
 def optimizer_names() -> list[str]:
     _load_learned()
     return sorted(REGISTRY)
+
+
+def learned_optimizer_names() -> list[str]:
+    _load_learned()
+    return sorted(name for name, entry in REGISTRY.items() if entry.learned is not None)
+
+
+def learned_optimizer(name: str) -> LearnedOptimizer:
+    """The contract of the learned optimizer ``name``; OptimizerConfigError otherwise."""
+    names = learned_optimizer_names()
+    if name not in names:
+        raise OptimizerConfigError(f"'{name}' is not a learned optimizer; learned optimizers are {names}")
+    return REGISTRY[name].learned
 
 
 def _is_number(value) -> bool:
@@ -99,15 +136,22 @@ for _name in handcrafted.DIRECTIONS:
 
 
 def _load_learned() -> None:
-    """Learned optimizers register on import; importing lazily keeps the CLI start fast."""
-    import importlib
+    """Learned optimizers register on import; importing lazily keeps the CLI start fast.
 
-    for module in ("rlopt.optimizers.open",):
+    ``RLOPT_LEARNED_MODULES`` (comma-separated module names) adds learned optimizers that
+    live outside this package: every rlopt command, and so every pipeline job, loads them.
+    """
+    import importlib
+    import os
+
+    for module in LEARNED_MODULES:
+        importlib.import_module(module)
+    plugins = [name.strip() for name in os.environ.get("RLOPT_LEARNED_MODULES", "").split(",") if name.strip()]
+    for module in plugins:
         try:
             importlib.import_module(module)
-        except ModuleNotFoundError as err:  # only tolerate the module itself being absent
-            if err.name != module:
-                raise
+        except ImportError as err:
+            raise OptimizerConfigError(f"RLOPT_LEARNED_MODULES: cannot import '{module}': {err}") from err
 
 
 def validate_hparams(name: str, hparams: dict) -> dict:

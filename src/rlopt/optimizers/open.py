@@ -68,8 +68,9 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rlopt.optimizers import OptimizerEntry, register
-from rlopt.optimizers.base import OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers import register_learned
+from rlopt.optimizers.base import OptimizerConfigError
+from rlopt.optimizers.learned import LearnedOptimizer, read_meta_vector
 from rlopt.optimizers.pretrained import PretrainedWeightsError, verify_if_pretrained
 
 MOMENTUM_DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -83,7 +84,6 @@ EXP_MULT = 1e-3
 # size name -> (GRU width, MLP width)
 SIZES = {"small": (8, 16), "larger": (16, 32)}
 
-NPY_MAGIC = b"\x93NUMPY"  # how every .npy file starts
 
 FEATURE_NAMES = (
     "param",
@@ -246,29 +246,11 @@ def unflatten(vector: jax.Array, cfg: OpenConfig) -> dict:
 
 
 def _read_vector(path: Path) -> np.ndarray:
-    """A 1-D float32 .npy, or an OptimizerConfigError naming the file."""
-    if path.is_dir():
-        raise OptimizerConfigError(f"OPEN weights file {path} is a folder, not a .npy file")
-    if not path.is_file():
-        raise OptimizerConfigError(f"OPEN weights file {path} does not exist")
-    with path.open("rb") as file:
-        if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            raise OptimizerConfigError(f"OPEN weights file {path} is not a NumPy .npy file (no .npy header)")
-    try:
+    vector = read_meta_vector(path, "OPEN")
+    try:  # a file named like one of the authors' must be theirs
         verify_if_pretrained(path)
-        vector = np.load(path, allow_pickle=False)
     except PretrainedWeightsError as err:
         raise OptimizerConfigError(str(err)) from err
-    except (OSError, ValueError) as err:
-        if "pickle" in str(err):  # numpy refuses object arrays without allow_pickle
-            raise OptimizerConfigError(f"OPEN weights file {path} holds Python objects, not a float32 vector") from err
-        raise OptimizerConfigError(f"OPEN weights file {path} is not a readable .npy array: {err}") from err
-    if vector.dtype != np.float32:
-        raise OptimizerConfigError(f"OPEN weights file {path} must hold float32 values, got {vector.dtype}")
-    if vector.ndim != 1:
-        raise OptimizerConfigError(f"OPEN weights file {path} must be a 1-D vector, got shape {vector.shape}")
-    if not np.all(np.isfinite(vector)):
-        raise OptimizerConfigError(f"OPEN weights file {path} contains NaN or infinite values")
     return vector
 
 
@@ -630,15 +612,21 @@ def validate_hparams(hparams: dict) -> dict:
     return filled
 
 
-def build(hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
-    """All-zero meta-parameters (the ES initialisation) unless 'weights' names a file."""
-    del schedule  # OPEN reads its position in training from the extra arguments
-    cfg = OpenConfig(hparams["size"], hparams["features"], hparams["noise"], hparams["separated"])
-    if hparams["weights"] is None:
-        vector = np.zeros(num_meta_params(cfg), np.float32)
-    else:
-        vector, _ = load_weights(hparams["weights"], cfg)
-    return open_optimizer(vector, cfg)
+def config_from_hparams(hparams: dict) -> OpenConfig:
+    """The architecture of validated factory hyperparameters (``validate_hparams``)."""
+    return OpenConfig(hparams["size"], hparams["features"], hparams["noise"], hparams["separated"])
 
 
-register("open", OptimizerEntry(build=build, validate=validate_hparams))
+register_learned(
+    LearnedOptimizer(
+        name="open",
+        config=config_from_hparams,
+        num_meta_params=num_meta_params,
+        from_vector=open_optimizer,
+        load_vector=lambda path, cfg: load_weights(path, cfg)[0],
+        initial_vector=lambda cfg, seed: np.zeros(num_meta_params(cfg), np.float32),  # the paper's ES start
+        has_noise=lambda cfg: cfg.noise,
+        ablations=ABLATIONS,
+    ),
+    validate_hparams,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -94,6 +94,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generations.add_argument("--x", default="generation", help="column on the x axis (default: generation)")
     generations.add_argument("--y", required=True, help="column on the y axis")
     generations.add_argument("--hue", help="column with one line per value")
+
+    for name, help, flag, draw in (
+        ("collapse-curves", "collapse study: IQM return per arm with its bootstrap band", "--iqm-curves",
+         "plot_iqm_curves"),
+        ("collapse-seeds", "collapse study: per-seed small multiples coloured by the detector's verdict",
+         "--curves", "plot_seed_flags"),
+        ("update-sizes", "max|update|/lr and L1 parameter change per update, per arm", "--update-sizes",
+         "plot_update_sizes"),
+        ("nonstationary-curves", "return per update under each dynamics schedule, segments shaded", "--curves",
+         "plot_nonstationary_curves"),
+    ):
+        add_kind(name, help, flag, lambda df, args, f, draw=draw: _study_figure(draw)(df, args.out))
+
+
+def _study_figure(name: str):
+    from rlopt.plots import studies
+
+    return getattr(studies, name)
 
 
 def _draw_intervals(df, args, figures):

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from rlopt.cli import UsageError
+from rlopt.errors import UsageError
 
 # Fragment files that main.tex \input's (names are part of its contract).
 PRESET_FRAGMENT = "preset.tex"
@@ -23,6 +23,8 @@ TABLE_FRAGMENTS = {
     "sweeps": "table_tuning.tex",
     "ablations": "table_ablations.tex",
     "deepsea": "table_deepsea.tex",
+    "collapse": "table_collapse.tex",
+    "nonstationary": "table_nonstationary.tex",
 }
 TEX_INSTALL_HINT = (
     "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
@@ -46,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tables.add_argument("--sweeps", help="combined sweep table of `rlopt sweeps` (parquet/CSV)")
     tables.add_argument("--ablations", help="ablation intervals table of `rlopt ablation-stats` (parquet/CSV)")
     tables.add_argument("--deepsea", help="DeepSea intervals table of `rlopt deepsea-stats` (parquet/CSV)")
+    tables.add_argument("--collapse", nargs=2, metavar=("RATES", "INTERVALS"),
+                        help="rates and intervals tables of `rlopt collapse-stats`")
+    tables.add_argument("--nonstationary", help="intervals table of `rlopt nonstationary-stats`")
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -77,6 +82,8 @@ def write_tables(args: argparse.Namespace) -> int:
             "sweeps": lambda path: latex.tuning_fragment(read_table(path)),
             "ablations": lambda path: latex.ablations_fragment(read_table(path)),
             "deepsea": lambda path: latex.deepsea_fragment(read_table(path)),
+            "collapse": lambda paths: latex.collapse_fragment(read_table(paths[0]), read_table(paths[1])),
+            "nonstationary": lambda path: latex.nonstationary_fragment(read_table(path)),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():

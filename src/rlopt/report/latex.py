@@ -243,6 +243,53 @@ def deepsea_fragment(intervals_df: pd.DataFrame) -> str:
     return tabular(header, body, "r" + "c" * len(variants) + "r")
 
 
+def collapse_fragment(rates_df: pd.DataFrame, intervals_df: pd.DataFrame) -> str:
+    """Per arm: verdict counts, collapse rate [Clopper-Pearson 95% CI] at the configured drop
+    threshold, and IQMs [95% bootstrap CI] of the final score, the drop and the drawdown."""
+    require_columns(rates_df, ["label", "num_seeds", "learned", "failed", "collapsed", "rate", "ci_low", "ci_high",
+                               "configured"], "collapse rates")
+    require_columns(intervals_df, ["label", "metric", "estimate", "ci_low", "ci_high"], "collapse intervals")
+    rates = rates_df[rates_df["configured"]]
+    if rates.empty:
+        raise ReportInputError("collapse rates table has no row at the configured drop threshold")
+    cells = intervals_df.set_index(["label", "metric"])
+
+    def cell(label: str, metric: str) -> str:
+        if (label, metric) not in cells.index:
+            return MISSING_CELL
+        row = cells.loc[(label, metric)]
+        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    header = ["arm", "seeds", "learned", "failed", "collapsed", "collapse rate", "IQM final score",
+              "IQM drop", "IQM max drawdown"]
+    body = [[escape_latex(row.label), str(row.num_seeds), str(row.learned), str(row.failed), str(row.collapsed),
+             format_interval(row.rate, row.ci_low, row.ci_high), cell(row.label, "final_score"),
+             cell(row.label, "drop"), cell(row.label, "max_drawdown")] for row in rates.itertuples()]
+    return tabular(header, body, "lrrrrcccc")
+
+
+def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
+    """Per schedule and arm: IQM [95% CI] of the stream return, of the last segment's end
+    return and of the recovery time after the last change."""
+    require_columns(intervals_df, ["schedule", "label", "metric", "segment", "estimate", "ci_low", "ci_high",
+                                   "num_seeds"], "non-stationary intervals")
+    if intervals_df.empty:
+        raise ReportInputError("non-stationary intervals table has no rows")
+    body = []
+    for (schedule, label), rows in intervals_df.groupby(["schedule", "label"], sort=True):
+        def last(metric: str) -> str:
+            chosen = rows[rows["metric"] == metric]
+            if chosen.empty:
+                return MISSING_CELL
+            row = chosen.loc[chosen["segment"].idxmax()]
+            return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+        body.append([escape_latex(schedule), escape_latex(label), last("stream_return"), last("end_return"),
+                     last("recovery_updates"), str(int(rows["num_seeds"].max()))])
+    header = ["schedule", "arm", "IQM stream return", "IQM end of last segment", "IQM recovery (updates)", "seeds"]
+    return tabular(header, body, "llcccr")
+
+
 def runtime_fragment(runtime_df: pd.DataFrame) -> str:
     """Throughput and wall time of every training job, per env and label."""
     require_columns(runtime_df, ["label", "env", "num_seeds", "total_steps", "steps_per_second",

@@ -1,0 +1,179 @@
+# The term project's own studies (studies.md §5), preset block `studies`.
+# Policy collapse: every arm (optimizer + hyperparameters) trains the study's seeds on one
+# env for a long run; `rlopt collapse-stats` judges each seed with the collapse detector.
+# Non-stationary dynamics: every arm trains under each schedule of rlopt.envs.nonstationary
+# (and, as its control, on the stationary task); `rlopt nonstationary-stats` summarises.
+
+COLLAPSE_ARMS = PLAN.collapse_arms
+NONSTATIONARY_RUNS = PLAN.nonstationary_runs
+STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector", {}), sort_keys=True)
+# What the report's tables are made from ([] when the preset lacks the study).
+COLLAPSE_TABLES = (
+    {"rates": "results/studies/collapse/stats/rates.parquet",
+     "intervals": "results/studies/collapse/stats/intervals.parquet"} if COLLAPSE_ARMS else {}
+)
+NONSTATIONARY_TABLES = (
+    {"intervals": "results/studies/nonstationary/stats/intervals.parquet"} if NONSTATIONARY_RUNS else {}
+)
+
+
+wildcard_constraints:
+    arm="[a-z][a-z0-9_]*",
+    schedule="[a-z][a-z0-9_]*",
+
+
+rule study_collapse_train:
+    input:
+        weights=lambda w: PLAN.study_train_args("collapse", w.arm)["weights"],
+    output:
+        summary="results/studies/collapse/runs/{arm}/summary.json",
+        returns="results/studies/collapse/runs/{arm}/returns.parquet",
+        updates="results/studies/collapse/runs/{arm}/updates.parquet",
+    log:
+        "results/logs/study_collapse_train/{arm}.log",
+    benchmark:
+        "results/benchmarks/study_collapse_train/{arm}.tsv"
+    params:
+        env=lambda w: PLAN.study_train_args("collapse", w.arm)["env"],
+        optimizer=lambda w: PLAN.study_train_args("collapse", w.arm)["optimizer"],
+        label=lambda w: w.arm,
+        hparams=lambda w: PLAN.study_train_args("collapse", w.arm)["hparams"],
+        seeds=lambda w: PLAN.study_train_args("collapse", w.arm)["seeds"],
+        ppo=lambda w: PLAN.study_train_args("collapse", w.arm)["ppo"],
+        env_options=lambda w: PLAN.study_train_args("collapse", w.arm)["env_options"],
+        out=lambda w, output: run_dir(output.summary),
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("collapse", w.arm)["optimizer"]]],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+    conda:
+        GPU_ENV
+    shell:
+        TRAIN_SHELL
+
+
+rule study_nonstationary_train:
+    input:
+        weights=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["weights"],
+    output:
+        summary="results/studies/nonstationary/runs/{schedule}/{arm}/summary.json",
+        returns="results/studies/nonstationary/runs/{schedule}/{arm}/returns.parquet",
+        updates="results/studies/nonstationary/runs/{schedule}/{arm}/updates.parquet",
+    log:
+        "results/logs/study_nonstationary_train/{schedule}/{arm}.log",
+    benchmark:
+        "results/benchmarks/study_nonstationary_train/{schedule}/{arm}.tsv"
+    params:
+        env=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env"],
+        optimizer=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"],
+        label=lambda w: w.arm,
+        hparams=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["hparams"],
+        seeds=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["seeds"],
+        ppo=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["ppo"],
+        env_options=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env_options"],
+        out=lambda w, output: run_dir(output.summary),
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"]]],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+    conda:
+        GPU_ENV
+    shell:
+        TRAIN_SHELL
+
+
+rule study_collapse_statistics:
+    input:
+        [f"results/studies/collapse/runs/{arm}/summary.json" for arm in COLLAPSE_ARMS],
+    output:
+        **{name: f"results/studies/collapse/stats/{name}.parquet"
+           for name in ("seeds", "rates", "intervals", "curves", "iqm_curves", "update_sizes")},
+        provenance="results/studies/collapse/stats/stats.json",
+    log:
+        "results/logs/study_collapse_statistics.log",
+    benchmark:
+        "results/benchmarks/study_collapse_statistics/all.tsv"
+    params:
+        runs=lambda w, input: [run_dir(p) for p in input],
+        reference=PLAN.studies.get("collapse", {}).get("reference"),
+        detector=STUDY_DETECTOR,
+        reps=config["stats"]["bootstrap_reps"],
+        seed=config["stats"]["seed"],
+        out=lambda w, output: run_dir(output.rates),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt collapse-stats --runs {params.runs} --reference {params.reference} "
+        "--detector {params.detector:q} --reps {params.reps} --seed {params.seed} --out-dir {params.out} > {log} 2>&1"
+
+
+rule study_nonstationary_statistics:
+    input:
+        [f"results/studies/nonstationary/runs/{schedule}/{arm}/summary.json" for schedule, arm in NONSTATIONARY_RUNS],
+    output:
+        **{name: f"results/studies/nonstationary/stats/{name}.parquet"
+           for name in ("seeds", "segments", "intervals", "curves", "update_sizes")},
+        provenance="results/studies/nonstationary/stats/stats.json",
+    log:
+        "results/logs/study_nonstationary_statistics.log",
+    benchmark:
+        "results/benchmarks/study_nonstationary_statistics/all.tsv"
+    params:
+        runs=lambda w, input: [run_dir(p) for p in input],
+        window=PLAN.studies.get("nonstationary", {}).get("window", 5),
+        reps=config["stats"]["bootstrap_reps"],
+        seed=config["stats"]["seed"],
+        out=lambda w, output: run_dir(output.intervals),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt nonstationary-stats --runs {params.runs} --window {params.window} --reps {params.reps} "
+        "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
+
+
+# (figure name, plot kind, table flag, input table)
+STUDY_FIGURES = {
+    "collapse_curves": ("collapse-curves", "--iqm-curves", "results/studies/collapse/stats/iqm_curves.parquet"),
+    "collapse_seeds": ("collapse-seeds", "--curves", "results/studies/collapse/stats/curves.parquet"),
+    "collapse_update_sizes": ("update-sizes", "--update-sizes", "results/studies/collapse/stats/update_sizes.parquet"),
+    "nonstationary_curves": (
+        "nonstationary-curves", "--curves", "results/studies/nonstationary/stats/curves.parquet"),
+    "nonstationary_update_sizes": (
+        "update-sizes", "--update-sizes", "results/studies/nonstationary/stats/update_sizes.parquet"),
+}
+
+
+rule figure_study:
+    wildcard_constraints:
+        figure="|".join(STUDY_FIGURES),
+    input:
+        lambda w: STUDY_FIGURES[w.figure][2],
+    output:
+        pdf=report("results/figures/{figure}.pdf", caption="../report/studies.rst", category="Studies"),
+        png="results/figures/{figure}.png",
+    log:
+        "results/logs/figures/{figure}.log",
+    params:
+        kind=lambda w: STUDY_FIGURES[w.figure][0],
+        flag=lambda w: STUDY_FIGURES[w.figure][1],
+        code=CODE["plots"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt plot {params.kind} {params.flag} {input} --out results/figures/{wildcards.figure} > {log} 2>&1"
+
+
+localrules:
+    study_collapse_statistics,
+    study_nonstationary_statistics,
+    figure_study,
+
+
+if COLLAPSE_ARMS:
+    REPORT_FIGURES.extend(["collapse_curves", "collapse_seeds", "collapse_update_sizes"])
+if NONSTATIONARY_RUNS:
+    REPORT_FIGURES.extend(["nonstationary_curves", "nonstationary_update_sizes"])
