@@ -33,7 +33,12 @@ usage() {
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 ACTION="$1"
 STATE="${2:-$REPO/.local_slurm}"
-mkdir -p "$STATE"
+if [ "$ACTION" = start ]; then
+    mkdir -p "$STATE"
+elif [ ! -d "$STATE" ]; then
+    echo "local_slurm: no cluster state in $STATE; nothing to stop"
+    exit 0
+fi
 STATE="$(cd "$STATE" && pwd -P)"  # absolute: daemons and pid checks name it in full
 
 fail() {
@@ -217,12 +222,10 @@ wait_until_idle() {
     local state=""
     for _ in $(seq 120); do
         state="$(sinfo --noheader --format=%t 2>/dev/null | head -1 || true)"
-        case "$state" in
+        case "$state" in  # "down*" (not registered yet): keep waiting
             idle | mix | alloc) return 0 ;;
-            drain* | inval* | fail* | down\*)
-                if [ "$state" != "down*" ]; then
-                    fail "the node came up $state: $(scontrol show node 2>/dev/null | grep -o 'Reason=.*'); logs in $STATE/log"
-                fi ;;
+            drain* | inval* | fail*)
+                fail "the node came up $state: $(scontrol show node 2>/dev/null | grep -o 'Reason=.*'); logs in $STATE/log" ;;
         esac
         sleep 0.5
     done

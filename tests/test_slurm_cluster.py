@@ -45,20 +45,10 @@ class Cluster:
     has_gpu: bool
 
     def squeue(self) -> list[list[str]]:
-        """(job id, state, seconds run, comment) of every job, finished ones included."""
-        out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%M|%k"],
+        """(job id, state, comment) of every job, finished ones included."""
+        out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%k"],
                              env=self.env, capture_output=True, text=True, check=True).stdout
-        rows = [line.split("|", 3) for line in out.splitlines() if line.strip()]
-        return [[job, state, elapsed_seconds(elapsed), comment] for job, state, elapsed, comment in rows]
-
-
-def elapsed_seconds(text: str) -> int:
-    """squeue's %M ('[days-][hours:]minutes:seconds') in seconds."""
-    days, _, clock = text.rpartition("-")
-    seconds = 0
-    for part in clock.split(":"):
-        seconds = 60 * seconds + int(part)
-    return seconds + 86400 * int(days or 0)
+        return [line.split("|", 2) for line in out.splitlines() if line.strip()]
 
 
 def local_overrides(profile: dict, has_gpu: bool) -> list[str]:
@@ -114,9 +104,11 @@ class Work:
         return subprocess.run([*command, *extra], cwd=self.root, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def start(self, *targets: str, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-        return subprocess.Popen([*slurm_command(*targets, overrides=self.overrides), *extra], cwd=self.root,
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def start(self, *targets: str, output: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        """Snakemake in the background, its output going to ``output`` (a pipe could fill up)."""
+        with output.open("w") as file:
+            return subprocess.Popen([*slurm_command(*targets, overrides=self.overrides), *extra], cwd=self.root,
+                                    env=self.env, stdout=file, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
@@ -153,21 +145,9 @@ def job_blocks(log: str) -> list[tuple[str, str, str]]:
     return re.findall(r"^(rule|localrule) (\w+):\n(?:    .*\n)*?    jobid: (\d+)$", log, flags=re.M)
 
 
-def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"Snakemake ended before {what}:\n{process.stdout.read()[-4000:]}")
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def running_job(cluster: Cluster, rule: str, for_seconds: int = 5) -> str | None:
-    """A job of ``rule`` that has run at least ``for_seconds`` (its command is under way)."""
-    return next((job for job, state, elapsed, comment in cluster.squeue()
-                 if state == "RUNNING" and elapsed >= for_seconds and comment.startswith(f"rule_{rule}_")), None)
+def running_job(cluster: Cluster, rule: str) -> str | None:
+    return next((job for job, state, comment in cluster.squeue()
+                 if state == "RUNNING" and comment.startswith(f"rule_{rule}_")), None)
 
 
 def test_every_job_ran_as_a_slurm_job_and_the_report_was_built(cluster, pipeline):
@@ -176,7 +156,7 @@ def test_every_job_ran_as_a_slurm_job_and_the_report_was_built(cluster, pipeline
     assert set(remote.values()) >= TRAINING_RULES | {"metatrain", "statistics", "select_best"}
     submitted = submissions(pipeline.log)
     assert set(submitted) == set(remote), "jobs that were not submitted to SLURM"
-    states = {job: state for job, state, _, _ in cluster.squeue()}
+    states = {job: state for job, state, _ in cluster.squeue()}
     assert all(states[ids[-1]] == "COMPLETED" for ids in submitted.values()), states
     # Each training job's provenance names the SLURM job it ran in.
     slurm_ids = {slurm_id for ids in submitted.values() for slurm_id in ids}
@@ -197,46 +177,82 @@ def test_second_invocation_schedules_nothing(pipeline):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_cancelled_training_job_is_reported_failed_and_redone(cluster, pipeline):
-    target = sorted((pipeline.root / "results" / "tune").glob("breakout/adam/h*/summary.json"))[0]
-    process = pipeline.start(str(target.relative_to(pipeline.root)), extra=("--force",))
-    cancelled = wait_for(lambda: running_job(cluster, "tune_point"), 300, "a running tune_point job", process)
-    subprocess.run(["scancel", cancelled], env=cluster.env, check=True)
-    out, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, out[-4000:]
-    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out
-    assert "Error in rule tune_point" in out
-    (attempts,) = submissions(out).values()
-    assert attempts[0] == cancelled and len(attempts) == 2
-    assert json.loads(target.read_text())["provenance"]["slurm_job_id"] == attempts[1]
+@dataclass
+class Cancelled:
+    log: str  # Snakemake's output
+    training: Path  # the training job's summary.json
+    training_job: str  # the SLURM job cancelled
+    metatraining: Path
+    metatraining_job: str
 
 
-def test_cancelled_metatraining_job_resumes_from_its_checkpoint(cluster, pipeline):
+@pytest.fixture(scope="module")
+def cancelled(cluster, pipeline) -> Cancelled:
+    """One run of a training job and a meta-training job, each cancelled with scancel once
+    its command is under way: the training job once its log exists, the meta-training job
+    once it has written a checkpoint. The profile's retries resubmit both."""
+    training = sorted((pipeline.root / "results" / "tune").glob("breakout/adam/h*/summary.json"))[0]
+    training_log = pipeline.root / "results" / "logs" / "tune_point" / training.parent.relative_to(
+        pipeline.root / "results" / "tune").with_suffix(".log")
+    training_log.unlink(missing_ok=True)
     # One generation more than the smoke preset's two, so a cancel after the first lands mid-run.
     preset = pipeline.root / "config" / "smoke.yaml"
-    text = preset.read_text()
     old = "es: {population_size: 4, generations: 2, eval_every: 1, checkpoint_every: 1"
-    assert old in text
-    preset.write_text(text.replace(old, old.replace("generations: 2", "generations: 3"), 1))
-    target = pipeline.root / "results" / "metatrain" / "open_es" / "summary.json"
+    assert old in preset.read_text()
+    preset.write_text(preset.read_text().replace(old, old.replace("generations: 2", "generations: 3"), 1))
+    metatraining = pipeline.root / "results" / "metatrain" / "open_es" / "summary.json"
     checkpoints = pipeline.root / "results" / ".checkpoints" / "metatrain" / "open_es"
-    before = set(checkpoints.iterdir())
-    process = pipeline.start(str(target.relative_to(pipeline.root)))
+    old_checkpoints = set(checkpoints.iterdir())
 
-    def checkpointed_job():
-        job = running_job(cluster, "metatrain")
-        fresh = [path for path in set(checkpoints.iterdir()) - before if list(path.glob("gen_*/checkpoint.json"))]
-        return job if job and fresh else None
+    def training_under_way():
+        return training_log.exists() and running_job(cluster, "tune_point")
 
-    cancelled = wait_for(checkpointed_job, 600, "a checkpoint of the running meta-training job", process)
-    subprocess.run(["scancel", cancelled], env=cluster.env, check=True)
-    out, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, out[-4000:]
-    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out
-    summary = json.loads(target.read_text())
+    def metatraining_checkpointed():
+        fresh = set(checkpoints.iterdir()) - old_checkpoints
+        written = [found for folder in fresh for found in folder.glob("gen_*/checkpoint.json")]
+        return written and running_job(cluster, "metatrain")
+
+    targets = [str(path.relative_to(pipeline.root)) for path in (training, metatraining)]
+    output = pipeline.root / "cancelled.log"
+    process = pipeline.start(*targets, output=output, extra=("--forcerun", "tune_point"))
+    jobs = {}
+    deadline = time.monotonic() + 900
+    while len(jobs) < 2 and process.poll() is None and time.monotonic() < deadline:
+        for name, under_way in (("training", training_under_way), ("metatraining", metatraining_checkpointed)):
+            if name not in jobs and (job := under_way()):
+                subprocess.run(["scancel", job], env=cluster.env, check=True)
+                jobs[name] = job
+        time.sleep(0.3)
+    if len(jobs) < 2:
+        process.kill()
+        pytest.fail(f"cancelled only {jobs}:\n{output.read_text()[-4000:]}")
+    process.wait(timeout=900)
+    log = output.read_text()
+    assert process.returncode == 0, log[-4000:]
+    return Cancelled(log, training, jobs["training"], metatraining, jobs["metatraining"])
+
+
+def job_submissions(log: str, slurm_job: str) -> list[str]:
+    """The SLURM job ids of the Snakemake job that was first submitted as ``slurm_job``."""
+    return next(ids for ids in submissions(log).values() if ids[0] == slurm_job)
+
+
+def test_cancelled_training_job_is_reported_failed_and_redone(cancelled):
+    assert f"SLURM-job '{cancelled.training_job}' failed, SLURM status is: 'CANCELLED'" in cancelled.log
+    assert "Error in rule tune_point" in cancelled.log
+    attempts = job_submissions(cancelled.log, cancelled.training_job)
+    assert len(attempts) == 2
+    assert json.loads(cancelled.training.read_text())["provenance"]["slurm_job_id"] == attempts[1]
+
+
+def test_cancelled_metatraining_job_resumes_from_its_checkpoint(cancelled):
+    assert f"SLURM-job '{cancelled.metatraining_job}' failed, SLURM status is: 'CANCELLED'" in cancelled.log
+    attempts = job_submissions(cancelled.log, cancelled.metatraining_job)
+    assert len(attempts) == 2
+    summary = json.loads(cancelled.metatraining.read_text())
     assert summary["es"]["generations"] == 3
     assert 1 <= summary["resumed_from_generation"] < 3
-    assert summary["provenance"]["slurm_job_id"] != cancelled
+    assert summary["provenance"]["slurm_job_id"] == attempts[1]
 
 
 @pytest.mark.parametrize("entry, slurm_message", [
