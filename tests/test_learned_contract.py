@@ -25,7 +25,6 @@ TOY_MODULE = textwrap.dedent('''
 
     import jax.numpy as jnp
     import numpy as np
-import pandas as pd
     import optax
 
     from rlopt.optimizers import OptimizerConfigError, register_learned

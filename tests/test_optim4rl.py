@@ -505,5 +505,5 @@ def test_tiny_ppo_run(kind, hparams):
     block = run_block("breakout", kind, hparams, [0, 1], TINY_PPO, progress=False)
     assert not block.diverged.any()
     updates = block.updates_table()
-    assert len(updates) == 2 * block.ppo.num_updates
+    assert len(updates) == 2 * block.config.num_updates
     assert np.all(np.isfinite(updates["update_size"])) and np.all(updates["update_size"] > 0)

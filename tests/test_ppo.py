@@ -113,7 +113,7 @@ def test_returns_table_is_long_format():
     table = block.returns_table()
     assert list(table.columns) == ["seed", "global_step", "episodic_return"]
     assert set(table.seed) <= {0, 1}
-    assert (table.global_step > 0).all() and table.global_step.max() <= block.ppo.total_steps
+    assert (table.global_step > 0).all() and table.global_step.max() <= block.config.total_steps
 
 
 def test_nan_in_one_seed_marks_it_diverged_without_crashing_the_block():
@@ -181,7 +181,7 @@ def test_final_dormancy_is_a_fraction_per_seed():
     block = small_block([0, 1])
     assert block.final_dormancy.shape == (2,)
     assert ((block.final_dormancy >= 0) & (block.final_dormancy <= 1)).all()
-    assert block.output.losses["dormancy"].shape == (2, block.ppo.num_updates)
+    assert block.output.losses["dormancy"].shape == (2, block.config.num_updates)
 
 
 @pytest.mark.slow

@@ -263,3 +263,28 @@ def test_a_trained_optimizer_is_evaluated_on_its_evaluation_envs():
     assert {("breakout", "open_es"), ("ant", "open_es")} <= set(plan.eval_runs)
     with pytest.raises(ConfigError, match=r"metatrain.open_es.evaluation_envs': 'freeway' is not in envs"):
         load_plan(with_change("metatrain.open_es.evaluation_envs", ["freeway"]), root=REPO)
+
+
+def test_agents_per_env_choose_the_agent_settings_and_the_train_command():
+    plan = load_plan(SMOKE, root=REPO)
+    assert plan.agent("catch") == "a2c" and plan.agent("breakout") == "ppo"
+    with pytest.raises(ConfigError, match=r"ppo_settings.*env 'breakout', agent a2c.*unknown A2C setting"):
+        load_plan(with_change("agents", {"catch": "a2c", "breakout": "a2c", "asterix": "a2c"}), root=REPO)
+
+
+def test_a_metagrad_label_needs_a2c_envs_and_its_own_settings():
+    import json
+
+    plan = load_plan(SMOKE, root=REPO)
+    job = plan.metatrain_jobs["metatrain/optim4rl_catch"]
+    assert job["method"] == "metagrad" and json.loads(job["es"]) == {}
+    assert json.loads(job["metagrad"])["iterations"] == SMOKE["metatrain"]["optim4rl_catch"]["metagrad"]["iterations"]
+    assert plan.metatrain_labels("metagrad") == ["optim4rl_catch"]
+    with pytest.raises(ConfigError, match=r"meta-gradient training runs A2C; set agents.breakout: a2c"):
+        load_plan(with_change("metatrain.optim4rl_catch.envs", ["breakout"]), root=REPO)
+    with pytest.raises(ConfigError, match=r"metatrain.optim4rl_catch.metagrad': unknown metagrad setting"):
+        load_plan(with_change("metatrain.optim4rl_catch.metagrad", {"iteration": 3}), root=REPO)
+    with pytest.raises(ConfigError, match=r"metatrain.open_es': method es needs its 'es' settings"):
+        config = copy.deepcopy(SMOKE)
+        del config["metatrain"]["open_es"]["es"]
+        load_plan(config, root=REPO)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from jax.sharding import Mesh, PartitionSpec
 
-from rlopt.agents.ppo import LOGGED_PER_UPDATE, PPOConfig, init_params_block, make_train
+from rlopt.agents.ppo import LOGGED_PER_UPDATE, PPOConfig
 from rlopt.envs.registry import default_ppo_settings, make_env
 from rlopt.optimizers import TrainingSchedule, build_validated, validate_hparams
 
@@ -51,6 +51,31 @@ class ProgressLine:
 def ppo_config_for(env_name: str, overrides: dict | None = None) -> PPOConfig:
     """The environment's default PPO settings (OPEN paper Table 3) with overrides applied."""
     return PPOConfig.from_dict({**default_ppo_settings(env_name), **(overrides or {})})
+
+
+AGENTS = ("ppo", "a2c")
+
+
+def agent_module(agent: str):
+    """The agent's module: ``init_params_block``, ``make_train`` (rlopt.agents.ppo's contract)."""
+    if agent == "ppo":
+        from rlopt.agents import ppo as module
+    elif agent == "a2c":
+        from rlopt.agents import a2c as module
+    else:
+        raise ValueError(f"unknown agent '{agent}'; agents are {list(AGENTS)}")
+    return module
+
+
+def agent_config_for(agent: str, env_name: str, overrides: dict | None = None):
+    """The environment's default settings of ``agent`` with overrides applied
+    (PPOConfigError / A2CConfigError on bad ones)."""
+    if agent == "a2c":
+        from rlopt.agents.a2c import a2c_config_for
+
+        return a2c_config_for(env_name, overrides)
+    agent_module(agent)  # an unknown agent is an error
+    return ppo_config_for(env_name, overrides)
 
 
 def seed_keys(seeds: list[int]) -> tuple[jax.Array, jax.Array]:
@@ -103,7 +128,7 @@ class BlockResult:
     env: str
     optimizer: str
     hparams: dict
-    ppo: PPOConfig
+    config: Any  # the agent's settings (PPOConfig or A2CConfig)
     seeds: list[int]
     output: Any  # TrainOutput with a leading seed axis, as NumPy arrays
     compile_seconds: float
@@ -128,11 +153,11 @@ class BlockResult:
 
     @property
     def steps_per_second(self) -> float:
-        return len(self.seeds) * self.ppo.num_updates * self.ppo.batch_size / self.run_seconds
+        return len(self.seeds) * self.config.num_updates * self.config.batch_size / self.run_seconds
 
     def returns_table(self) -> pd.DataFrame:
         """Long format: seed, global_step, episodic_return (intervals with no episode dropped)."""
-        c = self.ppo
+        c = self.config
         sums = np.asarray(self.output.return_sum, np.float64)
         counts = np.asarray(self.output.return_count, np.float64)
         num_seeds, num_updates, chunks = sums.shape
@@ -158,7 +183,7 @@ class BlockResult:
         return pd.DataFrame({
             "seed": np.repeat(np.asarray(self.seeds, np.int64), num_updates),
             "update": np.tile(np.arange(num_updates, dtype=np.int64), num_seeds),
-            "global_step": np.tile((np.arange(num_updates, dtype=np.int64) + 1) * self.ppo.batch_size, num_seeds),
+            "global_step": np.tile((np.arange(num_updates, dtype=np.int64) + 1) * self.config.batch_size, num_seeds),
             **{name: values.reshape(-1) for name, values in per_update.items()},
         })
 
@@ -190,28 +215,31 @@ def run_block(
     optimizer_name: str,
     hparams: dict,
     seeds: list[int],
-    ppo_overrides: dict | None = None,
+    agent_overrides: dict | None = None,
     env_options: dict | None = None,
     progress: bool = True,
+    agent: str = "ppo",
 ) -> BlockResult:
-    """Trains ``seeds`` together (``jax.vmap``) and returns per-seed results.
+    """Trains ``seeds`` of ``agent`` (PPO or A2C) together (``jax.vmap``) and returns
+    per-seed results; ``agent_overrides`` change the env's default agent settings.
 
     The run is split into equal chunks of updates on the host so progress can be shown;
     optimizer hyperparameters are traced inputs, so every job of a sweep with the same
     shapes reuses one executable from the persistent compilation cache.
     """
-    config = ppo_config_for(env_name, ppo_overrides)
+    config = agent_config_for(agent, env_name, agent_overrides)
     env = make_env(env_name, **(env_options or {}))
+    module = agent_module(agent)
     schedule = TrainingSchedule(config.num_updates, config.update_epochs, config.num_minibatches)
     hparams = validate_hparams(optimizer_name, hparams)
     numeric, structural = split_hparams(hparams)
 
     def trainer(numeric_hparams):
         optimizer = build_validated(optimizer_name, {**structural, **numeric_hparams}, schedule)
-        return make_train(env, config, optimizer)
+        return module.make_train(env, config, optimizer)
 
     init_keys, train_keys = seed_keys(seeds)
-    params = init_params_block(env, config, init_keys)
+    params = module.init_params_block(env, config, init_keys)
     env_params = env.default_params()
     traced = {k: jnp.float32(v) for k, v in numeric.items()}
     start = time.monotonic()

@@ -47,10 +47,12 @@ def check_schema(config: dict, schema_path: Path = SCHEMA) -> None:
 def _fill_defaults(config: dict) -> dict:
     config = json.loads(json.dumps(config))  # a deep copy that is plain JSON
     config.setdefault("env_options", {})
+    config.setdefault("agents", {})
     config["stats"].setdefault("taus", {"start": 0.0, "stop": 2.0, "num": 41})
     for spec in config.get("metatrain", {}).values():
         spec.setdefault("optimizer", "open")
         spec.setdefault("opt_config", {})
+        spec.setdefault("method", "es")
     for study in ("ablations", "deepsea"):
         if config.get(study):
             config[study].setdefault("optimizer", "open")
@@ -128,6 +130,10 @@ class Plan:
         seeds = self.config["tuning"]["seeds"]
         return f"{seeds['start']}:{seeds['start'] + seeds['count']}"
 
+    def agent(self, env: str) -> str:
+        """The RL algorithm ``env`` is trained with (``rlopt train --agent``)."""
+        return self.config["agents"].get(env, "ppo")
+
     def ppo_json(self, env: str) -> str:
         return json.dumps(self.ppo[env], sort_keys=True)
 
@@ -173,6 +179,10 @@ class Plan:
         runs = [(env, optimizer) for env in self.envs for optimizer in self.optimizers]
         return runs + [(env, label) for label, envs in self.learned_labels.items() for env in envs]
 
+    def metatrain_labels(self, method: str) -> list[str]:
+        """The ``metatrain`` labels trained by ``method`` (es or metagrad)."""
+        return [label for label, spec in self.metatrain.items() if spec["method"] == method]
+
     @property
     def metatrain_jobs(self) -> dict[str, dict]:
         """Every meta-training job of every study: its folder under results/ -> its
@@ -188,14 +198,16 @@ class Plan:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
         ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
-        return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec["es"], ppo,
-                                    spec.get("seed", 0))
+        return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec.get("es", {}), ppo,
+                                    spec.get("seed", 0), method=spec["method"], metagrad=spec.get("metagrad", {}))
 
     def _metatrain_args(self, optimizer: str, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int,
-                        env_options: dict | None = None) -> dict:
-        """``ppo``: env -> PPO overrides; ``env_options``: env -> options (default: the preset's)."""
+                        env_options: dict | None = None, method: str = "es", metagrad: dict | None = None) -> dict:
+        """``ppo``: env -> agent overrides; ``env_options``: env -> options (default: the preset's)."""
         env_options = env_options or {env: self.env_options.get(env, {}) for env in envs}
         return {
+            "method": method,
+            "metagrad": json.dumps(metagrad or {}, sort_keys=True),
             "optimizer": optimizer,
             "envs": " ".join(envs),
             "opt_config": json.dumps(opt_config, sort_keys=True),
@@ -417,10 +429,19 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError("config key 'stats.taus': stop must be greater than start")
 
 
-def _resolve_ppo(config: dict, root: Path) -> dict:
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
-    from rlopt.envs.registry import default_ppo_settings
+def _agent_config(agent: str, env: str, overrides: dict):
+    """The agent's settings for ``env`` with ``overrides``, or the agent's error."""
+    from rlopt.agents.a2c import A2CConfigError
+    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.training import agent_config_for
 
+    try:
+        return agent_config_for(agent, env, overrides)
+    except (PPOConfigError, A2CConfigError, TypeError) as err:
+        raise ValueError(str(err)) from err
+
+
+def _resolve_ppo(config: dict, root: Path) -> dict:
     overrides = _load_yaml(config["ppo_settings"], "ppo_settings", root)
     unknown = sorted(set(overrides) - set(config["envs"]))
     if unknown:
@@ -429,10 +450,12 @@ def _resolve_ppo(config: dict, root: Path) -> dict:
     resolved = {}
     for env in config["envs"]:
         env_overrides = overrides.get(env) or {}
+        agent = config["agents"].get(env, "ppo")
         try:
-            ppo = PPOConfig.from_dict({**default_ppo_settings(env), **env_overrides})
-        except (PPOConfigError, TypeError) as err:
-            raise ConfigError(f"config key 'ppo_settings' ({config['ppo_settings']}, env '{env}'): {err}")
+            ppo = _agent_config(agent, env, env_overrides)
+        except ValueError as err:
+            raise ConfigError(f"config key 'ppo_settings' ({config['ppo_settings']}, env '{env}', agent {agent}): "
+                              f"{err}")
         resolved[env] = (env_overrides, ppo.num_updates * ppo.batch_size)
     return resolved
 
@@ -476,14 +499,11 @@ def _checked_es(settings: dict, key: str):
         raise ConfigError(f"config key '{key}': {err}")
 
 
-def _check_ppo_overrides(env: str, ppo: dict, overrides: dict, key: str) -> None:
-    """``overrides`` on top of the preset's settings for ``env`` must make a valid PPOConfig."""
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
-    from rlopt.envs.registry import default_ppo_settings
-
+def _check_ppo_overrides(env: str, ppo: dict, overrides: dict, key: str, agent: str = "ppo") -> None:
+    """``overrides`` on top of the preset's settings for ``env`` must make valid settings of ``agent``."""
     try:
-        PPOConfig.from_dict({**default_ppo_settings(env), **ppo[env][0], **overrides})
-    except (PPOConfigError, TypeError) as err:
+        _agent_config(agent, env, {**ppo[env][0], **overrides})
+    except ValueError as err:
         raise ConfigError(f"config key '{key}': {err}")
 
 
@@ -514,12 +534,33 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
         if label in config["optimizers"]:
             raise ConfigError(f"config key '{key}': label '{label}' is also a tuned optimizer")
-        _checked_es(spec["es"], f"{key}.es")
+        _check_method(spec, key, config["agents"])
         _check_learned_settings(spec["optimizer"], spec["opt_config"], f"{key}.opt_config")
         for env, overrides in spec.get("ppo", {}).items():
             if env not in spec["envs"]:
                 raise ConfigError(f"config key '{key}.ppo.{env}': '{env}' is not one of its envs")
-            _check_ppo_overrides(env, ppo, overrides, f"{key}.ppo.{env}")
+            _check_ppo_overrides(env, ppo, overrides, f"{key}.ppo.{env}", config["agents"].get(env, "ppo"))
+
+
+def _check_method(spec: dict, key: str, agents: dict) -> None:
+    """ES runs PPO lifetimes and needs ``es`` settings; meta-gradients run A2C and need ``metagrad``'s."""
+    unused = "metagrad" if spec["method"] == "es" else "es"
+    if unused in spec:
+        raise ConfigError(f"config key '{key}.{unused}': settings of the other method (method is {spec['method']})")
+    if spec["method"] == "es":
+        if "es" not in spec:
+            raise ConfigError(f"config key '{key}': method es needs its 'es' settings")
+        _checked_es(spec["es"], f"{key}.es")
+        return
+    from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError
+
+    for env in spec["envs"]:
+        if agents.get(env, "ppo") != "a2c":
+            raise ConfigError(f"config key '{key}.envs': meta-gradient training runs A2C; set agents.{env}: a2c")
+    try:
+        MetaGradConfig.from_dict(spec.get("metagrad", {})).check_tasks(spec["envs"])
+    except (MetaGradConfigError, TypeError) as err:
+        raise ConfigError(f"config key '{key}.metagrad': {err}")
 
 
 def _check_ablations(config: dict, ppo: dict) -> None:

@@ -22,6 +22,7 @@ rule ablate_evaluate:
     benchmark:
         "results/benchmarks/ablate_evaluate/{variant}/opt{index}.tsv"
     params:
+        agent=PLAN.agent(PLAN.ablations.get("env")),
         env=PLAN.ablations.get("env"),
         optimizer=PLAN.ablations.get("optimizer"),
         label=lambda w: w.variant,

@@ -53,13 +53,14 @@ def one_of(names):
 
 # One command line per CLI command; rules differ only in their params.
 TRAIN_SHELL = (
-    "rlopt train --env {params.env} --optimizer {params.optimizer} --label {params.label} "
+    "rlopt train --agent {params.agent} --env {params.env} --optimizer {params.optimizer} --label {params.label} "
     "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
     "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 )
 METATRAIN_SHELL = (
-    "rlopt metatrain --optimizer {params.args[optimizer]} --envs {params.args[envs]} "
-    "--opt-config {params.args[opt_config]:q} --es {params.args[es]:q} --ppo {params.args[ppo]:q} "
+    "rlopt metatrain --method {params.args[method]} --optimizer {params.args[optimizer]} "
+    "--envs {params.args[envs]} --opt-config {params.args[opt_config]:q} --es {params.args[es]:q} "
+    "--metagrad {params.args[metagrad]:q} --ppo {params.args[ppo]:q} "
     "--env-options {params.args[env_options]:q} {params.normalizers} --seed {params.args[seed]} "
     "--checkpoint-dir {params.checkpoints} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 )
@@ -68,10 +69,11 @@ METATRAIN_SHELL = (
 # Figures the report includes; each stage's rule file adds its own.
 REPORT_FIGURES = []
 
-# Fitness per generation of several ES runs (each labelled by its folder): one table, one figure.
-FITNESS_FIGURE_SHELL = (
+# A metric per generation of several meta-training runs (each labelled by its folder): one
+# table, one figure.
+HISTORY_FIGURE_SHELL = (
     "(rlopt metatrain-histories --histories {input} --out {output.table} && "
-    "rlopt plot generations --table {output.table} --x generation --y fitness_mean --hue label "
+    "rlopt plot generations --table {output.table} --x generation --y {params.metric} --hue label "
     "--out {params.figure}) > {log} 2>&1"
 )
 

@@ -23,6 +23,7 @@ rule deepsea_evaluate:
     benchmark:
         "results/benchmarks/deepsea_evaluate/{variant}/size{size}.tsv"
     params:
+        agent=PLAN.agent("deepsea"),
         env="deepsea",
         optimizer=PLAN.deepsea.get("optimizer"),
         label=lambda w: w.variant,
@@ -123,11 +124,12 @@ rule figure_deepsea_metatrain:
         "results/logs/figures/deepsea_metatrain_fitness.log",
     params:
         figure=lambda w, output: output.png.removesuffix(".png"),
+        metric="fitness_mean",
         code=[CODE["plots"], CODE["metatrain"]],
     conda:
         CPU_ENV
     shell:
-        FITNESS_FIGURE_SHELL
+        HISTORY_FIGURE_SHELL
 
 
 localrules:

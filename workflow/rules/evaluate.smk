@@ -16,6 +16,7 @@ rule evaluate_block:
     benchmark:
         "results/benchmarks/evaluate_block/{env}/{optimizer}/seeds{block}.tsv"
     params:
+        agent=lambda w: PLAN.agent(w.env),
         env=lambda w: w.env,
         optimizer=lambda w: w.optimizer,
         label=lambda w: w.optimizer,
@@ -70,6 +71,7 @@ rule evaluate_learned:
     benchmark:
         "results/benchmarks/evaluate_learned/{env}/{label}/seeds{block}.tsv"
     params:
+        agent=lambda w: PLAN.agent(w.env),
         env=lambda w: w.env,
         optimizer=lambda w: PLAN.learned_spec(w.label)["optimizer"],
         label=lambda w: w.label,

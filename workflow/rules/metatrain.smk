@@ -58,7 +58,7 @@ rule metatrain:
 
 rule figure_metatrain:
     input:
-        [f"results/metatrain/{label}/history.parquet" for label in PLAN.metatrain],
+        [f"results/metatrain/{label}/history.parquet" for label in PLAN.metatrain_labels("es")],
     output:
         pdf=report(
             "results/figures/open_metatrain_fitness.pdf",
@@ -71,16 +71,45 @@ rule figure_metatrain:
         "results/logs/figures/open_metatrain_fitness.log",
     params:
         figure=lambda w, output: output.png.removesuffix(".png"),
+        metric="fitness_mean",
         code=[CODE["plots"], CODE["metatrain"]],
     conda:
         CPU_ENV
     shell:
-        FITNESS_FIGURE_SHELL
+        HISTORY_FIGURE_SHELL
+
+
+rule figure_metagrad:
+    wildcard_constraints:
+        metric="validation_return|meta_loss",
+    input:
+        [f"results/metatrain/{label}/history.parquet" for label in PLAN.metatrain_labels("metagrad")],
+    output:
+        pdf=report(
+            "results/figures/metagrad_{metric}.pdf",
+            caption="../report/metagrad.rst",
+            category="Optim4RL",
+        ),
+        png="results/figures/metagrad_{metric}.png",
+        table="results/metatrain/metagrad_{metric}.parquet",
+    log:
+        "results/logs/figures/metagrad_{metric}.log",
+    params:
+        figure=lambda w: f"results/figures/metagrad_{w.metric}",
+        metric=lambda w: w.metric,
+        code=[CODE["plots"], CODE["metatrain"]],
+    conda:
+        CPU_ENV
+    shell:
+        HISTORY_FIGURE_SHELL
 
 
 localrules:
     figure_metatrain,
+    figure_metagrad,
 
 
-if PLAN.metatrain:
+if PLAN.metatrain_labels("es"):
     REPORT_FIGURES.append("open_metatrain_fitness")
+if PLAN.metatrain_labels("metagrad"):
+    REPORT_FIGURES.extend(["metagrad_validation_return", "metagrad_meta_loss"])

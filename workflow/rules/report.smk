@@ -383,3 +383,43 @@ if MINATAR and all(env in PRETRAINED.get("open_multi", {}) for env in MINATAR):
     REPORT_FIGURES.append("open_multitask_intervals")
 if "ant" in PRETRAINED.get("open_multi", {}):
     REPORT_FIGURES.append("open_zeroshot_curves")
+
+
+# --------------------------------------------------------------------- Optim4RL
+# Optimizers meta-trained by meta-gradients (Optim4RL's method) against the tuned
+# baselines and OPEN, on every env they are evaluated on, from the evaluation tables.
+
+METAGRAD_LABELS = PLAN.metatrain_labels("metagrad")
+METAGRAD_ENVS = sorted({env for label in METAGRAD_LABELS for env in PLAN.learned_labels[label]})
+METAGRAD_COMPARED = PLAN.baseline_labels + ["open"] * bool(PRETRAINED.get("open")) + METAGRAD_LABELS
+
+
+rule figure_optim4rl:
+    wildcard_constraints:
+        kind="curves|intervals",
+    input:
+        lambda w: "results/eval/curves.parquet" if w.kind == "curves" else "results/stats/intervals.parquet",
+    output:
+        pdf=report("results/figures/optim4rl_{kind}.pdf", caption="../report/optim4rl.rst", category="Optim4RL"),
+        png="results/figures/optim4rl_{kind}.png",
+    log:
+        "results/logs/figures/optim4rl_{kind}.log",
+    params:
+        plot=lambda w: "curves --curves" if w.kind == "curves" else
+            "intervals --per-env --metric iqm --normalization reference --intervals",
+        labels=METAGRAD_COMPARED,
+        envs=METAGRAD_ENVS,
+        code=CODE["plots"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt plot {params.plot} {input} --labels {params.labels} --envs {params.envs} "
+        "--out results/figures/optim4rl_{wildcards.kind} > {log} 2>&1"
+
+
+localrules:
+    figure_optim4rl,
+
+
+if METAGRAD_LABELS:
+    REPORT_FIGURES.extend(["optim4rl_curves", "optim4rl_intervals"])

@@ -34,6 +34,7 @@ rule study_collapse_train:
     benchmark:
         "results/benchmarks/study_collapse_train/{arm}.tsv"
     params:
+        agent=lambda w: PLAN.agent(PLAN.study_train_args("collapse", w.arm)["env"]),
         env=lambda w: PLAN.study_train_args("collapse", w.arm)["env"],
         optimizer=lambda w: PLAN.study_train_args("collapse", w.arm)["optimizer"],
         label=lambda w: w.arm,
@@ -65,6 +66,7 @@ rule study_nonstationary_train:
     benchmark:
         "results/benchmarks/study_nonstationary_train/{schedule}/{arm}.tsv"
     params:
+        agent=lambda w: PLAN.agent(PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env"]),
         env=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env"],
         optimizer=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"],
         label=lambda w: w.arm,

@@ -13,6 +13,7 @@ rule tune_point:
     benchmark:
         "results/benchmarks/tune_point/{env}/{optimizer}/{point}.tsv"
     params:
+        agent=lambda w: PLAN.agent(w.env),
         env=lambda w: w.env,
         optimizer=lambda w: w.optimizer,
         label=lambda w: w.optimizer,

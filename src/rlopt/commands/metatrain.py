@@ -1,4 +1,5 @@
-"""``rlopt metatrain``: meta-train a learned optimizer with OpenAI-ES on one or more envs."""
+"""``rlopt metatrain``: meta-train a learned optimizer on one or more envs, with OpenAI-ES
+(``--method es``) or meta-gradients through A2C (``--method metagrad``, rlopt.commands.metagrad)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ SUMMARY_FILE = "summary.json"
 
 def register(subparsers) -> None:
     histories = subparsers.add_parser(
-        "metatrain-histories", help="one table of the combined fitness per generation of several runs")
+        "metatrain-histories",
+        help="one table of the combined (env 'all') rows per generation of several runs' histories (ES or metagrad)")
     histories.add_argument("--histories", nargs="+", required=True, type=Path,
                            help="history.parquet files; a run is labelled by its folder name")
     histories.add_argument("--out", required=True, type=Path, help="combined table (parquet)")
@@ -47,8 +49,7 @@ def combine_histories(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--histories: {path} does not exist")
         history = pd.read_parquet(path)
-        combined = history[(history["env"] == "all") & history["fitness_mean"].notna()]
-        frames.append(combined.assign(label=path.parent.name))
+        frames.append(history[history["env"] == "all"].assign(label=path.parent.name))
     table = pd.concat(frames, ignore_index=True)
     write_parquet_atomic(table, args.out)
     print(f"{len(table)} generations from {len(frames)} run(s) -> {args.out}")
@@ -58,9 +59,10 @@ def combine_histories(args: argparse.Namespace) -> int:
 def _register_metatrain(subparsers) -> None:
     parser = subparsers.add_parser(
         "metatrain",
-        help="meta-train a learned optimizer with OpenAI-ES; writes best.npy, final.npy, history, summary",
+        help="meta-train a learned optimizer (ES or meta-gradients); writes best.npy, final.npy, history, summary",
         description="Meta-train a learned optimizer's meta-parameters with OpenAI-ES (evosax Open_ES), "
-                    "fitness = final return of whole PPO lifetimes.",
+                    "fitness = final return of whole PPO lifetimes, or (--method metagrad) with "
+                    "meta-gradients through A2C updates.",
     )
     parser.add_argument("--envs", nargs="+", required=True, help="training environment(s), e.g. breakout asterix")
     parser.add_argument("--optimizer", required=True,
@@ -68,8 +70,15 @@ def _register_metatrain(subparsers) -> None:
     parser.add_argument("--opt-config", default="{}",
                         help='its architecture hyperparameters as JSON or @file (no "weights"), e.g. OPEN\'s '
                              '\'{"size": "small", "features": "full", "noise": true, "separated": false}\'')
+    parser.add_argument("--method", choices=("es", "metagrad"), default="es",
+                        help="es: OpenAI-ES on whole PPO lifetimes (default); metagrad: meta-gradients through "
+                             "A2C updates with pipeline training (rlopt.meta.metagrad)")
     parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.es.ESConfig)")
-    parser.add_argument("--ppo", default="{}", help='per-env PPO overrides as JSON or @file: {"breakout": {...}}')
+    parser.add_argument("--metagrad", default="{}",
+                        help="meta-gradient settings as JSON or @file (see rlopt.meta.metagrad.MetaGradConfig)")
+    parser.add_argument("--ppo", "--agent-settings", dest="ppo", default="{}",
+                        help='per-env agent overrides (PPO for es, A2C for metagrad) as JSON or @file: '
+                             '{"breakout": {...}}')
     parser.add_argument("--env-options", default="{}", help='per-env constructor options: {"ant": {...}}')
     parser.add_argument("--normalizers",
                         help='per-env tuned-Adam returns as JSON or @file: {"breakout": 30.1, ...}; fitness is '
@@ -86,6 +95,18 @@ def _register_metatrain(subparsers) -> None:
     add_cpu_devices_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
+
+
+def write_outputs(out: Path, result, summary: dict) -> None:
+    """best.npy, final.npy, history.parquet, then summary.json, which marks completion."""
+    import numpy as np
+
+    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
+
+    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
+        write_atomic(out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
+    write_parquet_atomic(result.history, out / HISTORY_FILE)
+    write_json_atomic(summary, out / SUMMARY_FILE)
 
 
 def _per_env(text: str, option: str, envs: list[str]) -> dict:
@@ -135,6 +156,22 @@ def default_checkpoint_dir(run_hash: str) -> Path:
     return cache / "rlopt" / "checkpoints" / run_hash
 
 
+def resolved_checkpoint_dir(args, run_hash: str) -> Path:
+    """--checkpoint-dir, else a cache folder keyed by the run's settings; checked, created,
+    and holding no checkpoint of another configuration."""
+    from rlopt.meta import checkpoint
+
+    checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir(run_hash)
+    _paths(args.out, checkpoint_dir)
+    try:
+        checkpoint.check_config(checkpoint_dir, run_hash)
+    except checkpoint.CheckpointMismatchError as err:
+        raise UsageError(f"--checkpoint-dir: {err}")
+    if args.checkpoint_dir is None and not args.quiet:
+        print(f"checkpoints: {checkpoint_dir} (the same command resumes from them)", file=sys.stderr)
+    return checkpoint_dir
+
+
 def _paths(out: Path, checkpoint_dir: Path) -> None:
     """Checkpoints outside the outputs, both folders writable."""
     resolved_out, resolved_ckpt = out.resolve(), checkpoint_dir.resolve()
@@ -143,6 +180,18 @@ def _paths(out: Path, checkpoint_dir: Path) -> None:
                          "are deleted, so checkpoints must live elsewhere")
     prepare_output_dir(out)
     prepare_output_dir(checkpoint_dir, "--checkpoint-dir")
+
+
+def _initial_mean(args, learned, opt_cfg, seed: int):
+    """--init's vector, else the optimizer's own initialisation for ``seed``."""
+    from rlopt.optimizers import OptimizerConfigError
+
+    if args.init is None:
+        return learned.initial_vector(opt_cfg, seed)
+    try:
+        return learned.load_vector(args.init, opt_cfg)
+    except OptimizerConfigError as err:
+        raise UsageError(f"--init: {err}")
 
 
 def _validated_inputs(args) -> dict:
@@ -170,6 +219,12 @@ def _validated_inputs(args) -> dict:
         opt_cfg = learned.config(validate_hparams(args.optimizer, opt_settings))
     except OptimizerConfigError as err:
         raise UsageError(f"--opt-config: {err}")
+    if args.method == "metagrad":
+        from rlopt.commands.metagrad import validated_inputs
+
+        return validated_inputs(args, envs, learned, opt_cfg)
+    if args.metagrad != "{}":
+        raise UsageError("--metagrad: meta-gradient settings apply to --method metagrad")
     try:
         es = ESConfig.from_dict(parse_json_object(args.es, "--es"))
     except ESConfigError as err:
@@ -182,13 +237,7 @@ def _validated_inputs(args) -> dict:
         raise UsageError(f"--ppo: {err}")
     normalizers = _normalizers(args.normalizers, envs)
     seed = _seed(args.seed)
-    if args.init is None:
-        initial_mean = learned.initial_vector(opt_cfg, seed)
-    else:
-        try:
-            initial_mean = learned.load_vector(args.init, opt_cfg)
-        except OptimizerConfigError as err:
-            raise UsageError(f"--init: {err}")
+    initial_mean = _initial_mean(args, learned, opt_cfg, seed)
     return dict(envs=envs, learned=learned, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options,
                 normalizers=normalizers, initial_mean=initial_mean, seed=seed)
 
@@ -198,10 +247,10 @@ def run(args: argparse.Namespace) -> int:
     cpu_devices = configure_cpu_devices(args)  # before anything starts JAX
     inputs = _validated_inputs(args)
     enable_compilation_cache()
-    import numpy as np
+    if args.method == "metagrad":
+        from rlopt.commands.metagrad import run as run_metagrad
 
-    from rlopt.io import write_atomic, write_json_atomic, write_parquet_atomic
-    from rlopt.meta import checkpoint
+        return run_metagrad(args, inputs, started, cpu_devices)
     from rlopt.meta.es import meta_train, ppo_task, run_config_hash, task_distribution
     from rlopt.provenance import provenance
 
@@ -220,14 +269,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"--envs: {err}")
     run_hash = run_config_hash(tasks, es, inputs["seed"], initial_mean)
-    checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir(run_hash)
-    _paths(args.out, checkpoint_dir)
-    try:
-        checkpoint.check_config(checkpoint_dir, run_hash)
-    except checkpoint.CheckpointMismatchError as err:
-        raise UsageError(f"--checkpoint-dir: {err}")
-    if args.checkpoint_dir is None and not args.quiet:
-        print(f"checkpoints: {checkpoint_dir} (the same command resumes from them)", file=sys.stderr)
+    checkpoint_dir = resolved_checkpoint_dir(args, run_hash)
     # A stale summary from an earlier run must not sit next to a new, partial result.
     for name in (SUMMARY_FILE, BEST_FILE, FINAL_FILE, HISTORY_FILE):
         (args.out / name).unlink(missing_ok=True)
@@ -253,10 +295,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": time.monotonic() - started,
         "provenance": provenance(config),
     }
-    for name, vector in ((BEST_FILE, result.best_mean), (FINAL_FILE, result.final_mean)):
-        write_atomic(args.out / name, lambda f, v=vector: np.save(f, np.asarray(v, np.float32)))
-    write_parquet_atomic(result.history, args.out / HISTORY_FILE)
-    write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
+    write_outputs(args.out, result, summary)
     print(f"metatrain {'+'.join(inputs['envs'])}: best generation {result.best_generation} "
           f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
           f"{summary['wall_seconds']:.0f}s")

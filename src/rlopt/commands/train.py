@@ -28,14 +28,18 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a block of seeds (vmapped) and write returns.parquet, updates.parquet, summary.json",
-        description="Train PPO with one optimizer on one environment for a block of seeds.",
+        description="Train PPO or A2C with one optimizer on one environment for a block of seeds.",
     )
+    parser.add_argument("--agent", choices=("ppo", "a2c"), default="ppo",
+                        help="the RL algorithm (default ppo; a2c: the Optim4RL paper's A2C)")
     parser.add_argument("--env", required=True, help="environment name (e.g. breakout, ant)")
     parser.add_argument("--optimizer", required=True, help="optimizer name (adam, rmsprop, lion, sgd, open, ...)")
     parser.add_argument("--hparams", default="{}", help="optimizer hyperparameters as JSON, or @file.json")
     parser.add_argument("--seeds", required=True, help="'START:STOP' (half-open) or comma-separated seeds")
-    parser.add_argument("--total-steps", help="environment steps per seed (default: the env's PPO setting)")
-    parser.add_argument("--ppo", default="{}", help="PPO setting overrides as JSON, or @file.json")
+    parser.add_argument("--total-steps", help="environment steps per seed (default: the env's agent setting)")
+    parser.add_argument("--agent-settings", "--ppo", dest="agent_settings", default="{}",
+                        help="the agent's (PPO or A2C) setting overrides as JSON, or @file.json; "
+                             "--ppo is the older name")
     parser.add_argument("--env-options", default="{}", help="environment constructor options as JSON")
     parser.add_argument("--label", help="name in tables and figures (default: the optimizer name)")
     parser.add_argument("--out", required=True, type=output_dir, help="output directory")
@@ -46,14 +50,15 @@ def register(subparsers) -> None:
 
 def _validated_inputs(args) -> dict:
     """Checks every input before anything expensive happens."""
+    from rlopt.agents.a2c import A2CConfigError
     from rlopt.agents.ppo import PPOConfigError
     from rlopt.envs.registry import UnknownEnvError, env_names, make_env
     from rlopt.optimizers import OptimizerConfigError, validate_hparams
-    from rlopt.training import ppo_config_for
+    from rlopt.training import agent_config_for
 
     seeds = parse_seeds(args.seeds)
     hparams = parse_json_object(args.hparams, "--hparams")
-    ppo_overrides = parse_json_object(args.ppo, "--ppo")
+    ppo_overrides = parse_json_object(args.agent_settings, "--agent-settings")
     env_options = parse_json_object(args.env_options, "--env-options")
     if args.total_steps is not None:
         ppo_overrides["total_steps"] = parse_positive_int(args.total_steps, "--total-steps", INT32_MAX)
@@ -61,13 +66,18 @@ def _validated_inputs(args) -> dict:
         raise UsageError(f"--env: unknown environment '{args.env}'; valid environments are {env_names()}")
     try:
         hparams = validate_hparams(args.optimizer, hparams)
-        ppo = ppo_config_for(args.env, ppo_overrides)
-    except (OptimizerConfigError, PPOConfigError, UnknownEnvError) as err:
+        ppo = agent_config_for(args.agent, args.env, ppo_overrides)
+    except (OptimizerConfigError, PPOConfigError, A2CConfigError, UnknownEnvError) as err:
         raise UsageError(str(err))
     try:
-        make_env(args.env, **env_options)
+        env = make_env(args.env, **env_options)
     except (ValueError, TypeError) as err:
         raise UsageError(f"--env-options: {err}")
+    if args.agent == "a2c":
+        try:
+            ppo.check_env(env.spec)
+        except A2CConfigError as err:
+            raise UsageError(str(err))
     prepare_output_dir(args.out)
     return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo)
 
@@ -91,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     from rlopt.training import run_block
 
     result = run_block(args.env, args.optimizer, inputs["hparams"], inputs["seeds"],
-                       inputs["ppo_overrides"], inputs["env_options"], progress=not args.quiet)
-    config = {"env": args.env, "optimizer": args.optimizer, "hparams": inputs["hparams"],
-              "ppo": inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"],
+                       inputs["ppo_overrides"], inputs["env_options"], progress=not args.quiet,
+                       agent=args.agent)
+    config = {"env": args.env, "optimizer": args.optimizer, "hparams": inputs["hparams"], "agent": args.agent,
+              args.agent: inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"],
               "cpu_devices": cpu_devices}
     summary = {
         **config,

@@ -136,3 +136,14 @@ def _write_npy(path: Path, vector: np.ndarray) -> None:
         np.save(f, np.asarray(vector, np.float32))
         f.flush()
         os.fsync(f.fileno())
+
+
+class BestValidated:
+    """The meta-parameters with the best validation score so far (what a run tests with)."""
+
+    def __init__(self, vector=None, generation=None, score=float("-inf")):
+        self.vector, self.generation, self.score = vector, generation, score
+
+    def offer(self, vector, generation: int, score: float) -> None:
+        if score > self.score:  # NaN never wins; ties keep the earlier generation
+            self.vector, self.generation, self.score = np.asarray(vector, np.float32).copy(), generation, score

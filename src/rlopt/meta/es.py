@@ -433,15 +433,6 @@ class MetaTrainResult:
     resumed_from: int | None  # generations loaded from a checkpoint
 
 
-class _Best:
-    def __init__(self, mean=None, generation=None, score=-math.inf):
-        self.mean, self.generation, self.score = mean, generation, score
-
-    def offer(self, mean, generation: int, score: float) -> None:
-        if score > self.score:  # NaN never wins; ties keep the earlier generation
-            self.mean, self.generation, self.score = np.asarray(mean, np.float32).copy(), generation, score
-
-
 def meta_train(
     tasks: list[Task],
     es: ESConfig,
@@ -468,12 +459,12 @@ def meta_train(
     val_tasks = None if distribution is None else validation_tasks(distribution, es.validation_seeds)
     normalizers = [t.normalizer for t in tasks]
 
-    start, rows, best = 0, [], _Best()
+    start, rows, best = 0, [], ckpt.BestValidated()
     loaded = None if checkpoint_dir is None else _latest_checkpoint(checkpoint_dir, run_hash, state, es, log)
     if loaded is not None:
         state, start = loaded.es_state, loaded.generation
         rows = loaded.history.to_dict("records")
-        best = _Best(loaded.best_mean, loaded.best_generation, loaded.best_score)
+        best = ckpt.BestValidated(loaded.best_mean, loaded.best_generation, loaded.best_score)
 
     def validate(mean: jax.Array, generation: int) -> tuple[list[float], float]:
         outputs = [t.evaluate(mean[None], val_keys) if val_tasks is None else
@@ -492,7 +483,7 @@ def meta_train(
         _say(log, _progress_line(generation, es.generations, fitness, validation, seconds))
         done = generation + 1
         if checkpoint_dir is not None and (done % es.checkpoint_every == 0 or done == es.generations):
-            ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.mean), best.mean,
+            ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.mean), best.vector,
                                                       best.generation, best.score, _history(rows)),
                       run_hash)
 
@@ -505,7 +496,7 @@ def meta_train(
     final_mean = np.asarray(state.mean, np.float32)
     return MetaTrainResult(
         final_mean=final_mean,
-        best_mean=final_mean if best.mean is None else best.mean,
+        best_mean=final_mean if best.vector is None else best.vector,
         best_generation=best.generation,
         best_score=best.score,
         history=_history(rows),

@@ -379,9 +379,10 @@ def _proportion(index: jax.Array, count: jax.Array) -> jax.Array:
 
 
 def _layer_order(name: str) -> tuple:
-    """Dense_0, Dense_1, ..., Dense_10 (numerically), then the rest (log_std) by name."""
+    """Layers numbered by depth (PPO's Dense_0 ... Dense_10, A2C's Conv_0, Dense_1, ...)
+    numerically, then the rest (log_std) by name."""
     prefix, _, number = name.rpartition("_")
-    return (0, int(number), "") if prefix == "Dense" and number.isdigit() else (1, 0, name)
+    return (0, int(number), "") if prefix and number.isdigit() else (1, 0, name)
 
 
 @dataclass(frozen=True)

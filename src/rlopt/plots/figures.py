@@ -437,11 +437,12 @@ def plot_sweep(sweeps_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Pat
 def plot_metric_over_generations(
     df: pd.DataFrame, x: str, y: str, out_stem: str | os.PathLike, hue: str | None = None
 ) -> list[Path]:
-    """``y`` against ``x`` (e.g. meta-training fitness per generation); repeated x are averaged
-    with a 95% t-interval band, one line per ``hue`` value."""
+    """``y`` against ``x`` (e.g. meta-training fitness per generation; rows without a ``y``
+    are left out); repeated x are averaged with a 95% t-interval band, one line per ``hue`` value."""
     require_columns(df, [x, y] + ([hue] if hue else []), "metric")
+    df = df.dropna(subset=[y])  # e.g. validation returns exist only every eval_every generations
     if df.empty:
-        raise PlotInputError("metric table has no rows")
+        raise PlotInputError(f"metric table has no rows with a value of {y!r}")
     fig, (ax,) = _panel_grid(1, panel_size=(5.0, 3.4))
     palette = label_palette(df[hue].astype(str)) if hue else None
     data = df.assign(**{hue: df[hue].astype(str)}) if hue else df
