@@ -71,7 +71,7 @@ def test_train_writes_long_table_and_summary(tmp_path):
     assert not list(out.glob("*.tmp"))
     updates = pd.read_parquet(out / "updates.parquet")  # 2048 steps = 16 updates of 8 envs x 16 steps
     assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy",
-                                    "dormancy"]
+                                    "dormancy", "param_change_l1", "update_max_abs", "update_mean_abs"]
     assert len(updates) == 2 * 16 and updates["global_step"].max() == 2048
     assert updates.drop(columns=["seed", "update", "global_step"]).notna().all().all()
     final_window = updates[updates["update"] == 15].set_index("seed")["dormancy"]  # 5% of 16 updates: the last

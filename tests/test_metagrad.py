@@ -175,7 +175,6 @@ def test_multi_task_gradients_are_renormalised_exactly_then_averaged():
     np.testing.assert_allclose(np.asarray(combine_task_gradients([small, large], None)), [3.015, -3.98], rtol=1e-6)
 
 
-@pytest.mark.slow
 def test_meta_training_turns_up_a_too_small_step():
     """phi_2 is the log of the toy's gradient step: starting far too small, the meta-gradient
     raises it, and the validation return (A2C with the learned optimizer) improves."""
@@ -208,6 +207,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
                initial_phi=np.asarray(PHI), checkpoint_dir=tmp_path / "b", log=None)
     resumed = meta_train([task], settings, 3, initial_phi=np.asarray(PHI), checkpoint_dir=tmp_path / "b", log=None)
     assert resumed.resumed_from == 2 and whole.resumed_from is None
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["gen_000004"]  # only the newest is kept
     assert resumed.final_mean.tobytes() == whole.final_mean.tobytes()
     assert resumed.best_mean.tobytes() == whole.best_mean.tobytes()
     columns = [c for c in whole.history.columns if c != "seconds"]
@@ -271,8 +271,10 @@ def metatrain_args(tmp_path, **overrides):
     ({"--metagrad": '{"iterations": 3'}, "--metagrad: malformed JSON"),
     ({"--es": '{"population_size": 4}'}, "--es: ES settings apply to --method es"),
     ({"--method": "es", "--agent-settings": "{}"}, "--metagrad: meta-gradient settings apply to --method metagrad"),
-    ({"--agent-settings": '{"breakout": {"network": "conv"}}'}, "A2C network 'conv' needs an image observation"),
+    ({"--agent-settings": json.dumps({"breakout": {**CLI_A2C, "network": "conv"}})},
+     "A2C network 'conv' needs an image observation"),
     ({"--agent-settings": '{"breakout": {"td_lambda": 2}}'}, "'td_lambda' must be in [0, 1]"),
+    ({"--metagrad": '{"validation_steps": 5}'}, "'validation_steps' = 5: total_steps = 5 is less than one A2C update"),
     ({"--optimizer": "adam"}, "'adam' is not a learned optimizer"),
     ({"--init": "{tmp}/short.npy"}, "short.npy has 3 values"),
     ({"--checkpoint-dir": "{tmp}/out/ckpt"}, "lies inside --out"),

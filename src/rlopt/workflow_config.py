@@ -218,10 +218,14 @@ class Plan:
         }
 
     def metatrain_estimator(self, job: str) -> str:
-        """The final-return estimator of meta-training ``job``'s ES fitness (and of its normalisers)."""
+        """The final-return estimator of meta-training ``job``'s fitness and validation (and of
+        its normalisers), from its method's settings."""
         from rlopt.meta.es import ESConfig
+        from rlopt.meta.metagrad import MetaGradConfig
 
-        return ESConfig.from_dict(json.loads(self.metatrain_jobs[job]["es"])).return_estimator
+        args = self.metatrain_jobs[job]
+        settings = ESConfig if args["method"] == "es" else MetaGradConfig
+        return settings.from_dict(json.loads(args[args["method"]])).return_estimator
 
     def checkpoint_tag(self, job: str) -> str:
         """Checkpoints live under a hash of the settings: a changed run never resumes an old one."""

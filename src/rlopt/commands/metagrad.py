@@ -35,6 +35,7 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
             raise UsageError(f"--agent-settings: {err}{note}")
         try:
             settings.units_for(env, a2c[env].num_envs)
+            settings.validation_config(a2c[env])
         except MetaGradConfigError as err:
             raise UsageError(f"--metagrad: {err}")
     seed = _seed(args.seed)

@@ -22,6 +22,12 @@ state of ``num_envs / n`` envs) triple, run vmapped together. Meta-iteration i:
        tasks, then one step of optax Adam, preceded by an elementwise clip (``grad_clip``) or
        a global-norm clip (``grad_norm``), as the official meta-optimizer.
 
+Units run vmapped in blocks of ``unit_block`` (default: all in one block), the blocks one
+after another; on a CPU blocks of one unit keep the backward pass in cache
+(benchmarks/README.md). The units of one task share one compiled step; several tasks (the
+six-gridworld run, each with its own network, ``lr`` and A2C ``reward_scale``) are stepped
+in turn and their meta-gradients combined.
+
 First order (``first_order``, the default): the agent gradients (and activations) enter the
 learned optimizer as constants, as Optim4RL itself stop-gradients its inputs, so the
 meta-gradient flows through every update's output and the recurrent state but not through
@@ -64,9 +70,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, TextIO
 
 import jax
@@ -208,6 +216,17 @@ class MetaGradConfig:
             raise MetaGradConfigError(f"metagrad setting 'unit_block' = {self.unit_block} does not divide task "
                                       f"'{env}''s {units} units")
         return units
+
+    def validation_config(self, a2c_config):
+        """The A2C settings of a task's validation runs (``validation_steps`` long)."""
+        from rlopt.agents.a2c import A2CConfig, A2CConfigError
+
+        if self.validation_steps is None:
+            return a2c_config
+        try:
+            return A2CConfig.from_dict({**a2c_config.to_dict(), "total_steps": self.validation_steps})
+        except A2CConfigError as err:
+            raise MetaGradConfigError(f"metagrad setting 'validation_steps' = {self.validation_steps}: {err}") from None
 
     def lifetime(self) -> int:
         """Updates in a unit's life: what the optimizer's num_updates says."""
@@ -368,8 +387,7 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
         (meta_loss, units), meta_grad = meta_value_and_grad(phi, units, keys)
         return TaskStep(meta_loss, meta_grad, units, jnp.sum(broken & ~due).astype(jnp.int32))
 
-    validation_config = a2c_config if settings.validation_steps is None else \
-        type(a2c_config).from_dict({**a2c_config.to_dict(), "total_steps": settings.validation_steps})
+    validation_config = settings.validation_config(a2c_config)
 
     @jax.jit
     def validation_runs(phi, train_keys, params):
@@ -548,8 +566,9 @@ def meta_train(
         done = iteration + 1
         if checkpoint_dir is not None and (time.monotonic() - last_checkpoint >= settings.checkpoint_seconds
                                            or done == settings.iterations):
-            ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.vector,
-                                                      best.generation, best.score, _history(rows)), run_hash)
+            saved = ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.vector,
+                                                              best.generation, best.score, _history(rows)), run_hash)
+            _remove_older_checkpoints(saved)
             last_checkpoint = time.monotonic()
 
     started = time.monotonic()
@@ -562,6 +581,16 @@ def meta_train(
                           best_generation=best.generation, best_score=best.score, history=_history(rows),
                           resumed_from=resumed_from, skipped_steps=int(state.skipped),
                           restarted_units=int(state.restarted))
+
+
+def _remove_older_checkpoints(latest: Path) -> None:
+    """Only the newest checkpoint is kept: one holds every unit's state (Catch: 59 MB; a
+    512-unit grid several GB), and a resumed run needs only the latest."""
+    newest = int(ckpt.CHECKPOINT_PATTERN.match(latest.name).group(1))
+    for path in latest.parent.iterdir():
+        match = ckpt.CHECKPOINT_PATTERN.match(path.name)
+        if match and int(match.group(1)) < newest:
+            shutil.rmtree(path)
 
 
 def _history_rows(generation, tasks, steps, grad_norm, skipped, validation, seconds) -> list[dict]:
