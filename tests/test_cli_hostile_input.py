@@ -43,10 +43,13 @@ def test_total_steps_beyond_32_bit_counters_are_refused(tmp_path, capsys, total_
     assert not (tmp_path / "run").exists()
 
 
-def test_ppo_settings_beyond_32_bit_counters_are_refused(tmp_path, capsys):
-    err = refused(train(tmp_path, **{"--total-steps": None, "--ppo": json.dumps({**TINY_PPO, "total_steps": 10**30})}),
-                  capsys)
+def test_agent_settings_beyond_32_bit_counters_are_refused(tmp_path, capsys):
+    ppo = json.dumps({**TINY_PPO, "total_steps": 10**30})
+    err = refused(train(tmp_path, **{"--total-steps": None, "--ppo": ppo}), capsys)
     assert "PPO setting 'total_steps' must be at most 2,147,483,647" in err
+    a2c = json.dumps({"num_envs": 2**31})
+    err = refused(train(tmp_path, **{"--env": "catch", "--agent": "a2c", "--ppo": a2c}), capsys)
+    assert "A2C setting 'num_envs' must be at most 2,147,483,647" in err
 
 
 @pytest.mark.parametrize("seeds", ["99999999999999999999", "0:99999999999999999999", "2147483648", "5,4294967296"])

@@ -34,7 +34,7 @@ def parse_seeds(text: str) -> list[int]:
         raise UsageError(f"--seeds: seeds must be non-negative, got {text!r}")
     if highest > INT32_MAX:
         raise UsageError(f"--seeds: seeds must be at most {INT32_MAX} (JAX's 32-bit seeds), got {text!r}")
-    if len(set(seeds)) != len(seeds):
+    if not isinstance(seeds, range) and len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds: duplicate seeds in {text!r}")
     return list(seeds)
 
