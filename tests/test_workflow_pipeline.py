@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "src")
+COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "envs", "src")
 TRAINING_RULES = {"tune_point", "evaluate_block"}
 MINATAR = {"breakout", "asterix"}  # the smoke preset's MinAtar games
 REPORT_SECTIONS = ("Setup", "Tuning", "Evaluation", "OPEN", "Optim4RL", "Ablations", "Exploration in DeepSea",

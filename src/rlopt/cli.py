@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "rlopt.commands.metatrain",
     "rlopt.commands.select",
     "rlopt.commands.weights",
+    "rlopt.commands.preset",
     "rlopt.analysis.commands",
     "rlopt.plots.commands",
     "rlopt.report.commands",

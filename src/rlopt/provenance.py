@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def provenance(config: dict) -> dict:
         "library_versions": library_versions(),
         "config_hash": config_hash(config),
         "device": str(jax.devices()[0]),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),  # None outside SLURM
         "python": platform.python_version(),
         "command": sys.argv,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -59,6 +59,14 @@ def _fill_defaults(config: dict) -> dict:
     return config
 
 
+def yaml_syntax_error(path: Path | str, err: yaml.YAMLError) -> str:
+    """'FILE, line L, column C: what is wrong' for a YAML file that does not parse."""
+    mark, context = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    opened = f" ({err.context} at line {context.line + 1}, column {context.column + 1})" if context else ""
+    return f"{where}: {getattr(err, 'problem', None) or err}{opened}"
+
+
 def _load_yaml(path: str, key: str, root: Path) -> dict:
     full = root / path
     if not full.is_file():
@@ -66,10 +74,25 @@ def _load_yaml(path: str, key: str, root: Path) -> dict:
     try:
         data = yaml.safe_load(full.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"config key '{key}': {path} is not valid YAML ({err})")
+        raise ConfigError(f"config key '{key}': not valid YAML: {yaml_syntax_error(path, err)}")
     if not isinstance(data, dict):
         raise ConfigError(f"config key '{key}': {path} must hold a mapping")
     return data
+
+
+def load_preset(path: Path | str) -> dict:
+    """A preset file as a dict; a syntax error is reported with its file and line (Snakemake's
+    own --configfile reader names neither)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"preset {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"preset is not valid YAML: {yaml_syntax_error(path, err)}")
+    if not isinstance(config, dict):
+        raise ConfigError(f"preset {path} must hold a mapping of config keys")
+    return config
 
 
 def point_id(hparams: dict) -> str:

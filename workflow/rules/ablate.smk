@@ -36,6 +36,8 @@ rule ablate_evaluate:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
 
@@ -57,8 +59,10 @@ rule ablate_statistics:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} ablation-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
+        "rlopt ablation-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
         "--out-dir {params.out} > {log} 2>&1"
 
 
@@ -72,8 +76,10 @@ rule figure_ablations:
         "results/logs/figures/ablations_intervals.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot ablations --intervals {input} --out results/figures/ablations_intervals > {log} 2>&1"
+        "rlopt plot ablations --intervals {input} --out results/figures/ablations_intervals > {log} 2>&1"
 
 
 localrules:

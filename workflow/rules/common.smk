@@ -1,5 +1,6 @@
-# Shared helpers: the validated plan, code versions, the CLI command.  Rules hold no logic.
+# Shared helpers: the validated plan, code versions, the jobs' software.  Rules hold no logic.
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,8 +16,21 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}")
 
-# The interpreter running Snakemake has rlopt installed; jobs use the same one.
-RLOPT = f"{sys.executable} -m rlopt.cli"
+# What every job inherits, locally and on SLURM (sbatch --export=ALL):
+# - `rlopt` is the command of the interpreter running Snakemake (that of the job's conda
+#   environment with --software-deployment-method conda, whose activation comes first);
+# - JAX's compilation cache lies in the working directory, which cluster nodes share, so a
+#   shape compiled by one job is loaded by the next (RLOPT_JAX_CACHE_DIR overrides it);
+# - envs/*.yaml install this checkout (RLOPT_REPO) into the conda environments.
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+os.environ.setdefault("RLOPT_JAX_CACHE_DIR", str(Path(".jax_cache").resolve()))
+os.environ.setdefault("RLOPT_REPO", str(REPO))
+GPU_ENV = "../../envs/cuda.yaml"  # training and meta-training
+CPU_ENV = "../../envs/cpu.yaml"  # everything else
 
 # Snakemake does not track imported modules: each job carries the hash of the library
 # sources its command imports (rlopt.provenance), and a training job that of its optimizer,
@@ -39,12 +53,12 @@ def one_of(names):
 
 # One command line per CLI command; rules differ only in their params.
 TRAIN_SHELL = (
-    "{RLOPT} train --agent {params.agent} --env {params.env} --optimizer {params.optimizer} --label {params.label} "
+    "rlopt train --agent {params.agent} --env {params.env} --optimizer {params.optimizer} --label {params.label} "
     "--hparams {params.hparams:q} --seeds {params.seeds} --ppo {params.ppo:q} "
     "--env-options {params.env_options:q} --cpu-devices {threads} --out {params.out} > {log} 2>&1"
 )
 METATRAIN_SHELL = (
-    "{RLOPT} metatrain --method {params.args[method]} --optimizer {params.args[optimizer]} "
+    "rlopt metatrain --method {params.args[method]} --optimizer {params.args[optimizer]} "
     "--envs {params.args[envs]} --opt-config {params.args[opt_config]:q} --es {params.args[es]:q} "
     "--metagrad {params.args[metagrad]:q} --ppo {params.args[ppo]:q} "
     "--env-options {params.args[env_options]:q} {params.normalizers} --seed {params.args[seed]} "
@@ -58,8 +72,8 @@ REPORT_FIGURES = []
 # A metric per generation of several meta-training runs (each labelled by its folder): one
 # table, one figure.
 HISTORY_FIGURE_SHELL = (
-    "({RLOPT} metatrain-histories --histories {input} --out {output.table} && "
-    "{RLOPT} plot generations --table {output.table} --x generation --y {params.metric} --hue label "
+    "(rlopt metatrain-histories --histories {input} --out {output.table} && "
+    "rlopt plot generations --table {output.table} --x generation --y {params.metric} --hue label "
     "--out {params.figure}) > {log} 2>&1"
 )
 

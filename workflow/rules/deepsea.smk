@@ -39,6 +39,8 @@ rule deepsea_evaluate:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
 
@@ -63,8 +65,10 @@ rule deepsea_statistics:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} deepsea-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
+        "rlopt deepsea-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
         "--out-dir {params.out} > {log} 2>&1"
 
 
@@ -82,8 +86,10 @@ rule figure_deepsea:
         plot=lambda w: "deepsea --intervals" if w.kind == "returns" else "deepsea-gains --gains",
         train_sizes=" ".join(map(str, PLAN.deepsea.get("train_sizes", []))),
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot {params.plot} {input} --train-sizes {params.train_sizes} "
+        "rlopt plot {params.plot} {input} --train-sizes {params.train_sizes} "
         "--out results/figures/deepsea_{wildcards.kind} > {log} 2>&1"
 
 
@@ -97,8 +103,10 @@ rule figure_deepsea_randomness:
         "results/logs/figures/deepsea_randomness.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot deepsea-randomness --randomness {input} --out results/figures/deepsea_randomness > {log} 2>&1"
+        "rlopt plot deepsea-randomness --randomness {input} --out results/figures/deepsea_randomness > {log} 2>&1"
 
 
 rule figure_deepsea_metatrain:
@@ -115,9 +123,11 @@ rule figure_deepsea_metatrain:
     log:
         "results/logs/figures/deepsea_metatrain_fitness.log",
     params:
-        figure="results/figures/deepsea_metatrain_fitness",
+        figure=lambda w, output: output.png.removesuffix(".png"),
         metric="fitness_mean",
         code=[CODE["plots"], CODE["metatrain"]],
+    conda:
+        CPU_ENV
     shell:
         HISTORY_FIGURE_SHELL
 

@@ -30,8 +30,16 @@ rule evaluate_block:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
+
+
+# Downloads (unless RLOPT_OPEN_PRETRAINED_DIR names a local copy): runs where Snakemake
+# runs, since cluster nodes often have no internet access.
+localrules:
+    open_weights,
 
 
 rule open_weights:
@@ -43,8 +51,10 @@ rule open_weights:
         "results/benchmarks/open_weights/{name}.tsv"
     params:
         code=CODE["weights"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
+        "rlopt weights --names {wildcards.name} --dest resources/open_pretrained > {log} 2>&1"
 
 
 rule evaluate_learned:
@@ -75,6 +85,8 @@ rule evaluate_learned:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
 
@@ -95,8 +107,10 @@ rule collect_evaluation:
         runs=lambda w, input: [run_dir(p) for p in input],
         out=lambda w, output: run_dir(output.final_returns),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+        "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
 
 
 rule statistics:
@@ -118,6 +132,8 @@ rule statistics:
         taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} stats --final-returns {input.final_returns} --reference {params.reference} "
+        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
         "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"

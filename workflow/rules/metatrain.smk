@@ -16,8 +16,10 @@ rule reference_returns:
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} reference-returns --runs {params.runs} --estimator {wildcards.estimator} --out {output} "
+        "rlopt reference-returns --runs {params.runs} --estimator {wildcards.estimator} --out {output} "
         "> {log} 2>&1"
 
 
@@ -48,6 +50,8 @@ rule metatrain:
     resources:
         mem_mb=8000,
         runtime=2880,
+    conda:
+        GPU_ENV
     shell:
         METATRAIN_SHELL
 
@@ -66,9 +70,11 @@ rule figure_metatrain:
     log:
         "results/logs/figures/open_metatrain_fitness.log",
     params:
-        figure="results/figures/open_metatrain_fitness",
+        figure=lambda w, output: output.png.removesuffix(".png"),
         metric="fitness_mean",
         code=[CODE["plots"], CODE["metatrain"]],
+    conda:
+        CPU_ENV
     shell:
         HISTORY_FIGURE_SHELL
 
@@ -92,6 +98,8 @@ rule figure_metagrad:
         figure=lambda w: f"results/figures/metagrad_{w.metric}",
         metric=lambda w: w.metric,
         code=[CODE["plots"], CODE["metatrain"]],
+    conda:
+        CPU_ENV
     shell:
         HISTORY_FIGURE_SHELL
 

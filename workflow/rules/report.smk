@@ -32,8 +32,10 @@ rule combine_sweeps:
         "results/benchmarks/combine_sweeps/all.tsv"
     params:
         code=CODE["select"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} sweeps --tables {input} --out {output} > {log} 2>&1"
+        "rlopt sweeps --tables {input} --out {output} > {log} 2>&1"
 
 
 rule figure_sweep:
@@ -46,8 +48,10 @@ rule figure_sweep:
         "results/logs/figures/tuning.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot sweep --sweeps {input} --out results/figures/tuning > {log} 2>&1"
+        "rlopt plot sweep --sweeps {input} --out results/figures/tuning > {log} 2>&1"
 
 
 rule figure_curves:
@@ -60,8 +64,10 @@ rule figure_curves:
         "results/logs/figures/eval_curves.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot curves --curves {input} --out results/figures/eval_curves > {log} 2>&1"
+        "rlopt plot curves --curves {input} --out results/figures/eval_curves > {log} 2>&1"
 
 
 rule figure_dynamics:
@@ -76,8 +82,10 @@ rule figure_dynamics:
         "results/logs/figures/dynamics_{metric}.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot dynamics --updates {input} --metric {wildcards.metric} "
+        "rlopt plot dynamics --updates {input} --metric {wildcards.metric} "
         "--out results/figures/dynamics_{wildcards.metric} > {log} 2>&1"
 
 
@@ -91,8 +99,10 @@ rule figure_intervals:
         "results/logs/figures/eval_intervals.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot intervals --intervals {input} --normalization reference --scope all "
+        "rlopt plot intervals --intervals {input} --normalization reference --scope all "
         "--out results/figures/eval_intervals > {log} 2>&1"
 
 
@@ -110,8 +120,10 @@ rule figure_intervals_per_env:
         "results/logs/figures/eval_intervals_per_env.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot intervals --intervals {input} --per-env --metric iqm --normalization reference "
+        "rlopt plot intervals --intervals {input} --per-env --metric iqm --normalization reference "
         "--out results/figures/eval_intervals_per_env > {log} 2>&1"
 
 
@@ -126,8 +138,10 @@ rule figure_normalised:
     params:
         reference=config["reference_optimizer"],
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot normalised --final-returns {input} --reference {params.reference} "
+        "rlopt plot normalised --final-returns {input} --reference {params.reference} "
         "--out results/figures/eval_normalised > {log} 2>&1"
 
 
@@ -141,8 +155,10 @@ rule figure_poi:
         "results/logs/figures/eval_poi.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot poi --poi {input} --out results/figures/eval_poi > {log} 2>&1"
+        "rlopt plot poi --poi {input} --out results/figures/eval_poi > {log} 2>&1"
 
 
 rule figure_profile:
@@ -155,8 +171,10 @@ rule figure_profile:
         "results/logs/figures/eval_profile.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot profile --profile {input} --out results/figures/eval_profile > {log} 2>&1"
+        "rlopt plot profile --profile {input} --out results/figures/eval_profile > {log} 2>&1"
 
 
 rule figure_runtime:
@@ -169,8 +187,10 @@ rule figure_runtime:
         "results/logs/figures/runtime.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot runtime --runtime {input} --out results/figures/runtime > {log} 2>&1"
+        "rlopt plot runtime --runtime {input} --out results/figures/runtime > {log} 2>&1"
 
 
 REPORT_FIGURES.extend(
@@ -223,8 +243,10 @@ rule report_tables:
         collapse=lambda w, input: f"--collapse {input.collapse}" if input.collapse else "",
         nonstationary=lambda w, input: f"--nonstationary {input.nonstationary}" if input.nonstationary else "",
         code=CODE["report"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} report tables --meta {params.meta:q} --figures-dir results/figures "
+        "rlopt report tables --meta {params.meta:q} --figures-dir results/figures "
         "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
         "--runtime {input.runtime} --sweeps {input.sweeps} {params.ablations} {params.deepsea} "
         "{params.collapse} {params.nonstationary} "
@@ -243,8 +265,10 @@ rule report_pdf:
         "results/logs/report_pdf.log",
     params:
         code=CODE["report"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} report build --tex {input.tex} --workdir results/report_build --out {output} > {log} 2>&1"
+        "rlopt report build --tex {input.tex} --workdir results/report_build --out {output} > {log} 2>&1"
 
 
 # --------------------------------------------------------------------- OPEN (pretrained)
@@ -275,8 +299,10 @@ rule statistics_open_multitask:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} stats --final-returns {input.final_returns} --reference {params.reference} "
+        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
         "--labels {params.labels} --envs {params.envs} --reps {params.reps} --seed {params.seed} "
         "--out-dir {params.out} > {log} 2>&1"
 
@@ -297,8 +323,10 @@ rule figure_open_pretrained:
         labels=PLAN.baseline_labels + ["open"],
         envs=MINATAR,
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot intervals --intervals {input} --per-env --metric iqm --normalization reference "
+        "rlopt plot intervals --intervals {input} --per-env --metric iqm --normalization reference "
         "--labels {params.labels} --envs {params.envs} --out results/figures/open_pretrained_intervals > {log} 2>&1"
 
 
@@ -316,8 +344,10 @@ rule figure_open_multitask:
         "results/logs/figures/open_multitask_intervals.log",
     params:
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot intervals --intervals {input} --normalization reference --scope all "
+        "rlopt plot intervals --intervals {input} --normalization reference --scope all "
         "--out results/figures/open_multitask_intervals > {log} 2>&1"
 
 
@@ -334,8 +364,10 @@ rule figure_open_zeroshot:
     params:
         labels=PLAN.baseline_labels + [label for label in ("open", "open_multi") if "ant" in PRETRAINED.get(label, {})],
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot curves --curves {input} --envs ant --labels {params.labels} "
+        "rlopt plot curves --curves {input} --envs ant --labels {params.labels} "
         "--out results/figures/open_zeroshot_curves > {log} 2>&1"
 
 
@@ -378,8 +410,10 @@ rule figure_optim4rl:
         labels=METAGRAD_COMPARED,
         envs=METAGRAD_ENVS,
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot {params.plot} {input} --labels {params.labels} --envs {params.envs} "
+        "rlopt plot {params.plot} {input} --labels {params.labels} --envs {params.envs} "
         "--out results/figures/optim4rl_{wildcards.kind} > {log} 2>&1"
 
 

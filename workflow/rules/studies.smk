@@ -48,6 +48,8 @@ rule study_collapse_train:
     resources:
         mem_mb=4000,
         runtime=1440,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
 
@@ -78,6 +80,8 @@ rule study_nonstationary_train:
     resources:
         mem_mb=4000,
         runtime=1440,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
 
@@ -101,8 +105,10 @@ rule study_collapse_statistics:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.rates),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} collapse-stats --runs {params.runs} --reference {params.reference} "
+        "rlopt collapse-stats --runs {params.runs} --reference {params.reference} "
         "--detector {params.detector:q} --reps {params.reps} --seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
@@ -124,8 +130,10 @@ rule study_nonstationary_statistics:
         seed=config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} nonstationary-stats --runs {params.runs} --window {params.window} --reps {params.reps} "
+        "rlopt nonstationary-stats --runs {params.runs} --window {params.window} --reps {params.reps} "
         "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
@@ -155,8 +163,10 @@ rule figure_study:
         kind=lambda w: STUDY_FIGURES[w.figure][0],
         flag=lambda w: STUDY_FIGURES[w.figure][1],
         code=CODE["plots"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} plot {params.kind} {params.flag} {input} --out results/figures/{wildcards.figure} > {log} 2>&1"
+        "rlopt plot {params.kind} {params.flag} {input} --out results/figures/{wildcards.figure} > {log} 2>&1"
 
 
 localrules:

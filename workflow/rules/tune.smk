@@ -27,6 +27,8 @@ rule tune_point:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        GPU_ENV
     shell:
         TRAIN_SHELL
 
@@ -44,5 +46,7 @@ rule select_best:
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
         code=CODE["select"],
+    conda:
+        CPU_ENV
     shell:
-        "{RLOPT} select --runs {params.runs} --out {output.best} --table {output.table} > {log} 2>&1"
+        "rlopt select --runs {params.runs} --out {output.best} --table {output.table} > {log} 2>&1"

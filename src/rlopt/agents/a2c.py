@@ -130,6 +130,8 @@ class A2CConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise A2CConfigError(f"A2C setting '{name}' must be a positive integer, got {value!r}")
+            if value > 2**31 - 1:  # JAX counts in 32-bit integers
+                raise A2CConfigError(f"A2C setting '{name}' must be at most {2**31 - 1:,}, got {value!r}")
         for name in ("gamma", "td_lambda", "vf_coef", "ent_coef", "grad_clip", "reward_scale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

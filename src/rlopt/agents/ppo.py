@@ -80,6 +80,8 @@ class PPOConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise PPOConfigError(f"PPO setting '{name}' must be a positive integer, got {value!r}")
+            if value > 2**31 - 1:  # JAX counts in 32-bit integers
+                raise PPOConfigError(f"PPO setting '{name}' must be at most {2**31 - 1:,}, got {value!r}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise PPOConfigError(f"PPO setting '{name}' must be in [0, 1], got {getattr(self, name)}")

@@ -15,7 +15,7 @@ from rlopt.commands.common import parse_json_object
 def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
     """Checks the metagrad inputs (envs, optimizer and its architecture already checked)."""
     from rlopt.agents.a2c import A2CConfigError, a2c_config_for
-    from rlopt.commands.metatrain import _initial_mean, _normalizers, _paths, _per_env, _seed
+    from rlopt.commands.metatrain import _initial_mean, _normalizers, _per_env, _seed
     from rlopt.meta.metagrad import PPO_TASK_NOTE, MetaGradConfig, MetaGradConfigError
 
     if args.es != "{}":
@@ -43,7 +43,6 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
                   env_options=_per_env(args.env_options, "--env-options", envs),
                   normalizers=_normalizers(args.normalizers, envs), seed=seed,
                   initial_mean=_initial_mean(args, learned, opt_cfg, seed))
-    _paths(args.out, args.checkpoint_dir)
     return inputs
 
 
@@ -71,26 +70,21 @@ def _tasks(inputs: dict) -> list:
 
 
 def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int) -> int:
-    from rlopt.commands.metatrain import BEST_FILE, FINAL_FILE, HISTORY_FILE, SUMMARY_FILE, write_outputs
-    from rlopt.meta import checkpoint
+    from rlopt.commands.metatrain import (BEST_FILE, FINAL_FILE, HISTORY_FILE, SUMMARY_FILE,
+                                          resolved_checkpoint_dir, write_outputs)
     from rlopt.meta.metagrad import meta_train, run_config_hash
     from rlopt.provenance import provenance
 
     learned, opt_cfg, settings = inputs["learned"], inputs["opt_cfg"], inputs["settings"]
     tasks = _tasks(inputs)
     run_hash = run_config_hash(tasks, settings, inputs["seed"], inputs["initial_mean"])
-    if args.checkpoint_dir is not None:
-        try:
-            checkpoint.check_config(args.checkpoint_dir, run_hash)
-        except checkpoint.CheckpointMismatchError as err:
-            raise UsageError(f"--checkpoint-dir: {err}")
+    checkpoint_dir = resolved_checkpoint_dir(args, run_hash)
     # A stale summary from an earlier run must not sit next to a new, partial result.
-    args.out.mkdir(parents=True, exist_ok=True)
     for name in (SUMMARY_FILE, BEST_FILE, FINAL_FILE, HISTORY_FILE):
         (args.out / name).unlink(missing_ok=True)
 
     result = meta_train(tasks, settings, inputs["seed"], initial_phi=inputs["initial_mean"],
-                        checkpoint_dir=args.checkpoint_dir, log=None if args.quiet else sys.stderr)
+                        checkpoint_dir=checkpoint_dir, log=None if args.quiet else sys.stderr)
 
     config = {
         "method": "metagrad", "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -12,10 +13,13 @@ from pathlib import Path
 
 from rlopt.errors import UsageError
 from rlopt.commands.common import (
+    INT32_MAX,
     add_cpu_devices_argument,
     configure_cpu_devices,
     enable_compilation_cache,
+    output_dir,
     parse_json_object,
+    prepare_output_dir,
 )
 
 BEST_FILE = "best.npy"
@@ -82,9 +86,11 @@ def _register_metatrain(subparsers) -> None:
     parser.add_argument("--init", type=Path,
                         help="initial mean (flat float32 .npy); default the optimizer's own initialisation "
                              "(OPEN: all zeros)")
-    parser.add_argument("--checkpoint-dir", type=Path,
-                        help="where checkpoints go and a run resumes from; must lie outside --out")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--checkpoint-dir", type=output_dir,
+                        help="where checkpoints go and a run resumes from; must lie outside --out (default: "
+                             "a folder under $XDG_CACHE_HOME or ~/.cache/rlopt/checkpoints named by a hash of "
+                             "the run's settings, so rerunning the same command resumes)")
+    parser.add_argument("--out", required=True, type=output_dir, help="output directory")
     parser.add_argument("--seed", default="0", help="ES seed (non-negative integer)")
     add_cpu_devices_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -138,22 +144,42 @@ def _seed(text: str) -> int:
         seed = int(text)
     except ValueError:
         raise UsageError(f"--seed: expected a non-negative integer, got {text!r}")
-    if seed < 0:
-        raise UsageError(f"--seed: expected a non-negative integer, got {text!r}")
+    if not 0 <= seed <= INT32_MAX:
+        raise UsageError(f"--seed: expected a non-negative integer at most {INT32_MAX} (JAX's 32-bit seeds), "
+                         f"got {text!r}")
     return seed
 
 
-def _paths(out: Path, checkpoint_dir: Path | None) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} exists and is not a directory")
-    if checkpoint_dir is None:
-        return
-    if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
-        raise UsageError(f"--checkpoint-dir: {checkpoint_dir} exists and is not a directory")
+def default_checkpoint_dir(run_hash: str) -> Path:
+    """Checkpoints of a run without --checkpoint-dir: keyed by its settings, like the workflow's."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "rlopt" / "checkpoints" / run_hash
+
+
+def resolved_checkpoint_dir(args, run_hash: str) -> Path:
+    """--checkpoint-dir, else a cache folder keyed by the run's settings; checked, created,
+    and holding no checkpoint of another configuration."""
+    from rlopt.meta import checkpoint
+
+    checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir(run_hash)
+    _paths(args.out, checkpoint_dir)
+    try:
+        checkpoint.check_config(checkpoint_dir, run_hash)
+    except checkpoint.CheckpointMismatchError as err:
+        raise UsageError(f"--checkpoint-dir: {err}")
+    if args.checkpoint_dir is None and not args.quiet:
+        print(f"checkpoints: {checkpoint_dir} (the same command resumes from them)", file=sys.stderr)
+    return checkpoint_dir
+
+
+def _paths(out: Path, checkpoint_dir: Path) -> None:
+    """Checkpoints outside the outputs, both folders writable."""
     resolved_out, resolved_ckpt = out.resolve(), checkpoint_dir.resolve()
     if resolved_ckpt == resolved_out or resolved_out in resolved_ckpt.parents:
         raise UsageError(f"--checkpoint-dir: {checkpoint_dir} lies inside --out {out}; outputs of a failed job "
                          "are deleted, so checkpoints must live elsewhere")
+    prepare_output_dir(out)
+    prepare_output_dir(checkpoint_dir, "--checkpoint-dir")
 
 
 def _initial_mean(args, learned, opt_cfg, seed: int):
@@ -212,7 +238,6 @@ def _validated_inputs(args) -> dict:
     normalizers = _normalizers(args.normalizers, envs)
     seed = _seed(args.seed)
     initial_mean = _initial_mean(args, learned, opt_cfg, seed)
-    _paths(args.out, args.checkpoint_dir)
     return dict(envs=envs, learned=learned, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options,
                 normalizers=normalizers, initial_mean=initial_mean, seed=seed)
 
@@ -226,7 +251,6 @@ def run(args: argparse.Namespace) -> int:
         from rlopt.commands.metagrad import run as run_metagrad
 
         return run_metagrad(args, inputs, started, cpu_devices)
-    from rlopt.meta import checkpoint
     from rlopt.meta.es import meta_train, ppo_task, run_config_hash, task_distribution
     from rlopt.provenance import provenance
 
@@ -245,18 +269,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"--envs: {err}")
     run_hash = run_config_hash(tasks, es, inputs["seed"], initial_mean)
-    if args.checkpoint_dir is not None:
-        try:
-            checkpoint.check_config(args.checkpoint_dir, run_hash)
-        except checkpoint.CheckpointMismatchError as err:
-            raise UsageError(f"--checkpoint-dir: {err}")
+    checkpoint_dir = resolved_checkpoint_dir(args, run_hash)
     # A stale summary from an earlier run must not sit next to a new, partial result.
-    args.out.mkdir(parents=True, exist_ok=True)
     for name in (SUMMARY_FILE, BEST_FILE, FINAL_FILE, HISTORY_FILE):
         (args.out / name).unlink(missing_ok=True)
 
     result = meta_train(tasks, es, inputs["seed"], num_dims=num_dims, initial_mean=initial_mean,
-                        checkpoint_dir=args.checkpoint_dir, log=None if args.quiet else sys.stderr)
+                        checkpoint_dir=checkpoint_dir, log=None if args.quiet else sys.stderr)
 
     config = {
         "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from pathlib import Path
 
 from rlopt.errors import UsageError
 from rlopt.commands.common import (
+    INT32_MAX,
     add_cpu_devices_argument,
     configure_cpu_devices,
     enable_compilation_cache,
+    output_dir,
     parse_json_object,
     parse_positive_int,
     parse_seeds,
+    prepare_output_dir,
 )
 
 RETURNS_FILE = "returns.parquet"
@@ -39,7 +42,7 @@ def register(subparsers) -> None:
                              "--ppo is the older name")
     parser.add_argument("--env-options", default="{}", help="environment constructor options as JSON")
     parser.add_argument("--label", help="name in tables and figures (default: the optimizer name)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--out", required=True, type=output_dir, help="output directory")
     add_cpu_devices_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
@@ -58,7 +61,7 @@ def _validated_inputs(args) -> dict:
     ppo_overrides = parse_json_object(args.agent_settings, "--agent-settings")
     env_options = parse_json_object(args.env_options, "--env-options")
     if args.total_steps is not None:
-        ppo_overrides["total_steps"] = parse_positive_int(args.total_steps, "--total-steps")
+        ppo_overrides["total_steps"] = parse_positive_int(args.total_steps, "--total-steps", INT32_MAX)
     if args.env not in env_names():
         raise UsageError(f"--env: unknown environment '{args.env}'; valid environments are {env_names()}")
     try:
@@ -75,8 +78,7 @@ def _validated_inputs(args) -> dict:
             ppo.check_env(env.spec)
         except A2CConfigError as err:
             raise UsageError(str(err))
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out: {args.out} exists and is not a directory")
+    prepare_output_dir(args.out)
     return dict(seeds=seeds, hparams=hparams, ppo_overrides=ppo_overrides, env_options=env_options, ppo=ppo)
 
 
@@ -84,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     cpu_devices = configure_cpu_devices(args)  # before checking --env-options starts JAX
     inputs = _validated_inputs(args)
+    ppo = inputs["ppo"]
+    if ppo.num_updates * ppo.batch_size != ppo.total_steps:
+        print(f"note: total_steps {ppo.total_steps} is not a multiple of num_envs*num_steps = {ppo.batch_size}; "
+              f"training {ppo.num_updates} whole updates = {ppo.num_updates * ppo.batch_size} steps per seed",
+              file=sys.stderr)
     # A stale summary from an earlier run must not sit next to a new, partial result.
-    args.out.mkdir(parents=True, exist_ok=True)
     for name in (SUMMARY_FILE, RETURNS_FILE, UPDATES_FILE):
         (args.out / name).unlink(missing_ok=True)
 
@@ -119,4 +125,9 @@ def run(args: argparse.Namespace) -> int:
     finals = ", ".join(f"{x:.2f}" for x in result.final_returns)
     print(f"{args.env}/{args.optimizer}: final returns [{finals}], "
           f"{result.steps_per_second:,.0f} steps/s, {summary['wall_seconds']:.0f}s")
+    diverged = [seed for seed, flag in zip(inputs["seeds"], summary["diverged"]) if flag]
+    if diverged:
+        print(f"warning: seed(s) {diverged} diverged (a non-finite loss or update; their parameters stayed at "
+              f"the last finite step), so their final returns are not meaningful; summary.json flags them",
+              file=sys.stderr)
     return 0

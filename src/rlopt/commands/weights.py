@@ -29,6 +29,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rlopt.optimizers.pretrained import (
         PRETRAINED_NAMES,
+        DownloadError,
         PretrainedWeightsError,
         download_pretrained,
         file_name,
@@ -42,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
     source = args.source or (Path(os.environ[LOCAL_DIR_VARIABLE]) if os.environ.get(LOCAL_DIR_VARIABLE) else None)
     try:
         if source is None:
-            paths = download_pretrained(args.dest, names)
+            try:
+                paths = download_pretrained(args.dest, names)
+            except DownloadError as err:
+                files = ", ".join(map(file_name, names))
+                raise UsageError(f"{err}; without internet access, copy the files ({files}) into a folder and "
+                                 f"set {LOCAL_DIR_VARIABLE}=FOLDER (or pass --from FOLDER)")
         else:
             verify_pretrained_dir(source, names)
             args.dest.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,7 @@ from jax.flatten_util import ravel_pytree
 from rlopt.optimizers import register_learned
 from rlopt.optimizers.base import OptimizerConfigError
 from rlopt.optimizers.learned import LearnedOptimizer, read_meta_vector
+from rlopt.optimizers.pretrained import PretrainedWeightsError, verify_if_pretrained
 
 MOMENTUM_DECAYS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
 LOG_EPS = 1e-13
@@ -82,6 +83,7 @@ EXP_MULT = 1e-3
 
 # size name -> (GRU width, MLP width)
 SIZES = {"small": (8, 16), "larger": (16, 32)}
+
 
 FEATURE_NAMES = (
     "param",
@@ -244,7 +246,12 @@ def unflatten(vector: jax.Array, cfg: OpenConfig) -> dict:
 
 
 def _read_vector(path: Path) -> np.ndarray:
-    return read_meta_vector(path, "OPEN")
+    vector = read_meta_vector(path, "OPEN")
+    try:  # a file named like one of the authors' must be theirs
+        verify_if_pretrained(path)
+    except PretrainedWeightsError as err:
+        raise OptimizerConfigError(str(err)) from err
+    return vector
 
 
 def _config_for_length(length: int, path: Path, **options) -> OpenConfig:

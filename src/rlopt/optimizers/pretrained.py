@@ -39,6 +39,10 @@ class PretrainedWeightsError(RuntimeError):
     """A pretrained file is missing, corrupt or could not be downloaded."""
 
 
+class DownloadError(PretrainedWeightsError):
+    """The files could not be fetched (no network, server error)."""
+
+
 def file_name(name: str) -> str:
     if name not in SHA256:
         raise PretrainedWeightsError(
@@ -71,6 +75,18 @@ def _problem(directory: Path, name: str) -> str | None:
     if actual != SHA256[name]:
         return f"{path} has SHA-256 {actual}, expected {SHA256[name]}"
     return None
+
+
+def verify_if_pretrained(path: str | Path) -> None:
+    """A file named like one of the authors' (``breakout_OPEN.npy``) must be their file."""
+    path = Path(path)
+    name = path.name.removesuffix("_OPEN.npy")
+    if name not in SHA256 or path.name != file_name(name):
+        return
+    problem = _problem(path.parent, name)
+    if problem:
+        raise PretrainedWeightsError(f"{problem}: named like the authors' pretrained '{name}' optimizer but not "
+                                     f"their file; {_where_to_get_them()}")
 
 
 def verify_pretrained_dir(directory: str | Path, names: tuple[str, ...] = PRETRAINED_NAMES) -> dict[str, Path]:
@@ -111,7 +127,8 @@ def download_pretrained(
             with opener(url, timeout=timeout_s) as response:
                 data = response.read()
         except OSError as err:  # urllib's URLError/HTTPError are OSErrors
-            raise PretrainedWeightsError(f"could not download {url}: {err}") from err
+            reason = getattr(err, "reason", None) or err  # URLError: the cause without its wrapper
+            raise DownloadError(f"could not download {url} ({reason})") from err
         if _sha256(data) != SHA256[name]:
             raise PretrainedWeightsError(
                 f"downloaded {url} has SHA-256 {_sha256(data)}, expected {SHA256[name]}; nothing was written"
