@@ -269,13 +269,19 @@ def _matmul_columns(kernel: jax.Array, x: jax.Array) -> jax.Array:
 
 
 class Networks(NamedTuple):
-    """The meta-parameters stacked over the networks, gates fused, biases as columns."""
+    """The meta-parameters stacked over the networks, biases as columns. The three gates
+    (reset, update, candidate) keep separate kernels: one fused (G, 3H, N) product sliced
+    into gates costs, in the backward pass, a pad and an add of the whole product per gate
+    (a fifth of Optim4RL's meta-gradient on a CPU, benchmarks/README.md)."""
 
-    input_kernel: jax.Array  # (G, I, 3H): reset, update, candidate
-    input_bias: jax.Array  # (G, 3H, 1)
-    hidden_kernel: jax.Array  # (G, H, 3H)
+    input_kernel: jax.Array  # (3, G, I, H): reset, update, candidate
+    input_bias: jax.Array  # (3, G, H, 1)
+    hidden_kernel: jax.Array  # (3, G, H, H)
     candidate_hidden_bias: jax.Array  # (G, H, 1)
     head: tuple  # ((kernel (G, F_in, F_out), bias (G, F_out, 1)), ...)
+
+
+GATES = ("r", "z", "n")  # reset, update, candidate
 
 
 def stack_networks(tree: dict, cfg: GruOptimizerConfig) -> Networks:
@@ -285,8 +291,8 @@ def stack_networks(tree: dict, cfg: GruOptimizerConfig) -> Networks:
     def gru(leaf):
         return stacked(lambda pair: pair[1], leaf)
 
-    def gates(kind):
-        return lambda g: jnp.concatenate([g["ir"][kind], g["iz"][kind], g["in"][kind]], axis=-1)
+    def gates(side, kind):
+        return jnp.stack([gru(lambda g, gate=gate: g[side + gate][kind]) for gate in GATES])
 
     head = tuple(
         (stacked(lambda pair: pair[0], lambda h, i=i: h[f"layers_{2 * i}"]["kernel"]),
@@ -294,10 +300,9 @@ def stack_networks(tree: dict, cfg: GruOptimizerConfig) -> Networks:
         for i in range(len(cfg.layer_sizes) - 1)
     )
     return Networks(
-        input_kernel=gru(gates("kernel")),
-        input_bias=gru(gates("bias"))[..., None],
-        hidden_kernel=gru(lambda g: jnp.concatenate([g["hr"]["kernel"], g["hz"]["kernel"], g["hn"]["kernel"]],
-                                                    axis=-1)),
+        input_kernel=gates("i", "kernel"),
+        input_bias=gates("i", "bias")[..., None],
+        hidden_kernel=gates("h", "kernel"),
         candidate_hidden_bias=gru(lambda g: g["hn"]["bias"])[..., None],
         head=head,
     )
@@ -305,12 +310,11 @@ def stack_networks(tree: dict, cfg: GruOptimizerConfig) -> Networks:
 
 def gru_columns(nets: Networks, inputs: jax.Array, carry: jax.Array) -> jax.Array:
     """flax GRUCell on columns: inputs (G, I, N), carry (G, H, N) -> new carry (G, H, N)."""
-    h = carry.shape[1]
-    from_inputs = _matmul_columns(nets.input_kernel, inputs) + nets.input_bias
-    from_carry = _matmul_columns(nets.hidden_kernel, carry)
-    reset = jax.nn.sigmoid(from_inputs[:, :h] + from_carry[:, :h])
-    update = jax.nn.sigmoid(from_inputs[:, h:2 * h] + from_carry[:, h:2 * h])
-    candidate = jnp.tanh(from_inputs[:, 2 * h:] + reset * (from_carry[:, 2 * h:] + nets.candidate_hidden_bias))
+    from_inputs = [_matmul_columns(kernel, inputs) + bias for kernel, bias in zip(nets.input_kernel, nets.input_bias)]
+    from_carry = [_matmul_columns(kernel, carry) for kernel in nets.hidden_kernel]
+    reset = jax.nn.sigmoid(from_inputs[0] + from_carry[0])
+    update = jax.nn.sigmoid(from_inputs[1] + from_carry[1])
+    candidate = jnp.tanh(from_inputs[2] + reset * (from_carry[2] + nets.candidate_hidden_bias))
     return (1.0 - update) * candidate + update * carry
 
 
