@@ -4,7 +4,10 @@
 of seeds runs as ``jax.jit(jax.vmap(train))`` in one compile.  Network initialisation is
 kept out of ``train`` (see :func:`init_params_block`) because a vmapped QR can deadlock
 XLA's CPU thread pool.  Every minibatch step hands the optimizer the extra inputs
-learned optimizers need (see :mod:`rlopt.optimizers.base`).
+learned optimizers need (see :mod:`rlopt.optimizers.base`).  The pieces of an update
+(rollout, GAE, loss, the epochs of minibatch steps through a given optimizer) are pure
+functions of :func:`make_core`, which meta-gradient training (:mod:`rlopt.meta.metagrad`)
+composes too.
 """
 
 from __future__ import annotations
@@ -231,12 +234,32 @@ class Trainer(NamedTuple):
     train: Callable[[jax.Array, Any, Any], TrainOutput]
 
 
-def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransformationExtraArgs) -> Trainer:
-    """Builds the pure training functions for one environment, PPO config and optimizer."""
+class PPOCore(NamedTuple):
+    """One PPO update's pure pieces, for any optimizer (``make_train`` composes them, and so
+    does meta-gradient training).
+
+    ``rollout(params, env_state, obs, key, env_params) -> ((params, env_state, obs, key), Rollout)``:
+    ``num_steps`` steps of every env. ``advantages(params, rollout, last_obs) -> (advantages,
+    targets)``: GAE. ``loss(params, batch, advantages, targets) -> (total, (activations, parts))``.
+    ``epochs(optimizer, update_index, num_updates, rollout, advantages, targets, carry) ->
+    (carry, per-step logs)``: ``update_epochs`` x ``num_minibatches`` steps of ``optimizer``,
+    carry = (params, opt_state, diverged, key).
+    """
+
+    policy: Callable
+    rollout: Callable
+    advantages: Callable
+    loss: Callable
+    epochs: Callable
+
+
+def make_core(env: VecEnv, config: PPOConfig, constant_gradient_params: bool = False) -> PPOCore:
+    """PPO's pieces for one environment and config. ``constant_gradient_params``: each
+    minibatch gradient is taken at stop-gradient parameters (a first-order meta-gradient
+    through the updates; no effect on the numbers of ordinary training)."""
     spec = env.spec
     continuous = spec.continuous
     c = config
-    num_updates, chunks = c.num_updates, c.log_chunks
 
     def policy(params, obs):
         head, value, stats = forward(params, obs, c.activation)
@@ -280,15 +303,24 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         step = Rollout(obs, action, log_prob, value, tr.reward, tr.done, tr.completed_return)
         return (params, env_state, tr.obs, key), step
 
-    def minibatch_step(update_index, epoch_index, carry, inputs):
+    def rollout(params, env_state, obs, key, env_params):
+        return jax.lax.scan(lambda carry, x: env_step(env_params, carry, x), (params, env_state, obs, key), None,
+                            c.num_steps)
+
+    def advantages_and_targets(params, rollout: Rollout, last_obs):
+        _, last_value, _ = policy(params, last_obs)
+        return compute_gae(rollout.reward, rollout.value, rollout.done, last_value, c.gamma, c.gae_lambda)
+
+    def minibatch_step(optimizer, update_index, num_updates, epoch_index, carry, inputs):
         params, opt_state, diverged, key = carry
         minibatch_index, batch, advantages, targets = inputs
         key, opt_key = jax.random.split(key)
-        (loss, (stats, parts)), grads = grad_fn(params, batch, advantages, targets)
+        at = jax.lax.stop_gradient(params) if constant_gradient_params else params
+        (loss, (stats, parts)), grads = grad_fn(at, batch, advantages, targets)
         grads = _clip_per_network(grads, c.max_grad_norm)
         updates, new_opt_state = optimizer.update(
             grads, opt_state, params,
-            update_index=update_index, num_updates=jnp.int32(num_updates),
+            update_index=update_index, num_updates=num_updates,
             epoch_index=epoch_index, num_epochs=jnp.int32(c.update_epochs),
             minibatch_index=minibatch_index, num_minibatches=jnp.int32(c.num_minibatches),
             activations=stats, actor_mask=actor_mask(params), key=opt_key,
@@ -302,7 +334,7 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         sizes = {name: jnp.where(ok, value, 0.0) for name, value in _step_sizes(updates).items()}
         return (params, opt_state, diverged | ~ok, key), {**parts, **sizes, **optimizer_diagnostics(new_opt_state)}
 
-    def epoch(update_index, rollout, advantages, targets, carry, epoch_index):
+    def epoch(optimizer, update_index, num_updates, rollout, advantages, targets, carry, epoch_index):
         params, opt_state, diverged, key = carry
         key, perm_key = jax.random.split(key)
         permutation = jax.random.permutation(perm_key, c.batch_size).reshape(c.num_minibatches, c.minibatch_size)
@@ -311,25 +343,33 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         def step(carry, inputs):
             minibatch_index, rows = inputs
             batch = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), flat)
-            return minibatch_step(update_index, epoch_index, carry, (minibatch_index,) + batch)
+            return minibatch_step(optimizer, update_index, num_updates, epoch_index, carry, (minibatch_index,) + batch)
 
         return jax.lax.scan(step, (params, opt_state, diverged, key),
                             (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation))
 
+    def epochs(optimizer, update_index, num_updates, rollout, advantages, targets, carry):
+        run_epoch = lambda carry, e: epoch(optimizer, update_index, num_updates, rollout, advantages, targets,  # noqa: E731
+                                           carry, e)
+        return jax.lax.scan(run_epoch, carry, jnp.arange(c.update_epochs, dtype=jnp.int32))
+
+    return PPOCore(policy, rollout, advantages_and_targets, loss_fn, epochs)
+
+
+def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransformationExtraArgs) -> Trainer:
+    """Builds the pure training functions for one environment, PPO config and optimizer."""
+    c = config
+    num_updates, chunks = c.num_updates, c.log_chunks
+    core = make_core(env, config)
+
     def update(env_params, state: RunnerState, update_index):
         env_params = _params_at(env, update_index, env_params)
-        (params, env_state, obs, key), rollout = jax.lax.scan(
-            lambda carry, x: env_step(env_params, carry, x),
-            (state.params, state.env_state, state.obs, state.key), None, c.num_steps,
-        )
-        _, last_value, _ = policy(params, obs)
-        advantages, targets = compute_gae(rollout.reward, rollout.value, rollout.done, last_value,
-                                          c.gamma, c.gae_lambda)
-        run_epoch = lambda carry, e: epoch(update_index, rollout, advantages, targets, carry, e)
-        (params, opt_state, diverged, key), parts = jax.lax.scan(
-            run_epoch, (params, state.opt_state, state.diverged, key),
-            jnp.arange(c.update_epochs, dtype=jnp.int32),
-        )
+        (params, env_state, obs, key), rollout = core.rollout(state.params, state.env_state, state.obs, state.key,
+                                                              env_params)
+        advantages, targets = core.advantages(params, rollout, obs)
+        (params, opt_state, diverged, key), parts = core.epochs(
+            optimizer, update_index, jnp.int32(num_updates), rollout, advantages, targets,
+            (params, state.opt_state, state.diverged, key))
         done = rollout.done.reshape(chunks, -1, c.num_envs)
         completed = rollout.completed_return.reshape(chunks, -1, c.num_envs)
         return_sum = jnp.sum(completed * done, axis=(1, 2))

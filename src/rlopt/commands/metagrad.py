@@ -1,5 +1,6 @@
-"""``rlopt metatrain --method metagrad``: meta-gradient training on A2C tasks
-(:mod:`rlopt.meta.metagrad`), writing what ``--method es`` writes."""
+"""``rlopt metatrain --method metagrad``: meta-gradient training on A2C or PPO tasks
+(:mod:`rlopt.meta.metagrad`; the metagrad setting "agent" chooses), writing what
+``--method es`` writes."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from rlopt.commands.common import parse_json_object
 
 def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
     """Checks the metagrad inputs (envs, optimizer and its architecture already checked)."""
-    from rlopt.agents.a2c import A2CConfigError, a2c_config_for
     from rlopt.commands.metatrain import _initial_mean, _normalizers, _per_env, _seed
-    from rlopt.meta.metagrad import PPO_TASK_NOTE, MetaGradConfig, MetaGradConfigError
+    from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError, ppo_unit_config
 
     if args.es != "{}":
         raise UsageError("--es: ES settings apply to --method es; meta-gradient settings go in --metagrad")
@@ -25,25 +25,37 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
         settings.check_tasks(envs)
     except MetaGradConfigError as err:
         raise UsageError(f"--metagrad: {err}")
-    a2c_overrides = _per_env(args.ppo, "--agent-settings", envs)
-    a2c = {}
+    overrides = _per_env(args.ppo, "--agent-settings", envs)
+    agent_configs = {}
     for env in envs:
+        agent_configs[env] = _agent_config(settings.agent, env, overrides.get(env))
         try:
-            a2c[env] = a2c_config_for(env, a2c_overrides.get(env))
-        except A2CConfigError as err:
-            note = f" ({PPO_TASK_NOTE})" if "no A2C defaults" in str(err) else ""
-            raise UsageError(f"--agent-settings: {err}{note}")
-        try:
-            settings.units_for(env, a2c[env].num_envs)
-            settings.validation_config(a2c[env])
+            units = settings.units_for(env, agent_configs[env].num_envs)
+            if settings.agent == "ppo":
+                ppo_unit_config(agent_configs[env], units)
+            settings.validation_config(agent_configs[env])
         except MetaGradConfigError as err:
             raise UsageError(f"--metagrad: {err}")
     seed = _seed(args.seed)
-    inputs = dict(envs=envs, learned=learned, opt_cfg=opt_cfg, settings=settings, a2c=a2c,
+    inputs = dict(envs=envs, learned=learned, opt_cfg=opt_cfg, settings=settings, agent_configs=agent_configs,
                   env_options=_per_env(args.env_options, "--env-options", envs),
                   normalizers=_normalizers(args.normalizers, envs), seed=seed,
                   initial_mean=_initial_mean(args, learned, opt_cfg, seed))
     return inputs
+
+
+def _agent_config(agent: str, env: str, overrides: dict | None):
+    """The env's default settings of ``agent`` with ``overrides`` (a usage error if bad)."""
+    from rlopt.agents.a2c import A2CConfigError
+    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.meta.metagrad import PPO_TASK_NOTE
+    from rlopt.training import agent_config_for
+
+    try:
+        return agent_config_for(agent, env, overrides)
+    except (A2CConfigError, PPOConfigError) as err:
+        note = f" ({PPO_TASK_NOTE})" if agent == "a2c" and "no A2C defaults" in str(err) else ""
+        raise UsageError(f"--agent-settings ({agent}): {err}{note}")
 
 
 def _tasks(inputs: dict) -> list:
@@ -51,7 +63,7 @@ def _tasks(inputs: dict) -> list:
     networks that do not fit an environment are usage errors."""
     from rlopt.agents.a2c import A2CConfigError
     from rlopt.envs.registry import make_env
-    from rlopt.meta.metagrad import a2c_task
+    from rlopt.meta.metagrad import a2c_task, ppo_task
 
     tasks = []
     for env_name in inputs["envs"]:
@@ -61,9 +73,10 @@ def _tasks(inputs: dict) -> list:
         except (ValueError, TypeError) as err:
             raise UsageError(f"--env-options: {err}")
         try:
-            tasks.append(a2c_task(env, inputs["a2c"][env_name], inputs["learned"], inputs["opt_cfg"],
-                                  inputs["settings"], env_options=options,
-                                  normalizer=inputs["normalizers"].get(env_name)))
+            make_task = ppo_task if inputs["settings"].agent == "ppo" else a2c_task
+            tasks.append(make_task(env, inputs["agent_configs"][env_name], inputs["learned"], inputs["opt_cfg"],
+                                   inputs["settings"], env_options=options,
+                                   normalizer=inputs["normalizers"].get(env_name)))
         except A2CConfigError as err:
             raise UsageError(f"--agent-settings: {err}")
     return tasks
@@ -88,7 +101,8 @@ def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int
 
     config = {
         "method": "metagrad", "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),
-        "metagrad": settings.to_dict(), "a2c": {env: c.to_dict() for env, c in inputs["a2c"].items()},
+        "metagrad": settings.to_dict(),
+        settings.agent: {env: c.to_dict() for env, c in inputs["agent_configs"].items()},
         "env_options": inputs["env_options"], "normalizers": inputs["normalizers"] or None,
         "init": str(args.init) if args.init else None, "seed": inputs["seed"], "cpu_devices": cpu_devices,
     }

@@ -94,8 +94,8 @@ HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarte
 # Settings that do not change what an iteration computes: a run may be continued with more
 # iterations, or checkpoint more or less often.
 SETTINGS_OUTSIDE_HASH = ("iterations", "checkpoint_seconds")
-PPO_TASK_NOTE = ("meta-gradient training runs A2C tasks only (gridworlds, Catch, MinAtar); the PPO/Brax "
-                 "meta-gradient (optim4rl-spec §2.2) is not implemented: meta-train that task with --method es")
+AGENTS = ("a2c", "ppo")
+PPO_TASK_NOTE = ('meta-gradients through PPO (Brax tasks) need the metagrad setting "agent": "ppo"')
 
 
 class MetaGradConfigError(ValueError):
@@ -116,6 +116,9 @@ class MetaGradConfig:
     lr 1e-3 after a global-norm clip of 0.5; 64 units, one per env, from A2C's num_envs)."""
 
     iterations: int = 78
+    # The agent whose updates are unrolled: "a2c" (MetaA2C) or "ppo" (MetaPPO); a preset
+    # sets it from its agents map.
+    agent: str = "a2c"
     inner_updates: int = 4
     reset_interval: int = 32  # R, in meta-iterations
     pipeline: bool = True
@@ -154,6 +157,8 @@ class MetaGradConfig:
         return config
 
     def validate(self) -> None:
+        if self.agent not in AGENTS:
+            raise MetaGradConfigError(f"metagrad setting 'agent' must be one of {list(AGENTS)}, got {self.agent!r}")
         for name in ("iterations", "inner_updates", "eval_every"):
             if not _is_positive_int(getattr(self, name)):
                 raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, "
@@ -207,7 +212,7 @@ class MetaGradConfig:
         return float(self.lr[env] if isinstance(self.lr, dict) else self.lr)
 
     def units_for(self, env: str, num_envs: int) -> int:
-        """Units of a task whose A2C setting num_envs is the batch they share."""
+        """Units of a task whose agent setting num_envs is the batch they share."""
         units = self.num_units or num_envs
         if num_envs % units:
             raise MetaGradConfigError(f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
@@ -217,15 +222,13 @@ class MetaGradConfig:
                                       f"'{env}''s {units} units")
         return units
 
-    def validation_config(self, a2c_config):
-        """The A2C settings of a task's validation runs (``validation_steps`` long)."""
-        from rlopt.agents.a2c import A2CConfig, A2CConfigError
-
+    def validation_config(self, agent_config):
+        """The agent settings (A2C or PPO) of a task's validation runs (``validation_steps`` long)."""
         if self.validation_steps is None:
-            return a2c_config
+            return agent_config
         try:
-            return A2CConfig.from_dict({**a2c_config.to_dict(), "total_steps": self.validation_steps})
-        except A2CConfigError as err:
+            return type(agent_config).from_dict({**agent_config.to_dict(), "total_steps": self.validation_steps})
+        except ValueError as err:  # the agent's config error
             raise MetaGradConfigError(f"metagrad setting 'validation_steps' = {self.validation_steps}: {err}") from None
 
     def lifetime(self) -> int:
@@ -311,55 +314,38 @@ class MetaTask:
     description: dict = field(default_factory=dict)
 
 
-def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig, *,
-             env_options: dict | None = None, normalizer: float | None = None) -> MetaTask:
-    """A task of A2C units on ``env`` (made with ``env_options``, which identify it in the
-    checkpoint hash) with settings ``a2c_config`` for the learned optimizer ``learned``
-    (a :class:`rlopt.optimizers.learned.LearnedOptimizer`) of architecture ``opt_cfg``."""
-    from rlopt.agents import a2c
+class UnitRules(NamedTuple):
+    """What an agent contributes to a task (see :func:`_unit_task`)."""
+
+    init_params: Callable[[jax.Array], Any]  # key -> one unit's fresh network parameters
+    inner_update: Callable[..., UnitState]  # (tx, unit, key) -> the unit after one agent update
+    outer_loss: Callable[..., tuple[jax.Array, UnitState]]  # (unit, key) -> (meta-loss, unit after its rollout)
+    make_train: Callable[[Any], Any]  # the validation runs' trainer for an optimizer
+
+
+def _unit_task(env: VecEnv, agent_config, rules: UnitRules, optimizer, settings: MetaGradConfig,
+               num_units: int, description: dict, normalizer: float | None) -> MetaTask:
+    """The units of one task and their jitted meta-step, whatever the agent."""
     from rlopt.training import seed_keys
 
     env_name = env.spec.name
-    a2c_config.check_env(env.spec)
-    num_units = settings.units_for(env_name, a2c_config.num_envs)
-    envs_per_unit = a2c_config.num_envs // num_units
+    envs_per_unit = agent_config.num_envs // num_units
     offsets = reset_offsets(num_units, settings.reset_interval)
-    lr, inner_updates, lifetime = settings.task_lr(env_name), settings.inner_updates, settings.lifetime()
     env_params = env.default_params()
-    core = a2c.make_core(env, a2c_config)
-
-    def optimizer(phi):
-        return scaled_optimizer(learned.from_vector(phi, opt_cfg), lr)
+    inner_updates = settings.inner_updates
 
     def init_units(phi, key):
         params_key, env_key = jax.random.split(key)
-        params = jax.lax.map(lambda k: a2c.init_network(k, a2c_config, env.spec),
-                             jax.random.split(params_key, num_units))
+        params = jax.lax.map(rules.init_params, jax.random.split(params_key, num_units))
         env_state, obs = jax.vmap(lambda k: env.reset(k, envs_per_unit, env_params))(
             jax.random.split(env_key, num_units))
         opt_state = jax.vmap(optimizer(phi).init)(params)
         return UnitState(params, opt_state, env_state, obs, jnp.zeros(num_units, jnp.int32))
 
-    def inner_update(tx, unit: UnitState, key):
-        rollout_key, opt_key = jax.random.split(key)
-        env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
-                                             rollout_key, env_params)
-        # First order: the gradient is taken at constant parameters (no second-order tangent
-        # is ever formed, which XLA does not always prune).
-        at = jax.lax.stop_gradient(unit.params) if settings.first_order else unit.params
-        (_, (stats, _)), grads = core.gradient(at, steps, obs)
-        update_index = jnp.minimum(unit.age, lifetime - 1)
-        params, opt_state, _ = core.optimizer_step(tx, unit.params, unit.opt_state, grads, stats, opt_key,
-                                                   update_index, jnp.int32(lifetime))
-        return UnitState(params, opt_state, env_state, obs, unit.age + 1)
-
     def unit_meta_loss(phi, unit: UnitState, keys):
         tx = optimizer(phi)
-        unit, _ = jax.lax.scan(lambda u, k: (inner_update(tx, u, k), None), unit, keys[:-1])
-        env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
-                                             keys[-1], env_params)
-        loss, _ = core.loss(unit.params, steps, obs)
-        return loss, unit._replace(env_state=env_state, obs=obs)
+        unit, _ = jax.lax.scan(lambda u, k: (rules.inner_update(tx, u, k), None), unit, keys[:-1])
+        return rules.outer_loss(unit, keys[-1])
 
     def block_loss(phi, units, keys):
         losses, units = jax.vmap(unit_meta_loss, in_axes=(None, 0, 0))(phi, units, keys)
@@ -387,24 +373,143 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
         (meta_loss, units), meta_grad = meta_value_and_grad(phi, units, keys)
         return TaskStep(meta_loss, meta_grad, units, jnp.sum(broken & ~due).astype(jnp.int32))
 
-    validation_config = settings.validation_config(a2c_config)
+    validation_config = settings.validation_config(agent_config)
+    agent = description.get("agent", "a2c")
+    init_block = _agent_module(agent).init_params_block
 
     @jax.jit
     def validation_runs(phi, train_keys, params):
-        train = a2c.make_train(env, validation_config, optimizer(phi)).train
+        train = rules.make_train(optimizer(phi), validation_config).train
         output = jax.vmap(train, in_axes=(0, 0, None))(train_keys, params, env_params)
         return estimated_final_return(output, settings.return_estimator), output.diverged
 
     def validate(phi, seeds):
         init_keys, train_keys = seed_keys(list(seeds))
-        params = a2c.init_params_block(env, validation_config, init_keys)
+        params = init_block(env, validation_config, init_keys)
         final, diverged = validation_runs(phi, train_keys, params)
         return np.asarray(final), np.asarray(diverged)
 
-    description = {"env": env_name, "a2c": a2c_config.to_dict(), "env_options": env_options or {},
-                   "validation": validation_config.to_dict(), "lr": lr, "num_units": num_units,
-                   "optimizer": learned.describe(opt_cfg)}
+    description = {**description, "validation": validation_config.to_dict(), "num_units": num_units}
     return MetaTask(env_name, num_units, jax.jit(init_units), step, validate, normalizer, description)
+
+
+def _agent_module(agent: str):
+    from rlopt.training import agent_module
+
+    return agent_module(agent)
+
+
+def _task_optimizer(learned, opt_cfg, lr: float):
+    return lambda phi: scaled_optimizer(learned.from_vector(phi, opt_cfg), lr)
+
+
+def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig, *,
+             env_options: dict | None = None, normalizer: float | None = None) -> MetaTask:
+    """A task of A2C units on ``env`` (made with ``env_options``, which identify it in the
+    checkpoint hash) with settings ``a2c_config`` for the learned optimizer ``learned``
+    (a :class:`rlopt.optimizers.learned.LearnedOptimizer`) of architecture ``opt_cfg``."""
+    from rlopt.agents import a2c
+
+    env_name = env.spec.name
+    a2c_config.check_env(env.spec)
+    num_units = settings.units_for(env_name, a2c_config.num_envs)
+    lr, lifetime = settings.task_lr(env_name), settings.lifetime()
+    env_params = env.default_params()
+    core = a2c.make_core(env, a2c_config)
+
+    def inner_update(tx, unit: UnitState, key):
+        rollout_key, opt_key = jax.random.split(key)
+        env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
+                                             rollout_key, env_params)
+        # First order: the gradient is taken at constant parameters (no second-order tangent
+        # is ever formed, which XLA does not always prune).
+        at = jax.lax.stop_gradient(unit.params) if settings.first_order else unit.params
+        (_, (stats, _)), grads = core.gradient(at, steps, obs)
+        update_index = jnp.minimum(unit.age, lifetime - 1)
+        params, opt_state, _ = core.optimizer_step(tx, unit.params, unit.opt_state, grads, stats, opt_key,
+                                                   update_index, jnp.int32(lifetime))
+        return UnitState(params, opt_state, env_state, obs, unit.age + 1)
+
+    def outer_loss(unit: UnitState, key):
+        env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
+                                             key, env_params)
+        loss, _ = core.loss(unit.params, steps, obs)
+        return loss, unit._replace(env_state=env_state, obs=obs)
+
+    rules = UnitRules(init_params=lambda k: a2c.init_network(k, a2c_config, env.spec), inner_update=inner_update,
+                      outer_loss=outer_loss, make_train=lambda tx, config: a2c.make_train(env, config, tx))
+    description = {"env": env_name, "a2c": a2c_config.to_dict(), "env_options": env_options or {}, "lr": lr,
+                   "optimizer": learned.describe(opt_cfg)}
+    return _unit_task(env, a2c_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units,
+                      description, normalizer)
+
+
+def ppo_unit_config(ppo_config, num_units: int):
+    """The PPO settings of one unit: its share of the envs, the rest as ``ppo_config``
+    (MetaGradConfigError where its batch does not split into the minibatches)."""
+    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+
+    try:
+        return PPOConfig.from_dict({**ppo_config.to_dict(), "num_envs": ppo_config.num_envs // num_units,
+                                    "total_steps": ppo_config.total_steps})
+    except PPOConfigError as err:
+        raise MetaGradConfigError(f"a unit of {ppo_config.num_envs // num_units} envs ({num_units} units): "
+                                  f"{err}") from None
+
+
+def ppo_task(env: VecEnv, ppo_config, learned, opt_cfg, settings: MetaGradConfig, *,
+             env_options: dict | None = None, normalizer: float | None = None) -> MetaTask:
+    """A task of PPO units (Optim4RL's MetaPPO) on ``env``: each inner update is one whole PPO
+    update of the unit's envs (``num_steps`` rollout, GAE, ``update_epochs`` x
+    ``num_minibatches`` steps of the learned optimizer, all differentiated); the meta-loss is
+    PPO's loss of the updated parameters on a fresh ``num_steps`` rollout, as one batch.
+    The rollouts are constants of the meta-gradient (module docstring)."""
+    from rlopt.agents import ppo
+    from rlopt.agents.networks import init_actor_critic
+
+    env_name = env.spec.name
+    num_units = settings.units_for(env_name, ppo_config.num_envs)
+    unit_config = ppo_unit_config(ppo_config, num_units)
+    lr, lifetime = settings.task_lr(env_name), settings.lifetime()
+    env_params = env.default_params()
+    core = ppo.make_core(env, unit_config, constant_gradient_params=settings.first_order)
+    spec = env.spec
+
+    def rollout(unit: UnitState, key):
+        """A rollout at constant parameters: (env_state, obs, steps, advantages, targets)."""
+        params = jax.lax.stop_gradient(unit.params)
+        (_, env_state, obs, _), steps = core.rollout(params, unit.env_state, unit.obs, key, env_params)
+        advantages, targets = core.advantages(params, steps, obs)
+        return env_state, obs, steps, advantages, targets
+
+    def inner_update(tx, unit: UnitState, key):
+        rollout_key, epoch_key = jax.random.split(key)
+        env_state, obs, steps, advantages, targets = rollout(unit, rollout_key)
+        update_index = jnp.minimum(unit.age, lifetime - 1)
+        (params, opt_state, diverged, _), _ = core.epochs(
+            tx, update_index, jnp.int32(lifetime), steps, advantages, targets,
+            (unit.params, unit.opt_state, jnp.array(False), epoch_key))
+        # PPO skips a non-finite step and keeps the unit's parameters; poisoned instead, the
+        # unit's meta-loss makes the meta-step skipped and the unit restarts (as A2C's would).
+        params = jax.tree.map(lambda p: jnp.where(diverged, jnp.nan, p), params)
+        return UnitState(params, opt_state, env_state, obs, unit.age + 1)
+
+    def outer_loss(unit: UnitState, key):
+        env_state, obs, steps, advantages, targets = rollout(unit, key)
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (steps, advantages, targets))
+        loss, _ = core.loss(unit.params, *flat)
+        return loss, unit._replace(env_state=env_state, obs=obs)
+
+    def init_params(key):
+        return init_actor_critic(key, spec.obs_dim, spec.action_dim, ppo_config.hidden_size,
+                                 ppo_config.num_hidden_layers, spec.continuous)
+
+    rules = UnitRules(init_params=init_params, inner_update=inner_update, outer_loss=outer_loss,
+                      make_train=lambda tx, config: ppo.make_train(env, config, tx))
+    description = {"env": env_name, "agent": "ppo", "ppo": ppo_config.to_dict(), "env_options": env_options or {},
+                   "lr": lr, "optimizer": learned.describe(opt_cfg)}
+    return _unit_task(env, ppo_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units,
+                      description, normalizer)
 
 
 # --------------------------------------------------------------------------------------
@@ -470,7 +575,8 @@ class MetaGradResult:
 
 def run_config_hash(tasks: list[MetaTask], settings: MetaGradConfig, seed: int, initial_phi: np.ndarray) -> str:
     """What a checkpoint must match to be continued."""
-    kept = {k: v for k, v in settings.to_dict().items() if k not in SETTINGS_OUTSIDE_HASH}
+    # The agent is named by the tasks' descriptions (a PPO task's says "agent": "ppo").
+    kept = {k: v for k, v in settings.to_dict().items() if k not in (*SETTINGS_OUTSIDE_HASH, "agent")}
     return config_hash({
         "method": "metagrad",
         "tasks": [{"name": t.name, "normalizer": t.normalizer, **t.description} for t in tasks],
