@@ -272,7 +272,7 @@ def test_agents_per_env_choose_the_agent_settings_and_the_train_command():
         load_plan(with_change("agents", {"catch": "a2c", "breakout": "a2c", "asterix": "a2c"}), root=REPO)
 
 
-def test_a_metagrad_label_needs_a2c_envs_and_its_own_settings():
+def test_a_metagrad_label_runs_its_envs_agent_and_needs_its_own_settings():
     import json
 
     plan = load_plan(SMOKE, root=REPO)
@@ -280,8 +280,14 @@ def test_a_metagrad_label_needs_a2c_envs_and_its_own_settings():
     assert job["method"] == "metagrad" and json.loads(job["es"]) == {}
     assert json.loads(job["metagrad"])["iterations"] == SMOKE["metatrain"]["optim4rl_catch"]["metagrad"]["iterations"]
     assert plan.metatrain_labels("metagrad") == ["optim4rl_catch"]
-    with pytest.raises(ConfigError, match=r"meta-gradient training runs A2C; set agents.breakout: a2c"):
-        load_plan(with_change("metatrain.optim4rl_catch.envs", ["breakout"]), root=REPO)
+    assert "agent" not in json.loads(job["metagrad"])  # A2C, the default, stays implicit
+    ppo_plan = load_plan(with_change("metatrain.optim4rl_catch.envs", ["breakout"]), root=REPO)
+    assert json.loads(ppo_plan.metatrain_jobs["metatrain/optim4rl_catch"]["metagrad"])["agent"] == "ppo"
+    with pytest.raises(ConfigError, match=r"runs one agent for all its envs; the agents map gives "
+                                          r"\{'catch': 'a2c', 'breakout': 'ppo'\}"):
+        load_plan(with_change("metatrain.optim4rl_catch.envs", ["catch", "breakout"]), root=REPO)
+    with pytest.raises(ConfigError, match=r"optim4rl_catch.metagrad.agent': the agent comes from the preset's agents"):
+        load_plan(with_change("metatrain.optim4rl_catch.metagrad", {"agent": "ppo"}), root=REPO)
     with pytest.raises(ConfigError, match=r"metatrain.optim4rl_catch.metagrad': unknown metagrad setting"):
         load_plan(with_change("metatrain.optim4rl_catch.metagrad", {"iteration": 3}), root=REPO)
     with pytest.raises(ConfigError, match=r"metatrain.open_es': method es needs its 'es' settings"):

@@ -198,8 +198,11 @@ class Plan:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
         ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
+        metagrad = dict(spec.get("metagrad", {}))
+        if spec["method"] == "metagrad" and self.agent(spec["envs"][0]) == "ppo":
+            metagrad["agent"] = "ppo"  # from the agents map (A2C, the default, is left implicit)
         return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec.get("es", {}), ppo,
-                                    spec.get("seed", 0), method=spec["method"], metagrad=spec.get("metagrad", {}))
+                                    spec.get("seed", 0), method=spec["method"], metagrad=metagrad)
 
     def _metatrain_args(self, optimizer: str, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int,
                         env_options: dict | None = None, method: str = "es", metagrad: dict | None = None) -> dict:
@@ -547,7 +550,8 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
 
 
 def _check_method(spec: dict, key: str, agents: dict) -> None:
-    """ES runs PPO lifetimes and needs ``es`` settings; meta-gradients run A2C and need ``metagrad``'s."""
+    """ES runs PPO lifetimes and needs ``es`` settings; meta-gradients run the envs' agent (A2C or
+    PPO, one for all the block's envs) and need ``metagrad``'s."""
     unused = "metagrad" if spec["method"] == "es" else "es"
     if unused in spec:
         raise ConfigError(f"config key '{key}.{unused}': settings of the other method (method is {spec['method']})")
@@ -558,11 +562,15 @@ def _check_method(spec: dict, key: str, agents: dict) -> None:
         return
     from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError
 
-    for env in spec["envs"]:
-        if agents.get(env, "ppo") != "a2c":
-            raise ConfigError(f"config key '{key}.envs': meta-gradient training runs A2C; set agents.{env}: a2c")
+    used = {env: agents.get(env, "ppo") for env in spec["envs"]}
+    if len(set(used.values())) > 1:
+        raise ConfigError(f"config key '{key}.envs': meta-gradient training runs one agent for all its envs; "
+                          f"the agents map gives {used}")
+    if "agent" in spec.get("metagrad", {}):
+        raise ConfigError(f"config key '{key}.metagrad.agent': the agent comes from the preset's agents map")
     try:
-        MetaGradConfig.from_dict(spec.get("metagrad", {})).check_tasks(spec["envs"])
+        settings = {**spec.get("metagrad", {}), "agent": next(iter(used.values()))}
+        MetaGradConfig.from_dict(settings).check_tasks(spec["envs"])
     except (MetaGradConfigError, TypeError) as err:
         raise ConfigError(f"config key '{key}.metagrad': {err}")
 

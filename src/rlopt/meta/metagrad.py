@@ -1,5 +1,6 @@
-"""Meta-gradient training of a learned optimizer on A2C tasks, with pipeline training on one
-device (Optim4RL's MetaA2C: the Optim4RL paper Sec. 5, docs: optim4rl-spec.md §2.1, §2.3, §3.1).
+"""Meta-gradient training of a learned optimizer on A2C or PPO tasks, with pipeline training
+on one device (Optim4RL's MetaA2C and MetaPPO: the Optim4RL paper Sec. 5, docs:
+optim4rl-spec.md §2.1-2.3, §3.1, §3.3).
 
 Any learned optimizer of :mod:`rlopt.optimizers.learned` is trained: ``from_vector(phi, cfg)``
 is differentiated with respect to its flat meta-parameters ``phi``.
@@ -11,11 +12,13 @@ state of ``num_envs / n`` envs) triple, run vmapped together. Meta-iteration i:
        and fresh envs where i % R == r_k, r_k = floor(k (R - 1) / (n - 1)) (R = reset_interval;
        r_0 = 0 when n = 1); without pipeline no unit is ever reset. All units start fresh at
        i = 0, so their ages spread over the whole interval from i = R on.
-    2. every unit makes M = inner_updates A2C updates through the learned optimizer, each on a
-       T-step rollout of its OWN envs (no averaging across units):
+    2. every unit makes M = inner_updates agent updates through the learned optimizer, each on
+       a T-step rollout of its OWN envs (no averaging across units); an A2C update is one step:
            g_j = grad of the A2C loss at theta_j;  theta_{j+1} = theta_j + lr * u_phi(g_j, h_j, ...)
-    3. meta-loss = the A2C loss of theta_M on a fresh (M+1)-th rollout, which never updates
-       the agent; mean over units (and over tasks)
+       a PPO update (``agent: ppo``) is PPO's own: GAE on the rollout, then update_epochs x
+       num_minibatches steps of the learned optimizer, all of them differentiated
+    3. meta-loss = the agent's loss of theta_M on a fresh (M+1)-th rollout (PPO's: as one
+       batch), which never updates the agent; mean over units (and over tasks)
     4. meta-gradient = jax.grad of 3 w.r.t. phi through the M unrolled updates and the
        optimizer's recurrent state (truncated to this iteration: the incoming unit states are
        constants); per task optionally renormalised to exactly ``max_norm``, averaged over
@@ -62,8 +65,30 @@ History rows as ES's (``generation`` = the meta-iteration, one row per task plus
 "all"), with ``meta_loss``, ``meta_grad_norm``, ``restarted_units``, ``skipped`` and
 ``validation_return``; the last row, iteration I, holds only the final validation.
 
-Not in scope: meta-gradients through PPO on Brax (the official MetaPPO, spec §2.2); meta-train
-those tasks with ES (``rlopt metatrain --method es``).
+PPO tasks (MetaPPO, spec §2.2) run this project's one PPO (:func:`rlopt.agents.ppo.make_core`)
+in units as A2C's do, so pipeline training is real on one device (the official code gives each
+device one agent, so on one GPU its "pipeline" is a periodic restart of a single agent, spec
+§3.3). How the rollout enters the meta-gradient, decided here: every rollout, the meta-loss's
+included, is a constant (collected at stop-gradient parameters; observations, actions,
+behaviour log-probabilities, values, advantages and targets carry no meta-gradient). On the
+meta-loss rollout PPO's ratio pi_theta_M / pi_behaviour is then 1 in value with the
+derivative of log pi_theta_M, so the clipped surrogate contributes the policy gradient of the
+updated agent, as A2C's actor term does. The official code instead generates the meta-loss
+rollout inside the differentiated function: the behaviour log-probabilities move with phi
+exactly as the target ones, the ratio is identically 1 with derivative 0, and the surrogate
+contributes nothing (spec §2.2 measured -1.6e-8 against 0.46 with the data held constant);
+its meta-gradient comes from the value and entropy terms and from paths through sampled
+actions, Brax's physics and the observation normaliser. We keep the policy-gradient signal,
+which is what a learned optimizer for RL is meant to improve, and the same rule as A2C tasks;
+differentiating through Brax's physics would also cost a backward pass through every
+simulator step. The official MetaPPO's other differences: its inner gradients are not
+averaged over devices and its normaliser statistics are shared across them; here each unit
+is one PPO agent on its own envs, whose Brax wrapper (rlopt.envs.brax_env) keeps its own
+running normalisation statistics, constants of the meta-gradient like all rollout data.
+A PPO step that turns non-finite is skipped by PPO and its unit's parameters set to NaN, so
+the meta-step is skipped and the unit restarted, as a non-finite A2C unit is. Second order
+(``first_order: false``) through PPO needs every network's gradient non-zero (PPO clips
+each network's gradient by its norm, whose derivative at 0 is not finite).
 """
 
 from __future__ import annotations
