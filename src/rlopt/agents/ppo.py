@@ -349,7 +349,7 @@ def make_core(env: VecEnv, config: PPOConfig, constant_gradient_params: bool = F
                             (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation))
 
     def epochs(optimizer, update_index, num_updates, rollout, advantages, targets, carry):
-        run_epoch = lambda carry, e: epoch(optimizer, update_index, num_updates, rollout, advantages, targets,  # noqa: E731
+        run_epoch = lambda carry, e: epoch(optimizer, update_index, num_updates, rollout, advantages, targets,
                                            carry, e)
         return jax.lax.scan(run_epoch, carry, jnp.arange(c.update_epochs, dtype=jnp.int32))
 

@@ -72,12 +72,13 @@ def _register_metatrain(subparsers) -> None:
                              '\'{"size": "small", "features": "full", "noise": true, "separated": false}\'')
     parser.add_argument("--method", choices=("es", "metagrad"), default="es",
                         help="es: OpenAI-ES on whole PPO lifetimes (default); metagrad: meta-gradients through "
-                             "A2C updates with pipeline training (rlopt.meta.metagrad)")
+                             "A2C or PPO updates (the metagrad setting 'agent') with pipeline training "
+                             "(rlopt.meta.metagrad)")
     parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.es.ESConfig)")
     parser.add_argument("--metagrad", default="{}",
                         help="meta-gradient settings as JSON or @file (see rlopt.meta.metagrad.MetaGradConfig)")
     parser.add_argument("--ppo", "--agent-settings", dest="ppo", default="{}",
-                        help='per-env agent overrides (PPO for es, A2C for metagrad) as JSON or @file: '
+                        help='per-env agent overrides (PPO for es, the metagrad agent for metagrad) as JSON or @file: '
                              '{"breakout": {...}}')
     parser.add_argument("--env-options", default="{}", help='per-env constructor options: {"ant": {...}}')
     parser.add_argument("--normalizers",
