@@ -120,6 +120,9 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
         for key in ("eps", "l2", "weight_decay"):
             if key in filled and filled[key] < 0:
                 raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be >= 0, got {filled[key]}")
+        for key in handcrafted.COUNT_HPARAMS:
+            if filled[key] < 0 or filled[key] != int(filled[key]):
+                raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be an integer >= 0, got {filled[key]}")
         return filled
 
     return validate
