@@ -112,3 +112,35 @@ def test_rmsprop_state_resets_too():
 def test_reset_counts_must_be_non_negative_integers(key, value):
     with pytest.raises(OptimizerConfigError, match=key):
         validate_hparams("adam", {"lr": LR, key: value})
+
+
+# ------------------------------------------------------------------ the non-stationary study's arm
+
+
+def test_the_reset_arm_resets_at_each_change_of_its_schedule_and_not_on_the_control():
+    import copy
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from rlopt.workflow_config import ConfigError, load_plan
+
+    repo = Path(__file__).resolve().parents[1]
+    smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    plan = load_plan(smoke, root=repo)
+    schedule = smoke["studies"]["nonstationary"]["schedules"]["slippery"]
+    changing = json.loads(plan.study_train_args("nonstationary", "adam_reset", "slippery")["hparams"])
+    assert changing == {"lr": 0.0003, "reset_every": schedule["segment_updates"],
+                        "reset_segments": schedule["num_segments"]}
+    assert json.loads(plan.study_train_args("nonstationary", "adam_reset", "stationary")["hparams"]) == {"lr": 0.0003}
+    for study, entry, match in [
+        ("collapse", {"optimizer": "adam", "hparams": {"lr": 0.1}, "reset_at_changes": True}, "only the non-stationary"),
+        ("nonstationary", {"optimizer": "open", "reset_at_changes": True}, "unknown hyperparameter"),
+        ("nonstationary", {"optimizer": "adam", "hparams": {"lr": 0.1, "reset_every": 3}, "reset_at_changes": True},
+         "no reset_every"),
+    ]:
+        config = copy.deepcopy(smoke)
+        config["studies"][study]["arms"]["bad"] = entry
+        with pytest.raises(ConfigError, match=f"'studies.{study}.arms.bad.*{match}"):
+            load_plan(config, root=repo)

@@ -387,6 +387,9 @@ class Plan:
         env_options = {**self.env_options.get(env, {}), **site.get("env_options", {})}
         if schedule != "stationary":
             env_options["schedule"] = spec["schedules"][schedule]
+            if entry.get("reset_at_changes"):
+                hparams = json.dumps({**json.loads(hparams), **_resets_of(spec["schedules"][schedule])},
+                                     sort_keys=True)
         seeds = self.studies["seeds"]
         return {
             "env": env, "optimizer": entry["optimizer"], "hparams": hparams,
@@ -646,6 +649,11 @@ def _check_deepsea(config: dict) -> None:
                           f"both contain {sorted(overlap)[:5]}")
 
 
+def _resets_of(schedule: dict) -> dict:
+    """Handcrafted optimizers' hyperparameters resetting their state at each change of ``schedule``."""
+    return {"reset_every": schedule["segment_updates"], "reset_segments": schedule["num_segments"]}
+
+
 def _metatrain_job_of(weights: str | None) -> str | None:
     """``JOB`` for a weights path ``results/JOB/best.npy`` (a meta-training job's output), else None."""
     if weights and weights.startswith("results/") and weights.endswith("/best.npy"):
@@ -669,6 +677,13 @@ def _check_study_arm(config: dict, envs: list[str], metatrain_jobs: dict, entry:
             raise ConfigError(f"config key '{key}.optimizer': {weights} holds a '{trained['optimizer']}' "
                               f"optimizer, not '{entry['optimizer']}'")
         hparams = {**json.loads(trained["opt_config"]), **hparams}
+    if entry.get("reset_at_changes"):
+        if not key.startswith("studies.nonstationary."):
+            raise ConfigError(f"config key '{key}.reset_at_changes': only the non-stationary study has changes")
+        if entry.get("tuned") or weights or "reset_every" in hparams or "reset_segments" in hparams:
+            raise ConfigError(f"config key '{key}.reset_at_changes': needs a handcrafted optimizer with fixed "
+                              f"hparams and no reset_every / reset_segments of its own")
+        hparams = {**hparams, **_resets_of({"segment_updates": 1, "num_segments": 1})}
     untuned = [env for env in envs if not (env in config["envs"] and entry["optimizer"] in config["optimizers"])]
     if entry.get("tuned"):
         if weights:
