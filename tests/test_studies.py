@@ -143,7 +143,7 @@ def test_bad_studies_block_is_rejected_naming_the_key(path, value, key):
 def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
     config = smoke_with("studies.nonstationary.arms.open", {"optimizer": "open", "weights": "w/ant_OPEN.npy"})
     plan = load_plan(config, root=REPO)
-    assert plan.collapse_arms == ["adam", "adam_equal_betas_l2"]
+    assert plan.collapse_arms == ["adam", "adam_equal_betas_l2", "optim4rl_l2"]
     assert ("slippery", "open") in plan.nonstationary_runs and ("stationary", "open") in plan.nonstationary_runs
     args = plan.study_train_args("nonstationary", "open", "slippery")
     assert args["inputs"] == ["w/ant_OPEN.npy"]

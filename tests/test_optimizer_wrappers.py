@@ -1,5 +1,6 @@
-"""Handcrafted optimizers with their state reset at segment changes (reset_every, reset_segments)
-against an independent NumPy Adam that restarts at the segment boundaries."""
+"""Optimizer wrappers behind the factory: handcrafted optimizers with their state reset at
+segment changes (reset_every, reset_segments) against an independent NumPy Adam restarted at
+the segment boundaries, and coupled L2 on learned optimizers."""
 
 from __future__ import annotations
 
@@ -144,3 +145,35 @@ def test_the_reset_arm_resets_at_each_change_of_its_schedule_and_not_on_the_cont
         config["studies"][study]["arms"]["bad"] = entry
         with pytest.raises(ConfigError, match=f"'studies.{study}.arms.bad.*{match}"):
             load_plan(config, root=repo)
+
+
+# ------------------------------------------------------------------ coupled L2 on learned optimizers
+
+
+def test_a_learned_optimizer_with_l2_sees_the_gradient_plus_l2_times_the_parameters():
+    l2 = 0.1
+    rng = np.random.default_rng(5)
+    params = {"actor": {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)},
+              "critic": {"w": jnp.asarray(rng.normal(size=(2,)), jnp.float32)}}
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+    extra = {"update_index": jnp.int32(0), "num_updates": jnp.int32(4), "epoch_index": jnp.int32(0),
+             "num_epochs": jnp.int32(1), "minibatch_index": jnp.int32(0), "num_minibatches": jnp.int32(1),
+             "activations": {}, "actor_mask": jax.tree.map(jnp.ones_like, params), "key": jax.random.PRNGKey(0)}
+    with_l2 = make_optimizer("optim4rl", {"lr": 1e-3, "l2": l2}, SCHEDULE)
+    plain = make_optimizer("optim4rl", {"lr": 1e-3}, SCHEDULE)
+    decayed = {"actor": {"w": grads["actor"]["w"] + l2 * params["actor"]["w"]},
+               "critic": {"w": grads["critic"]["w"] + l2 * params["critic"]["w"]}}
+    got, state = with_l2.update(grads, with_l2.init(params), params, **extra)
+    want, plain_state = plain.update(decayed, plain.init(params), params, **extra)
+    for leaf, expected in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(leaf), np.asarray(expected), rtol=1e-6)
+    assert jax.tree.structure(state) == jax.tree.structure(plain_state)  # its diagnostics stay where PPO reads them
+    undecayed, _ = plain.update(grads, plain.init(params), params, **extra)
+    assert not np.allclose(np.asarray(undecayed["actor"]["w"]), np.asarray(got["actor"]["w"]))
+
+
+def test_learned_l2_is_validated_and_absent_unless_given():
+    assert "l2" not in validate_hparams("optim4rl", {"lr": 1e-3})
+    assert validate_hparams("optim4rl", {"lr": 1e-3, "l2": 0.01})["l2"] == 0.01
+    with pytest.raises(OptimizerConfigError, match="'l2' must be a number >= 0"):
+        validate_hparams("optim4rl", {"lr": 1e-3, "l2": -1.0})
