@@ -345,10 +345,14 @@ class Plan:
 
     @property
     def nonstationary_runs(self) -> list[tuple[str, str]]:
-        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control."""
+        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control.
+        An arm resetting at changes has none: with nothing changing it is its optimizer without resets."""
         spec = self.studies.get("nonstationary", {})
-        schedules = list(spec.get("schedules", {})) + (["stationary"] if spec and spec.get("controls", True) else [])
-        return [(schedule, arm) for schedule in schedules for arm in spec.get("arms", {})]
+        arms = spec.get("arms", {})
+        runs = [(schedule, arm) for schedule in spec.get("schedules", {}) for arm in arms]
+        if spec and spec.get("controls", True):
+            runs += [("stationary", arm) for arm, entry in arms.items() if not entry.get("reset_at_changes")]
+        return runs
 
     @property
     def transfer_runs(self) -> list[tuple[str, str]]:
@@ -649,6 +653,18 @@ def _check_deepsea(config: dict) -> None:
                           f"both contain {sorted(overlap)[:5]}")
 
 
+def _check_schedule_env(kind: str, env: str, key: str) -> None:
+    """The physical kinds change Brax Ant's or Humanoid's System; action_permutation needs discrete actions."""
+    from rlopt.envs.nonstationary import PHYSICAL_KINDS
+    from rlopt.envs.registry import ENVIRONMENTS
+
+    family = ENVIRONMENTS[env].ppo_family
+    if kind in PHYSICAL_KINDS and env not in ("ant", "humanoid"):
+        raise ConfigError(f"config key '{key}': schedule kind '{kind}' changes Brax ant or humanoid, not '{env}'")
+    if kind not in PHYSICAL_KINDS and family == "brax":
+        raise ConfigError(f"config key '{key}': schedule kind '{kind}' needs discrete actions; '{env}' has none")
+
+
 def _resets_of(schedule: dict) -> dict:
     """Handcrafted optimizers' hyperparameters resetting their state at each change of ``schedule``."""
     return {"reset_every": schedule["segment_updates"], "reset_segments": schedule["num_segments"]}
@@ -742,9 +758,10 @@ def _check_studies(config: dict, ppo: dict, metatrain_jobs: dict) -> None:
             _check_study_arm(config, envs, metatrain_jobs, entry, f"{key}.arms.{arm}")
         for name, schedule in spec.get("schedules", {}).items():
             try:
-                Schedule.from_dict(schedule)
+                kind = Schedule.from_dict(schedule).kind
             except (ScheduleError, TypeError) as err:
                 raise ConfigError(f"config key '{key}.schedules.{name}': {err}")
+            _check_schedule_env(kind, spec["env"], f"{key}.env")
     for study in ("collapse", "transfer"):
         spec = studies.get(study)
         if spec and spec["reference"] not in spec["arms"]:
