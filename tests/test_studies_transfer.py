@@ -127,3 +127,20 @@ def test_transfer_metric_normalises_by_the_reference_and_measures_improvement(tm
     # constant scores per env: every stratified resample gives the same value
     assert "open & 1.25 [1.25, 1.25] & 2.00 [2.00, 2.00] & 0.50 [0.50, 0.50] & 0.50 [0.50, 0.50]" in table
     assert re.search(r"^adam & .* & -- \\\\$", table, re.MULTILINE)  # no probability against itself
+
+
+def test_an_env_the_reference_cannot_normalise_shows_raw_returns():
+    from rlopt.report.latex import transfer_fragment
+
+    def row(scope, normalization, label, estimate):
+        return {"scope": scope, "normalization": normalization, "label": label, "metric": "iqm",
+                "estimate": estimate, "ci_low": estimate - 1, "ci_high": estimate + 1}
+
+    intervals = pd.DataFrame([row("catch", "raw", "adam", -0.5), row("catch", "raw", "open", -0.25),
+                              row("ant", "raw", "adam", 100.0), row("ant", "reference", "adam", 1.0),
+                              row("ant", "reference", "open", 3.0)])
+    poi = pd.DataFrame([{"scope": s, "label": "open", "reference": "adam", "estimate": 0.75, "ci_low": 0.5,
+                         "ci_high": 1.0} for s in ("ant", "catch")])
+    table = transfer_fragment(intervals, poi)
+    assert "arm & IQM ant & IQM catch (raw) & P(arm $>$ adam)" in table
+    assert "open & 3.00 [2.00, 4.00] & -0.25 [-1.25, 0.75] & --" in table  # two envs, no 'all' scope

@@ -293,35 +293,37 @@ def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
 def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
     """Per arm: IQM [95% CI] of the final return normalised by the reference arm, on each
     target env and over all of them, and P(arm > reference) [95% CI] over all target envs
-    (on the one env when there is only one). The reference's own row has no probability."""
-    require_columns(intervals_df, ["scope", "normalization", "label", "metric", "estimate", "ci_low", "ci_high",
-                                   "num_runs"], "transfer intervals")
+    (on the one env when there is only one). An env where the reference's mean return is not
+    positive cannot be normalised (rlopt.analysis.stats): its column shows the raw return.
+    The reference's own row has no probability."""
+    require_columns(intervals_df, ["scope", "normalization", "label", "metric", "estimate", "ci_low", "ci_high"],
+                    "transfer intervals")
     require_columns(poi_df, ["scope", "label", "reference", "estimate", "ci_low", "ci_high"],
                     "transfer probability_of_improvement")
-    rows = intervals_df[(intervals_df["normalization"] == "reference") & (intervals_df["metric"] == "iqm")]
+    rows = intervals_df[intervals_df["metric"] == "iqm"]
     if rows.empty:
-        raise ReportInputError("transfer intervals table has no reference-normalised IQM")
+        raise ReportInputError("transfer intervals table has no IQM rows")
+    normalised = set(rows.loc[rows["normalization"] == "reference", "scope"])
     scopes = scopes_in_order(rows["scope"])
+    rows = rows[rows["normalization"] == rows["scope"].map(lambda scope: "reference" if scope in normalised else "raw")]
     envs = [scope for scope in scopes if scope != "all"]
     poi_scope = "all" if "all" in set(poi_df["scope"]) else (envs[0] if len(envs) == 1 else None)
     cells = rows.set_index(["label", "scope"])
     chances = poi_df[poi_df["scope"] == poi_scope].set_index("label")
     references = sorted(set(poi_df["reference"]))
 
-    def cell(label: str, scope: str) -> str:
-        if (label, scope) not in cells.index:
-            return MISSING_CELL
-        row = cells.loc[(label, scope)]
+    def interval(row) -> str:
         return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    def cell(label: str, scope: str) -> str:
+        return interval(cells.loc[(label, scope)]) if (label, scope) in cells.index else MISSING_CELL
 
     def chance(label: str) -> str:
-        if label not in chances.index:
-            return MISSING_CELL
-        row = chances.loc[label]
-        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+        return interval(chances.loc[label]) if label in chances.index else MISSING_CELL
 
     against = escape_latex(references[0]) if len(references) == 1 else "reference"
-    header = ["arm", *(f"IQM {escape_latex(scope)}" for scope in scopes), f"P(arm $>$ {against})"]
+    header = ["arm", *(f"IQM {escape_latex(scope)}" + ("" if scope in normalised else " (raw)") for scope in scopes),
+              f"P(arm $>$ {against})"]
     body = [[escape_latex(label), *(cell(label, scope) for scope in scopes), chance(label)]
             for label in sorted(rows["label"].unique())]
     return tabular(header, body, "l" + "c" * (len(scopes) + 1))
