@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import jax
 import optax
 
 from rlopt.optimizers import handcrafted
@@ -85,7 +86,6 @@ def register_learned(learned: LearnedOptimizer, validate: Callable[[dict], dict]
 
 def with_coupled_l2(tx: optax.GradientTransformationExtraArgs, l2) -> optax.GradientTransformationExtraArgs:
     """``tx`` fed g + l2 * p instead of g; its state (and so its diagnostics) unchanged."""
-    import jax
 
     def update(updates, state, params=None, **extra_args):
         if params is None:
