@@ -143,4 +143,7 @@ def test_an_env_the_reference_cannot_normalise_shows_raw_returns():
                          "ci_high": 1.0} for s in ("ant", "catch")])
     table = transfer_fragment(intervals, poi)
     assert "arm & IQM ant & IQM catch (raw) & P(arm $>$ adam)" in table
+    aggregate = row("all", "reference", "open", 3.0)
+    with_all = transfer_fragment(pd.concat([intervals, pd.DataFrame([aggregate])]), poi)
+    assert "arm & IQM over ant & IQM ant & IQM catch (raw)" in with_all  # 'all' covers the normalised envs only
     assert "open & 3.00 [2.00, 4.00] & -0.25 [-1.25, 0.75] & --" in table  # two envs, no 'all' scope

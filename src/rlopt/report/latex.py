@@ -322,8 +322,14 @@ def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
         return interval(chances.loc[label]) if label in chances.index else MISSING_CELL
 
     against = escape_latex(references[0]) if len(references) == 1 else "reference"
-    header = ["arm", *(f"IQM {escape_latex(scope)}" + ("" if scope in normalised else " (raw)") for scope in scopes),
-              f"P(arm $>$ {against})"]
+    left_out = [env for env in envs if env not in normalised]
+
+    def title(scope: str) -> str:
+        if scope == "all" and left_out:  # the aggregate covers the normalised envs only
+            return f"IQM over {', '.join(escape_latex(env) for env in envs if env in normalised)}"
+        return f"IQM {escape_latex(scope)}" + ("" if scope in normalised else " (raw)")
+
+    header = ["arm", *(title(scope) for scope in scopes), f"P(arm $>$ {against})"]
     body = [[escape_latex(label), *(cell(label, scope) for scope in scopes), chance(label)]
             for label in sorted(rows["label"].unique())]
     return tabular(header, body, "l" + "c" * (len(scopes) + 1))
