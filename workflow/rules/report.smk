@@ -222,6 +222,7 @@ rule report_tables:
         deepsea=DEEPSEA_INTERVALS,
         collapse=list(COLLAPSE_TABLES.values()),
         nonstationary=list(NONSTATIONARY_TABLES.values()),
+        transfer=list(TRANSFER_TABLES.values()),
         benchmarks=train_benchmarks,
     output:
         preset="results/report_build/preset.tex",
@@ -232,7 +233,8 @@ rule report_tables:
             + ["ablations"] * bool(ABLATION_INTERVALS)
             + ["deepsea"] * bool(DEEPSEA_INTERVALS)
             + ["collapse"] * bool(COLLAPSE_TABLES)
-            + ["nonstationary"] * bool(NONSTATIONARY_TABLES),
+            + ["nonstationary"] * bool(NONSTATIONARY_TABLES)
+            + ["transfer"] * bool(TRANSFER_TABLES),
         ),
     log:
         "results/logs/report_tables.log",
@@ -242,6 +244,7 @@ rule report_tables:
         deepsea=lambda w, input: f"--deepsea {input.deepsea}" if input.deepsea else "",
         collapse=lambda w, input: f"--collapse {input.collapse}" if input.collapse else "",
         nonstationary=lambda w, input: f"--nonstationary {input.nonstationary}" if input.nonstationary else "",
+        transfer=lambda w, input: f"--transfer {input.transfer}" if input.transfer else "",
         code=CODE["report"],
     conda:
         CPU_ENV
@@ -249,7 +252,7 @@ rule report_tables:
         "rlopt report tables --meta {params.meta:q} --figures-dir results/figures "
         "--out-dir results/report_build --intervals {input.intervals} --poi {input.poi} "
         "--runtime {input.runtime} --sweeps {input.sweeps} {params.ablations} {params.deepsea} "
-        "{params.collapse} {params.nonstationary} "
+        "{params.collapse} {params.nonstationary} {params.transfer} "
         "--benchmarks {input.benchmarks} > {log} 2>&1"
 
 
