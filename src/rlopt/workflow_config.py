@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from rlopt.report.contents import FIGURES, FIGURES_BY_STEM, TABLES, Figure, Table
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -376,6 +378,83 @@ class Plan:
     @property
     def baseline_labels(self) -> list[str]:
         return list(self.optimizers)
+
+    @property
+    def es_labels(self) -> list[str]:
+        return self.metatrain_labels("es")
+
+    @property
+    def metagrad_labels(self) -> list[str]:
+        return self.metatrain_labels("metagrad")
+
+    @property
+    def minatar_envs(self) -> list[str]:
+        return self.envs_of_family("minatar")
+
+    def _pretrained_on(self, label: str, envs: list[str]) -> bool:
+        return bool(envs) and all(env in self.pretrained_labels.get(label, {}) for env in envs)
+
+    @property
+    def open_pretrained_on_minatar(self) -> bool:
+        """The OPEN authors' single-task optimizers run on every MinAtar game (OPEN's Fig. 2)."""
+        return self._pretrained_on("open", self.minatar_envs)
+
+    @property
+    def open_multitask_on_minatar(self) -> bool:
+        """Their multi-task optimizer runs on every MinAtar game (OPEN's Fig. 3)."""
+        return self._pretrained_on("open_multi", self.minatar_envs)
+
+    @property
+    def open_multitask_on_ant(self) -> bool:
+        """Their multi-task optimizer runs zero-shot on Ant (the slides' transfer result)."""
+        return self._pretrained_on("open_multi", ["ant"])
+
+    @property
+    def report_figures(self) -> list[Figure]:
+        """Every figure the report includes for this preset (rlopt.report.contents)."""
+        return [figure for figure in FIGURES if all(getattr(self, name) for name in figure.requires)]
+
+    @property
+    def report_tables(self) -> list[Table]:
+        """Every table the report includes for this preset (rlopt.report.contents)."""
+        return [table for table in TABLES if all(getattr(self, name) for name in table.requires)]
+
+    @property
+    def report_values(self) -> dict[str, str]:
+        """The values of this preset that figure options name (``{name}``), as command-line text."""
+        baselines = self.baseline_labels
+        metagrad = self.metagrad_labels
+        zeroshot = [label for label in ("open", "open_multi") if "ant" in self.pretrained_labels.get(label, {})]
+        compared = baselines + ["open"] * bool(self.pretrained_labels.get("open")) + metagrad
+        return {
+            "reference": self.config["reference_optimizer"],
+            "minatar": " ".join(self.minatar_envs),
+            "open_compared": " ".join(baselines + ["open"]),
+            "zeroshot_compared": " ".join(baselines + zeroshot),
+            "metagrad_compared": " ".join(compared),
+            "metagrad_envs": " ".join(sorted({env for label in metagrad for env in self.learned_labels[label]})),
+            "deepsea_train_sizes": " ".join(map(str, self.deepsea.get("train_sizes", []))),
+        }
+
+    def report_tables_options(self) -> str:
+        """``rlopt report tables`` options naming the input tables of this preset's report tables
+        (the benchmark files of ``--benchmarks`` aside)."""
+        return " ".join(f"--{table.option} {' '.join(table.inputs)}" for table in self.report_tables if table.inputs)
+
+    def figure_options(self, stem: str) -> str:
+        """``rlopt plot`` options of figure ``stem`` besides its table and --out, for this preset."""
+        return FIGURES_BY_STEM[stem].options.format(**self.report_values)
+
+    @property
+    def history_groups(self) -> dict[str, list[str]]:
+        """Each group of meta-training jobs whose histories a figure plots (the table
+        rlopt.report.contents.HISTORIES) -> its jobs' history files."""
+        groups = {
+            "es": [f"metatrain/{label}" for label in self.es_labels],
+            "metagrad": [f"metatrain/{label}" for label in self.metagrad_labels],
+            "deepsea": [f"deepsea/metatrain/{variant}" for variant in self.deepsea_variants],
+        }
+        return {group: [f"results/{job}/history.parquet" for job in jobs] for group, jobs in groups.items() if jobs}
 
     def report_meta_json(self) -> str:
         """What the report's first page states about this preset."""

@@ -7,14 +7,6 @@
 COLLAPSE_ARMS = PLAN.collapse_arms
 NONSTATIONARY_RUNS = PLAN.nonstationary_runs
 STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector", {}), sort_keys=True)
-# What the report's tables are made from ([] when the preset lacks the study).
-COLLAPSE_TABLES = (
-    {"rates": "results/studies/collapse/stats/rates.parquet",
-     "intervals": "results/studies/collapse/stats/intervals.parquet"} if COLLAPSE_ARMS else {}
-)
-NONSTATIONARY_TABLES = (
-    {"intervals": "results/studies/nonstationary/stats/intervals.parquet"} if NONSTATIONARY_RUNS else {}
-)
 
 
 wildcard_constraints:
@@ -137,45 +129,6 @@ rule study_nonstationary_statistics:
         "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
-# (figure name, plot kind, table flag, input table)
-STUDY_FIGURES = {
-    "collapse_curves": ("collapse-curves", "--iqm-curves", "results/studies/collapse/stats/iqm_curves.parquet"),
-    "collapse_seeds": ("collapse-seeds", "--curves", "results/studies/collapse/stats/curves.parquet"),
-    "collapse_update_sizes": ("update-sizes", "--update-sizes", "results/studies/collapse/stats/update_sizes.parquet"),
-    "nonstationary_curves": (
-        "nonstationary-curves", "--curves", "results/studies/nonstationary/stats/curves.parquet"),
-    "nonstationary_update_sizes": (
-        "update-sizes", "--update-sizes", "results/studies/nonstationary/stats/update_sizes.parquet"),
-}
-
-
-rule figure_study:
-    wildcard_constraints:
-        figure="|".join(STUDY_FIGURES),
-    input:
-        lambda w: STUDY_FIGURES[w.figure][2],
-    output:
-        pdf=report("results/figures/{figure}.pdf", caption="../report/studies.rst", category="Studies"),
-        png="results/figures/{figure}.png",
-    log:
-        "results/logs/figures/{figure}.log",
-    params:
-        kind=lambda w: STUDY_FIGURES[w.figure][0],
-        flag=lambda w: STUDY_FIGURES[w.figure][1],
-        code=CODE["plots"],
-    conda:
-        CPU_ENV
-    shell:
-        "rlopt plot {params.kind} {params.flag} {input} --out results/figures/{wildcards.figure} > {log} 2>&1"
-
-
 localrules:
     study_collapse_statistics,
     study_nonstationary_statistics,
-    figure_study,
-
-
-if COLLAPSE_ARMS:
-    REPORT_FIGURES.extend(["collapse_curves", "collapse_seeds", "collapse_update_sizes"])
-if NONSTATIONARY_RUNS:
-    REPORT_FIGURES.extend(["nonstationary_curves", "nonstationary_update_sizes"])
