@@ -13,7 +13,8 @@ import pytest
 from target_env import HORIZON, OBS_SHAPE, RANDOM_RETURN, TargetEnv
 
 from rlopt.agents import a2c
-from rlopt.agents.a2c import A2CConfig, A2CConfigError, a2c_config_for, init_params_block, make_core, make_train
+from rlopt.agents.a2c import A2CConfig, init_params_block, make_core, make_train
+from rlopt.agents.settings import A2CConfigError, a2c_config_for
 from rlopt.cli import main
 from rlopt.optimizers import TrainingSchedule, make_optimizer
 from rlopt.training import seed_keys

@@ -121,8 +121,8 @@ def test_editing_plotting_code_reruns_figures_but_no_training(pipeline):
 
 
 def test_editing_ppo_reruns_all_training(pipeline):
-    ppo = pipeline / "src" / "rlopt" / "agents" / "ppo.py"
-    with edited(ppo, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
+    settings = pipeline / "src" / "rlopt" / "agents" / "settings.py"
+    with edited(settings, "MIN_LOG_POINTS = 100", "MIN_LOG_POINTS = 100  # edited"):
         rules = {rule for rule, _ in planned_jobs(pipeline)}
     assert TRAINING_RULES | LEARNED_TRAINING_RULES <= rules
 

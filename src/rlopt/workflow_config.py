@@ -58,6 +58,11 @@ def _fill_defaults(config: dict) -> dict:
     for study in ("ablations", "deepsea"):
         if config.get(study):
             config[study].setdefault("optimizer", "open")
+    if config.get("studies"):
+        config["studies"].setdefault("detector", {})
+        if config["studies"].get("nonstationary"):
+            config["studies"]["nonstationary"].setdefault("controls", True)
+            config["studies"]["nonstationary"].setdefault("window", 5)
     return config
 
 
@@ -136,6 +141,11 @@ class Plan:
         """The RL algorithm ``env`` is trained with (``rlopt train --agent``)."""
         return self.config["agents"].get(env, "ppo")
 
+    def ppo_settings(self, env: str, overrides: dict | None = None) -> dict:
+        """The agent overrides of a job on ``env``: the preset's for ``env``, then a stage's
+        ``overrides`` (the agent's defaults fill the rest in ``rlopt.agents.settings``)."""
+        return {**self.ppo[env], **(overrides or {})}
+
     def ppo_json(self, env: str) -> str:
         return json.dumps(self.ppo[env], sort_keys=True)
 
@@ -199,7 +209,7 @@ class Plan:
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
+        ppo = {env: self.ppo_settings(env, spec.get("ppo", {}).get(env)) for env in spec["envs"]}
         return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec.get("es", {}), ppo,
                                     spec.get("seed", 0), method=spec["method"], metagrad=spec.get("metagrad", {}))
 
@@ -222,8 +232,7 @@ class Plan:
     def metatrain_estimator(self, job: str) -> str:
         """The final-return estimator of meta-training ``job``'s fitness and validation (and of
         its normalisers), from its method's settings."""
-        from rlopt.meta.es import ESConfig
-        from rlopt.meta.metagrad import MetaGradConfig
+        from rlopt.meta.settings import ESConfig, MetaGradConfig
 
         args = self.metatrain_jobs[job]
         settings = ESConfig if args["method"] == "es" else MetaGradConfig
@@ -250,7 +259,7 @@ class Plan:
         variants share ES seeds, so they differ only in what they ablate."""
         spec = self.ablations
         env = spec["env"]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {})}}
+        ppo = {env: self.ppo_settings(env, spec.get("ppo"))}
         return self._metatrain_args(spec["optimizer"], [env], _ablation_settings(spec["optimizer"], variant),
                                     spec["es"], ppo, spec.get("seed", 0) + int(index))
 
@@ -262,7 +271,7 @@ class Plan:
             "env": spec["env"],
             "optimizer": spec["optimizer"],
             "opt_config": _ablation_settings(spec["optimizer"], variant),
-            "ppo": json.dumps({**self.ppo[spec["env"]], **spec.get("ppo", {})}, sort_keys=True),
+            "ppo": json.dumps(self.ppo_settings(spec["env"], spec.get("ppo")), sort_keys=True),
             "env_options": self.env_options_json(spec["env"]),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
         }
@@ -349,7 +358,7 @@ class Plan:
     def nonstationary_runs(self) -> list[tuple[str, str]]:
         """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control."""
         spec = self.studies.get("nonstationary", {})
-        schedules = list(spec.get("schedules", {})) + (["stationary"] if spec and spec.get("controls", True) else [])
+        schedules = list(spec.get("schedules", {})) + (["stationary"] if spec and spec["controls"] else [])
         return [(schedule, arm) for schedule in schedules for arm in spec.get("arms", {})]
 
     def study_train_args(self, study: str, arm: str, schedule: str = "stationary") -> dict:
@@ -366,7 +375,7 @@ class Plan:
         return {
             "env": env, "optimizer": entry["optimizer"], "hparams": json.dumps(hparams, sort_keys=True),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
-            "ppo": json.dumps({**self.ppo[env], **spec.get("ppo", {})}, sort_keys=True),
+            "ppo": json.dumps(self.ppo_settings(env, spec.get("ppo")), sort_keys=True),
             "env_options": json.dumps(env_options, sort_keys=True), "weights": weights,
         }
 
@@ -514,9 +523,7 @@ def _check_semantics(config: dict) -> None:
 
 def _agent_config(agent: str, env: str, overrides: dict):
     """The agent's settings for ``env`` with ``overrides``, or the agent's error."""
-    from rlopt.agents.a2c import A2CConfigError
-    from rlopt.agents.ppo import PPOConfigError
-    from rlopt.training import agent_config_for
+    from rlopt.agents.settings import A2CConfigError, PPOConfigError, agent_config_for
 
     try:
         return agent_config_for(agent, env, overrides)
@@ -574,7 +581,7 @@ def _resolve_grids(config: dict, root: Path) -> dict:
 
 
 def _checked_es(settings: dict, key: str):
-    from rlopt.meta.es import ESConfig, ESConfigError
+    from rlopt.meta.settings import ESConfig, ESConfigError
 
     try:
         return ESConfig.from_dict(settings)
@@ -635,7 +642,7 @@ def _check_method(spec: dict, key: str, agents: dict) -> None:
             raise ConfigError(f"config key '{key}': method es needs its 'es' settings")
         _checked_es(spec["es"], f"{key}.es")
         return
-    from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 
     for env in spec["envs"]:
         if agents.get(env, "ppo") != "a2c":
@@ -670,7 +677,7 @@ def _check_ablations(config: dict, ppo: dict) -> None:
 
 
 def _check_deepsea(config: dict) -> None:
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.agents.settings import PPOConfig, PPOConfigError
     from rlopt.envs.registry import default_ppo_settings
 
     spec = config.get("deepsea")
@@ -693,7 +700,7 @@ def _check_deepsea(config: dict) -> None:
 
 
 def _check_studies(config: dict, ppo: dict) -> None:
-    from rlopt.envs.nonstationary import Schedule, ScheduleError
+    from rlopt.envs.schedules import Schedule, ScheduleError
     from rlopt.optimizers import OptimizerConfigError, validate_hparams
 
     studies = config.get("studies", {})

@@ -53,8 +53,8 @@ rule ablate_statistics:
         "results/benchmarks/ablate_statistics/all.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:

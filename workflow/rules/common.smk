@@ -128,7 +128,7 @@ def normalizers_input(wildcards):
 def reference_summaries(wildcards=None):
     """Evaluation runs of the reference optimizer on the multi-task meta-training envs."""
     envs = sorted({env for spec in PLAN.metatrain.values() if len(spec["envs"]) > 1 for env in spec["envs"]})
-    reference = config["reference_optimizer"]
+    reference = PLAN.config["reference_optimizer"]
     return [f"results/eval/{env}/{reference}/seeds{block}/summary.json" for env in envs for block in PLAN.eval_blocks]
 
 

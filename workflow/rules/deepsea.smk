@@ -60,8 +60,8 @@ rule deepsea_statistics:
         "results/benchmarks/deepsea_statistics/all.tsv"
     params:
         runs=lambda w, input: list(dict.fromkeys(run_dir(p) for p in input)),
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:

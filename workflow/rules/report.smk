@@ -116,9 +116,9 @@ rule statistics_open_multitask:
     params:
         labels=PLAN.baseline_labels + ["open_multi"],
         envs=PLAN.minatar_envs,
-        reference=config["reference_optimizer"],
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reference=PLAN.config["reference_optimizer"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:

@@ -6,7 +6,7 @@
 
 COLLAPSE_ARMS = PLAN.collapse_arms
 NONSTATIONARY_RUNS = PLAN.nonstationary_runs
-STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector", {}), sort_keys=True)
+STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector"), sort_keys=True)  # "null": no studies, no job
 
 
 wildcard_constraints:
@@ -93,8 +93,8 @@ rule study_collapse_statistics:
         runs=lambda w, input: [run_dir(p) for p in input],
         reference=PLAN.studies.get("collapse", {}).get("reference"),
         detector=STUDY_DETECTOR,
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.rates),
         code=CODE["stats"],
     conda:
@@ -117,9 +117,9 @@ rule study_nonstationary_statistics:
         "results/benchmarks/study_nonstationary_statistics/all.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
-        window=PLAN.studies.get("nonstationary", {}).get("window", 5),
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        window=PLAN.studies.get("nonstationary", {}).get("window"),
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:

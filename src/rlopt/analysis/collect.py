@@ -29,7 +29,7 @@ UPDATES_KEYS = ("seed", "update", "global_step")  # then one column per logged m
 ID_COLUMNS = ["label", "optimizer", "env"]
 
 # final_return: the "window" estimator; final_return_last_episode: the OPEN authors'
-# (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS, docs/results-format.md).
+# (rlopt.agents.settings.FINAL_RETURN_ESTIMATORS, docs/results-format.md).
 FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "final_return_last_episode", "diverged"]
 ESTIMATOR_COLUMNS = {"window": "final_return", "last_episode": "final_return_last_episode"}
 CURVES_COLUMNS = [*ID_COLUMNS, "seed", "global_step", "episodic_return"]

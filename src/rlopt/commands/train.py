@@ -50,11 +50,9 @@ def register(subparsers) -> None:
 
 def _validated_inputs(args) -> dict:
     """Checks every input before anything expensive happens."""
-    from rlopt.agents.a2c import A2CConfigError
-    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.agents.settings import A2CConfigError, PPOConfigError, agent_config_for
     from rlopt.envs.registry import UnknownEnvError, env_names, make_env
     from rlopt.optimizers import OptimizerConfigError, validate_hparams
-    from rlopt.training import agent_config_for
 
     seeds = parse_seeds(args.seeds)
     hparams = parse_json_object(args.hparams, "--hparams")
