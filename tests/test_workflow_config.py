@@ -344,3 +344,16 @@ def test_main_tex_shows_every_declared_figure_and_table_once():
                      if not line.lstrip().startswith("%"))
     shown = re.findall(r"\\reportitem\{([a-z0-9_]+)\}", text)
     assert sorted(shown) == sorted([figure.stem for figure in FIGURES] + [table.stem for table in TABLES])
+
+
+def test_validating_the_paper_preset_starts_neither_jax_nor_evosax():
+    """Snakemake validates the preset while it parses the workflow: the configuration classes
+    and the optimizer registry must not import JAX (it would add seconds to every dry run)."""
+    script = ("import sys, yaml\n"
+              "from rlopt.workflow_config import load_plan\n"
+              f"plan = load_plan(yaml.safe_load(open({str(REPO / 'config' / 'paper.yaml')!r})), root={str(REPO)!r})\n"
+              "assert plan.metatrain_jobs and plan.report_figures\n"
+              "print(sorted(name for name in ('jax', 'jaxlib', 'evosax', 'optax', 'flax', 'brax') if name in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

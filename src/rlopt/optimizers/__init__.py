@@ -8,16 +8,16 @@ PPO passes on every step.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import optax
-
-from rlopt.optimizers import handcrafted
 from rlopt.optimizers.base import EXTRA_ARG_NAMES, OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS, OWN_HPARAMS
 from rlopt.optimizers.learned import LearnedOptimizer
+
+if TYPE_CHECKING:  # nothing here imports optax (JAX): a preset is validated without it
+    import optax
 
 __all__ = [
     "EXTRA_ARG_NAMES",
@@ -43,8 +43,9 @@ class OptimizerEntry:
 
 
 REGISTRY: dict[str, OptimizerEntry] = {}
-# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast).
-LEARNED_MODULES = ["rlopt.optimizers.open", "rlopt.optimizers.optim4rl"]
+# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast;
+# they import their JAX implementations only when one is built).
+LEARNED_MODULES = ["rlopt.optimizers.open_settings", "rlopt.optimizers.optim4rl_settings"]
 
 
 def register(name: str, entry: OptimizerEntry) -> None:
@@ -90,10 +91,7 @@ def _is_number(value) -> bool:
 
 
 def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
-    own = {
-        k: p.default for k, p in inspect.signature(handcrafted.DIRECTIONS[name]).parameters.items()
-    }
-    allowed = {**own, **handcrafted.COMMON_HPARAMS}
+    allowed = {**OWN_HPARAMS[name], **COMMON_HPARAMS}
 
     def validate(hparams: dict) -> dict:
         unknown = sorted(set(hparams) - set(allowed))
@@ -125,11 +123,17 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
     return validate
 
 
-for _name in handcrafted.DIRECTIONS:
+def _build_handcrafted(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    from rlopt.optimizers import handcrafted
+
+    return handcrafted.build(name, hparams, schedule)
+
+
+for _name in OWN_HPARAMS:
     register(
         _name,
         OptimizerEntry(
-            build=lambda hp, sched, _n=_name: handcrafted.build(_n, hp, sched),
+            build=lambda hp, sched, _n=_name: _build_handcrafted(_n, hp, sched),
             validate=_validate_handcrafted(_name),
         ),
     )
