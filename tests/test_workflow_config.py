@@ -357,3 +357,12 @@ def test_validating_the_paper_preset_starts_neither_jax_nor_evosax():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_every_figure_caption_of_the_html_report_is_valid_restructuredtext():
+    from docutils.core import publish_parts
+
+    from rlopt.report.contents import FIGURES
+
+    for figure in FIGURES:  # halt on any warning, e.g. "|p|" read as a substitution
+        publish_parts(figure.summary, writer_name="html", settings_overrides={"halt_level": 2, "report_level": 5})

@@ -91,7 +91,7 @@ _OPTIM4RL = (
     "every environment they are evaluated on: "
 )
 _UPDATE_SIZES = (
-    "max |update| / lr (dashed line: Adam's bound with beta1 = beta2) and the L1 parameter change per update, "
+    "max abs(update) / lr (dashed line: Adam's bound with beta1 = beta2) and the L1 parameter change per update, "
     "mean over seeds with 95% t-intervals"
 )
 _STUDIES = "The term project's studies (docs/studies.md §5). "
@@ -165,7 +165,7 @@ FIGURES: tuple[Figure, ...] = (
         r"OPEN's update size relative to the parameters during training (as Fig.~12 of~\cite{open}: mean "
         r"$|\hat u|$ over mean $|p|$).",
         r"the evaluation of OPEN",
-        _DYNAMICS + "OPEN's step before noise relative to the parameters (mean |u_hat| / mean |p|, the OPEN "
+        _DYNAMICS + "OPEN's step before noise relative to the parameters (mean abs(u_hat) / mean abs(p), the OPEN "
         "paper's Fig. 12).",
         options="--metric update_size",
         requires=["learned_labels"],  # learned optimizers log their update size
