@@ -328,9 +328,10 @@ def test_config_rejects_bad_settings(settings, message):
 
 
 def test_every_env_with_a2c_defaults_is_registered_and_fits_its_network():
+    from rlopt.agents import settings
     from rlopt.envs.registry import env_names, make_env
 
-    for env in a2c._defaults():
+    for env in settings._defaults():
         assert env in env_names(), env
         a2c_config_for(env).check_env(make_env(env).spec)
 
