@@ -21,11 +21,11 @@ from rlopt.commands.common import (
     parse_json_object,
     prepare_output_dir,
 )
+from rlopt.runs import SUMMARY_FILE
 
 BEST_FILE = "best.npy"
 FINAL_FILE = "final.npy"
 HISTORY_FILE = "history.parquet"
-SUMMARY_FILE = "summary.json"
 
 
 def register(subparsers) -> None:

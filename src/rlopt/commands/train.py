@@ -19,9 +19,7 @@ from rlopt.commands.common import (
     prepare_output_dir,
 )
 
-RETURNS_FILE = "returns.parquet"
-UPDATES_FILE = "updates.parquet"
-SUMMARY_FILE = "summary.json"
+from rlopt.runs import RETURNS_FILE, SUMMARY_FILE, UPDATES_FILE
 
 
 def register(subparsers) -> None:
