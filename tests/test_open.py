@@ -1,7 +1,7 @@
 """OPEN: pinned weight layout, features, update rule, loading, checksums, jit/vmap.
 
-The NumPy references below are written from the OPEN specification (open-spec.md), independently of
-rlopt.optimizers.open. The pretrained weights are the OPEN authors' (Goldie et al. 2024,
+The NumPy references below are written from the OPEN paper and a description of its
+authors' code, independently of rlopt.optimizers.open. The pretrained weights are the OPEN authors' (Goldie et al. 2024,
 AlexGoldie/rl-learned-optimization, Apache-2.0).
 """
 

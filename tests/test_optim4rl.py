@@ -1,9 +1,9 @@
 """Optim4RL, LinearOptim and L2LGD2: layout, update rules, initialisation, jit/vmap/grad,
 the factory, and a tiny PPO run.
 
-The references here are written from the Optim4RL specification (optim4rl-spec.md §1) and the
-paper (seed 004, Alg. 1, App. C), independently of rlopt.optimizers.optim4rl: flax modules built
-as the spec describes the official ones (their parameter trees pin the flat layout), a NumPy
+The references here are written from a description of the Optim4RL authors' optimizers
+(components/optim.py) and the paper (arXiv:2302.01470, Alg. 1, App. C), independently of
+rlopt.optimizers.optim4rl: flax modules built as that description gives the official ones (their parameter trees pin the flat layout), a NumPy
 implementation of the update rules on those trees, and hand-computed values.
 """
 

@@ -140,7 +140,7 @@ def test_exploding_learning_rate_is_flagged_not_propagated():
 
 
 def test_eight_seed_block_runs_repeatedly_without_hanging():
-    """A vmapped QR in the network init can deadlock XLA's CPU pool (stack.md §0)."""
+    """A vmapped QR in the network init can deadlock XLA's CPU pool (jaxlib 0.10, 2 cores)."""
     finished = []
 
     def work():

@@ -1,4 +1,4 @@
-"""A2C (advantage actor-critic) as in the Optim4RL paper, App. C (docs: optim4rl-spec.md §5.1).
+"""A2C (advantage actor-critic) as in the Optim4RL paper, App. C, and its authors' agents/A2C.py.
 
 Like PPO (:mod:`rlopt.agents.ppo`), ``make_train(env, config, optimizer).train(key, params,
 env_params)`` is a whole run, a block of seeds runs as one ``jax.jit(jax.vmap(train))``, and

@@ -1,6 +1,6 @@
 """Meta-training a learned optimizer's flat meta-parameter vector with OpenAI-ES.
 
-The loop follows the OPEN paper (docs: open-spec.md §6), with evosax's ``Open_ES`` doing
+The loop follows the OPEN paper and its authors' train.py, with evosax's ``Open_ES`` doing
 every ES step (antithetic sampling, centred-rank fitness shaping, Adam with b1 = 0.99 on
 the ES gradient, exponentially decaying learning rate and noise scale, optionally floored
 at ``lr_min`` and ``sigma_min``, as the OPEN authors' evosax 0.1 ``OpenES`` floored them at
@@ -31,8 +31,8 @@ tasks are not comparable, so only pairs are compared: the better member of each 
 -1/2 (better: evosax minimises), the other +1/2, a tie (or two failed members) 0 each; a
 member with NaN fitness loses to a finite mirror. Ranks across the population would mix
 tasks, so the strategy is built with identity shaping in this mode. The ES gradient equals
-that of the official code's -1 / 0 values (z_i- = -z_i+); open-spec.md §6 notes that its
-HEAD negates them again and so moves away from each pair's winner.
+that of the official code's -1 / 0 values (z_i- = -z_i+); the head of the authors' code
+negates them once more and so moves away from each pair's winner.
 Validation on a distribution uses fixed tasks: validation seed s trains on the task drawn
 from ``fold_in(PRNGKey(s), TASK_STREAM)`` (see :func:`validation_task_keys`).
 

@@ -1,5 +1,5 @@
 """Meta-gradient training of a learned optimizer on A2C tasks, with pipeline training on one
-device (Optim4RL's MetaA2C: the Optim4RL paper Sec. 5, docs: optim4rl-spec.md §2.1, §2.3, §3.1).
+device (Optim4RL's MetaA2C: the Optim4RL paper Sec. 5 and its authors' agents/MetaA2C.py).
 
 Any learned optimizer of :mod:`rlopt.optimizers.learned` is trained: ``from_vector(phi, cfg)``
 is differentiated with respect to its flat meta-parameters ``phi``.
@@ -96,7 +96,7 @@ HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarte
 # iterations, or checkpoint more or less often.
 SETTINGS_OUTSIDE_HASH = ("iterations", "checkpoint_seconds")
 PPO_TASK_NOTE = ("meta-gradient training runs A2C tasks only (gridworlds, Catch, MinAtar); the PPO/Brax "
-                 "meta-gradient (optim4rl-spec §2.2) is not implemented: meta-train that task with --method es")
+                 "meta-gradient (the authors' MetaPPO) is not implemented: meta-train that task with --method es")
 
 
 

@@ -1,5 +1,6 @@
-"""OPEN, the learned optimizer of Goldie et al. (NeurIPS 2024), written from the project's
-specification (docs: open-spec.md), not from the authors' code.
+"""OPEN, the learned optimizer of Goldie et al. (NeurIPS 2024, arXiv:2407.07082), written from
+the paper and a description of the authors' code, not from the code itself; everything this
+implementation relies on is stated below.
 
 A small network is applied independently to every scalar parameter of the joint tree
 ``{"actor": ..., "critic": ...}``: a GRU cell (carry kept across the whole run) followed by

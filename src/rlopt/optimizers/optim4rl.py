@@ -1,6 +1,7 @@
-"""Optim4RL (Lan et al., RLC 2024) and its learned baselines LinearOptim and L2LGD2, written
-from the project's specification (docs: optim4rl-spec.md, section 1) and the paper's text,
-not from the authors' code.
+"""Optim4RL (Lan et al., RLC 2024, arXiv:2302.01470) and its learned baselines LinearOptim and
+L2LGD2, written from the paper's text and a description of the authors' code
+(sail-sg/optim4rl, components/optim.py), not from the code itself; everything this
+implementation relies on is stated below.
 
 All three run one small recurrent network independently on every scalar parameter of any
 parameter tree: the same meta-parameters for every coordinate, a hidden state per
