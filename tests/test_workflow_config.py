@@ -365,4 +365,4 @@ def test_every_figure_caption_of_the_html_report_is_valid_restructuredtext():
     from rlopt.report.contents import FIGURES
 
     for figure in FIGURES:  # halt on any warning, e.g. "|p|" read as a substitution
-        publish_parts(figure.summary, writer_name="html", settings_overrides={"halt_level": 2, "report_level": 5})
+        publish_parts(figure.summary, writer="html", settings_overrides={"halt_level": 2, "report_level": 5})
