@@ -305,10 +305,10 @@ def test_the_report_lists_a_figure_and_table_per_stage_of_the_preset():
         "metagrad_validation_return", "metagrad_meta_loss", "optim4rl_curves", "optim4rl_intervals",
         "ablations_intervals", "deepsea_metatrain_fitness", "deepsea_returns", "deepsea_gains", "deepsea_randomness",
         "collapse_curves", "collapse_seeds", "collapse_update_sizes", "nonstationary_curves",
-        "nonstationary_update_sizes",
+        "nonstationary_update_sizes", "transfer_intervals", "transfer_poi", "transfer_curves",
     }
     assert {table.stem for table in plan.report_tables} == CORE_TABLES | {
-        "table_ablations", "table_deepsea", "table_collapse", "table_nonstationary"}
+        "table_ablations", "table_deepsea", "table_collapse", "table_nonstationary", "table_transfer"}
 
     config = copy.deepcopy(SMOKE)
     for block in ("open_pretrained", "metatrain", "ablations", "deepsea", "studies"):

@@ -3,20 +3,25 @@
 # env for a long run; `rlopt collapse-stats` judges each seed with the collapse detector.
 # Non-stationary dynamics: every arm trains under each schedule of rlopt.envs.nonstationary
 # (and, as its control, on the stationary task); `rlopt nonstationary-stats` summarises.
+# Zero-shot transfer: every arm trains on each target env (learned optimizers as they are,
+# baselines tuned or fixed); `rlopt collect` and `rlopt stats` give rliable IQMs of the
+# final return normalised by the reference arm and probabilities of improvement over it.
 
 COLLAPSE_ARMS = PLAN.collapse_arms
 NONSTATIONARY_RUNS = PLAN.nonstationary_runs
+TRANSFER_RUNS = PLAN.transfer_runs
 STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector"), sort_keys=True)  # "null": no studies, no job
 
 
 wildcard_constraints:
     arm="[a-z][a-z0-9_]*",
     schedule="[a-z][a-z0-9_]*",
+    target="[a-z][a-z0-9_]*",
 
 
 rule study_collapse_train:
     input:
-        weights=lambda w: PLAN.study_train_args("collapse", w.arm)["weights"],
+        inputs=lambda w: PLAN.study_train_args("collapse", w.arm)["inputs"],
     output:
         summary="results/studies/collapse/runs/{arm}/summary.json",
         returns="results/studies/collapse/runs/{arm}/returns.parquet",
@@ -48,7 +53,7 @@ rule study_collapse_train:
 
 rule study_nonstationary_train:
     input:
-        weights=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["weights"],
+        inputs=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["inputs"],
     output:
         summary="results/studies/nonstationary/runs/{schedule}/{arm}/summary.json",
         returns="results/studies/nonstationary/runs/{schedule}/{arm}/returns.parquet",
@@ -76,6 +81,86 @@ rule study_nonstationary_train:
         GPU_ENV
     shell:
         TRAIN_SHELL
+
+
+rule study_transfer_train:
+    input:
+        inputs=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["inputs"],
+    output:
+        summary="results/studies/transfer/runs/{target}/{arm}/summary.json",
+        returns="results/studies/transfer/runs/{target}/{arm}/returns.parquet",
+        updates="results/studies/transfer/runs/{target}/{arm}/updates.parquet",
+    log:
+        "results/logs/study_transfer_train/{target}/{arm}.log",
+    benchmark:
+        "results/benchmarks/study_transfer_train/{target}/{arm}.tsv"
+    params:
+        agent=lambda w: PLAN.agent(w.target),
+        env=lambda w: w.target,
+        optimizer=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["optimizer"],
+        label=lambda w: w.arm,
+        hparams=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["hparams"],
+        seeds=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["seeds"],
+        ppo=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["ppo"],
+        env_options=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["env_options"],
+        out=lambda w, output: run_dir(output.summary),
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("transfer", w.arm, env=w.target)["optimizer"]]],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+    conda:
+        GPU_ENV
+    shell:
+        TRAIN_SHELL
+
+
+rule study_transfer_collect:
+    input:
+        [f"results/studies/transfer/runs/{env}/{arm}/summary.json" for env, arm in TRANSFER_RUNS],
+    output:
+        final_returns="results/studies/transfer/final_returns.parquet",
+        curves="results/studies/transfer/curves.parquet",
+        runtime="results/studies/transfer/runtime.parquet",
+        updates="results/studies/transfer/updates.parquet",
+    log:
+        "results/logs/study_transfer_collect.log",
+    benchmark:
+        "results/benchmarks/study_transfer_collect/all.tsv"
+    params:
+        runs=lambda w, input: [run_dir(p) for p in input],
+        out=lambda w, output: run_dir(output.final_returns),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+
+
+rule study_transfer_statistics:
+    input:
+        final_returns="results/studies/transfer/final_returns.parquet",
+    output:
+        intervals="results/studies/transfer/stats/intervals.parquet",
+        poi="results/studies/transfer/stats/probability_of_improvement.parquet",
+        profile="results/studies/transfer/stats/performance_profile.parquet",
+        provenance="results/studies/transfer/stats/stats.json",
+    log:
+        "results/logs/study_transfer_statistics.log",
+    benchmark:
+        "results/benchmarks/study_transfer_statistics/all.tsv"
+    params:
+        reference=PLAN.studies.get("transfer", {}).get("reference"),
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
+        taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
+        out=lambda w, output: run_dir(output.intervals),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
+        "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"
 
 
 rule study_collapse_statistics:
@@ -132,3 +217,5 @@ rule study_nonstationary_statistics:
 localrules:
     study_collapse_statistics,
     study_nonstationary_statistics,
+    study_transfer_collect,
+    study_transfer_statistics,

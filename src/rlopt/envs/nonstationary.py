@@ -1,4 +1,5 @@
-"""Brax Ant and Humanoid whose dynamics change during training (studies.md §3, §5(b)).
+"""Brax Ant and Humanoid whose dynamics change during training (studies.md §3, §5(b)), and
+discrete-action envs whose actions are relabelled during training.
 
 Time base.  The dynamics follow *training progress*, counted in PPO updates: PPO asks the
 env for its parameters at every update (``params_at(update_index, params)``, see
@@ -37,6 +38,16 @@ sequence, segment length and ramp):
 Legs are found by the names of the joints the actuators drive (checked against the
 model, not hard-coded): Ant ``hip_i``/``ankle_i``; Humanoid ``right_hip_*``/``right_knee``
 and ``left_hip_*``/``left_knee`` (actuators 3-6 and 7-10).
+
+A cheap non-stationary task for CPU-sized presets (:class:`ActionPermutedEnv`, any
+discrete-action env, e.g. Catch or a MinAtar game):
+
+* ``action_permutation``: in segment k the agent's action a is carried out as
+  ``(a + c_k) mod A`` (A actions), with c_0 = 0 and c_k = (c_{k-1} + r_k) mod A,
+  r_k ~ U{1, ..., A-1} per seed: every change relabels every action (the cyclic shift
+  never stays put), the observations and rewards are untouched, and the policy that was
+  optimal before is wrong after, so the agent must relearn what its actions do. Changes
+  are abrupt (``ramp_updates`` 0).
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ import numpy as np
 from flax import struct
 
 from rlopt.envs.brax_env import BraxEnvState, BraxVecEnv
-from rlopt.envs.schedules import Schedule, ScheduleError
+from rlopt.envs.schedules import PHYSICAL_KINDS, Schedule, ScheduleError
 
 
 @struct.dataclass
@@ -103,6 +114,8 @@ class NonstationaryBraxEnv:
     """A ``BraxVecEnv`` whose System follows a per-seed schedule over PPO updates."""
 
     def __init__(self, base: BraxVecEnv, schedule: Schedule) -> None:
+        if schedule.kind not in PHYSICAL_KINDS:
+            raise ScheduleError(f"a Brax env takes the schedule kinds {list(PHYSICAL_KINDS)}, not {schedule.kind!r}")
         self.base = base
         self.schedule = schedule
         self.spec = base.spec
@@ -179,4 +192,63 @@ class NonstationaryBraxEnv:
 
     def step(self, key: jax.Array, state: NonstationaryState, action: jax.Array, params: ScheduleParams):
         inner, transition = self.base.step(key, state.inner, action, self.system_at(params, state.targets))
+        return state.replace(inner=inner), transition
+
+
+# ------------------------------------------------------------------ permuted actions
+
+
+@struct.dataclass
+class ClockParams:
+    """The env params of an :class:`ActionPermutedEnv`: the base env's plus the training clock."""
+
+    inner: Any
+    update_index: jax.Array  # int32
+    segment_updates: jax.Array  # int32
+
+
+@struct.dataclass
+class PermutedState:
+    inner: Any
+    shifts: jax.Array  # int32 (num_segments,): c_k of this seed; c_0 = 0
+
+
+class ActionPermutedEnv:
+    """A discrete-action env whose actions are relabelled at every segment (module docstring)."""
+
+    def __init__(self, base, schedule: Schedule) -> None:
+        if schedule.kind != "action_permutation":
+            raise ScheduleError(f"{base.spec.name} takes the schedule kind 'action_permutation', not {schedule.kind!r}")
+        if base.spec.continuous or base.spec.action_dim < 2:
+            raise ScheduleError(f"action_permutation needs at least two discrete actions; {base.spec.name} has none")
+        if schedule.ramp_updates:
+            raise ScheduleError("action_permutation changes abruptly: ramp_updates must be 0")
+        self.base = base
+        self.schedule = schedule
+        self.spec = base.spec
+
+    def default_params(self) -> ClockParams:
+        return ClockParams(self.base.default_params(), jnp.int32(0), jnp.int32(self.schedule.segment_updates))
+
+    def params_at(self, update_index: jax.Array, params: ClockParams) -> ClockParams:
+        return params.replace(update_index=jnp.asarray(update_index, jnp.int32))
+
+    def draw_shifts(self, key: jax.Array) -> jax.Array:
+        """c_0 .. c_{K-1}: 0, then cumulative shifts by r_k in 1 .. A-1 (mod A)."""
+        actions = self.spec.action_dim
+        steps = jax.random.randint(key, (self.schedule.num_segments - 1,), 1, actions, dtype=jnp.int32)
+        return jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(steps) % actions]).astype(jnp.int32)
+
+    def shift_at(self, params: ClockParams, shifts: jax.Array) -> jax.Array:
+        segment = jnp.minimum(params.update_index // params.segment_updates, shifts.shape[0] - 1)
+        return shifts[segment]
+
+    def reset(self, key: jax.Array, num_envs: int, params: ClockParams):
+        sequence_key, reset_key = jax.random.split(key)
+        inner, obs = self.base.reset(reset_key, num_envs, params.inner)
+        return PermutedState(inner, self.draw_shifts(sequence_key)), obs
+
+    def step(self, key: jax.Array, state: PermutedState, action: jax.Array, params: ClockParams):
+        carried_out = (action + self.shift_at(params, state.shifts)) % self.spec.action_dim
+        inner, transition = self.base.step(key, state.inner, carried_out.astype(action.dtype), params.inner)
         return state.replace(inner=inner), transition

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-KINDS = ("friction", "leg_wear", "leg_fatigue")
+KINDS = ("friction", "leg_wear", "leg_fatigue", "action_permutation")
+PHYSICAL_KINDS = KINDS[:3]  # Brax Ant / Humanoid only
 SCHEDULE_KEYS = {"kind", "num_segments", "segment_updates", "ramp_updates", "low", "high", "level"}
 
 

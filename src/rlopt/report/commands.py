@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tables.add_argument("--collapse", nargs=2, metavar=("RATES", "INTERVALS"),
                         help="rates and intervals tables of `rlopt collapse-stats`")
     tables.add_argument("--nonstationary", help="intervals table of `rlopt nonstationary-stats`")
+    tables.add_argument("--transfer", nargs=2, metavar=("INTERVALS", "POI"),
+                        help="intervals and probability_of_improvement tables of the transfer study's `rlopt stats`")
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -77,6 +79,7 @@ def write_tables(args: argparse.Namespace) -> int:
             "deepsea": lambda path: latex.deepsea_fragment(read_table(path)),
             "collapse": lambda paths: latex.collapse_fragment(read_table(paths[0]), read_table(paths[1])),
             "nonstationary": lambda path: latex.nonstationary_fragment(read_table(path)),
+            "transfer": lambda paths: latex.transfer_fragment(read_table(paths[0]), read_table(paths[1])),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():

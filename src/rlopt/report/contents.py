@@ -360,6 +360,33 @@ FIGURES: tuple[Figure, ...] = (
         _STUDIES + f"Non-stationary dynamics: {_UPDATE_SIZES}.",
         requires=["nonstationary_runs"],
     ),
+    _figure(
+        "transfer_intervals", "Studies", "intervals", "--intervals", "results/studies/transfer/stats/intervals.parquet",
+        r"Zero-shot transfer: IQM of the normalised final return per arm, over all target environments and on "
+        r"each, 95\% stratified-bootstrap CIs.",
+        r"the zero-shot transfer study",
+        _STUDIES + "Zero-shot transfer: IQM over seeds of the final return divided by the reference arm's mean "
+        "(over all target envs, then per env), 95% stratified-bootstrap intervals.",
+        options=_PER_ENV_IQM,
+        requires=["transfer_runs"],
+    ),
+    _figure(
+        "transfer_poi", "Studies", "poi", "--poi", "results/studies/transfer/stats/probability_of_improvement.parquet",
+        r"Zero-shot transfer: probability that an arm's run beats a run of the reference arm (0.5: no "
+        r"difference), 95\% CIs.",
+        r"the zero-shot transfer study",
+        _STUDIES + "Zero-shot transfer: probability that an arm's run beats a reference run (0.5: no difference).",
+        requires=["transfer_runs"],
+    ),
+    _figure(
+        "transfer_curves", "Studies", "curves", "--curves", "results/studies/transfer/curves.parquet",
+        r"Zero-shot transfer: training return per target environment and arm, mean over seeds with 95\% "
+        r"t-intervals.",
+        r"the zero-shot transfer study",
+        _STUDIES + "Zero-shot transfer: training return per target env and arm, mean over seeds with 95% "
+        "t-intervals.",
+        requires=["transfer_runs"],
+    ),
 )
 
 TABLES: tuple[Table, ...] = (
@@ -419,6 +446,15 @@ TABLES: tuple[Table, ...] = (
         r"not recover within the segment left out).",
         r"the non-stationarity study",
         requires=("nonstationary_runs",),
+    ),
+    Table(
+        "table_transfer", "transfer",
+        ("results/studies/transfer/stats/intervals.parquet",
+         "results/studies/transfer/stats/probability_of_improvement.parquet"),
+        r"Zero-shot transfer: IQM [95\% CI] of the final return normalised by the reference arm's mean, per "
+        r"target environment and over all of them, and the probability of improving on the reference arm.",
+        r"the zero-shot transfer study",
+        requires=("transfer_runs",),
     ),
 )
 
