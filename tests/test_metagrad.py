@@ -22,9 +22,8 @@ from target_env import TargetEnv
 from rlopt.agents.a2c import A2CConfig
 from rlopt.cli import main
 from rlopt.meta import checkpoint
+from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 from rlopt.meta.metagrad import (
-    MetaGradConfig,
-    MetaGradConfigError,
     a2c_task,
     combine_task_gradients,
     make_meta_optimizer,

@@ -12,7 +12,7 @@ import pytest
 from target_env import TargetEnv
 from test_metagrad import PHI, TOY, ToyConfig, metatrain_args
 
-from rlopt.agents.ppo import PPOConfig
+from rlopt.agents.settings import PPOConfig
 from rlopt.cli import main
 from rlopt.meta.metagrad import MetaGradConfig, ppo_task
 

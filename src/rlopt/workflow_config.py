@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from rlopt.report.contents import FIGURES, FIGURES_BY_STEM, TABLES, Figure, Table
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -56,6 +58,11 @@ def _fill_defaults(config: dict) -> dict:
     for study in ("ablations", "deepsea"):
         if config.get(study):
             config[study].setdefault("optimizer", "open")
+    if config.get("studies"):
+        config["studies"].setdefault("detector", {})
+        if config["studies"].get("nonstationary"):
+            config["studies"]["nonstationary"].setdefault("controls", True)
+            config["studies"]["nonstationary"].setdefault("window", 5)
     return config
 
 
@@ -134,6 +141,11 @@ class Plan:
         """The RL algorithm ``env`` is trained with (``rlopt train --agent``)."""
         return self.config["agents"].get(env, "ppo")
 
+    def ppo_settings(self, env: str, overrides: dict | None = None) -> dict:
+        """The agent overrides of a job on ``env``: the preset's for ``env``, then a stage's
+        ``overrides`` (the agent's defaults fill the rest in ``rlopt.agents.settings``)."""
+        return {**self.ppo[env], **(overrides or {})}
+
     def ppo_json(self, env: str) -> str:
         return json.dumps(self.ppo[env], sort_keys=True)
 
@@ -197,7 +209,7 @@ class Plan:
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
+        ppo = {env: self.ppo_settings(env, spec.get("ppo", {}).get(env)) for env in spec["envs"]}
         metagrad = dict(spec.get("metagrad", {}))
         if spec["method"] == "metagrad" and self.agent(spec["envs"][0]) == "ppo":
             metagrad["agent"] = "ppo"  # from the agents map (A2C, the default, is left implicit)
@@ -223,8 +235,7 @@ class Plan:
     def metatrain_estimator(self, job: str) -> str:
         """The final-return estimator of meta-training ``job``'s fitness and validation (and of
         its normalisers), from its method's settings."""
-        from rlopt.meta.es import ESConfig
-        from rlopt.meta.metagrad import MetaGradConfig
+        from rlopt.meta.settings import ESConfig, MetaGradConfig
 
         args = self.metatrain_jobs[job]
         settings = ESConfig if args["method"] == "es" else MetaGradConfig
@@ -251,7 +262,7 @@ class Plan:
         variants share ES seeds, so they differ only in what they ablate."""
         spec = self.ablations
         env = spec["env"]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {})}}
+        ppo = {env: self.ppo_settings(env, spec.get("ppo"))}
         return self._metatrain_args(spec["optimizer"], [env], _ablation_settings(spec["optimizer"], variant),
                                     spec["es"], ppo, spec.get("seed", 0) + int(index))
 
@@ -263,7 +274,7 @@ class Plan:
             "env": spec["env"],
             "optimizer": spec["optimizer"],
             "opt_config": _ablation_settings(spec["optimizer"], variant),
-            "ppo": json.dumps({**self.ppo[spec["env"]], **spec.get("ppo", {})}, sort_keys=True),
+            "ppo": json.dumps(self.ppo_settings(spec["env"], spec.get("ppo")), sort_keys=True),
             "env_options": self.env_options_json(spec["env"]),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
         }
@@ -420,6 +431,83 @@ class Plan:
     def baseline_labels(self) -> list[str]:
         return list(self.optimizers)
 
+    @property
+    def es_labels(self) -> list[str]:
+        return self.metatrain_labels("es")
+
+    @property
+    def metagrad_labels(self) -> list[str]:
+        return self.metatrain_labels("metagrad")
+
+    @property
+    def minatar_envs(self) -> list[str]:
+        return self.envs_of_family("minatar")
+
+    def _pretrained_on(self, label: str, envs: list[str]) -> bool:
+        return bool(envs) and all(env in self.pretrained_labels.get(label, {}) for env in envs)
+
+    @property
+    def open_pretrained_on_minatar(self) -> bool:
+        """The OPEN authors' single-task optimizers run on every MinAtar game (OPEN's Fig. 2)."""
+        return self._pretrained_on("open", self.minatar_envs)
+
+    @property
+    def open_multitask_on_minatar(self) -> bool:
+        """Their multi-task optimizer runs on every MinAtar game (OPEN's Fig. 3)."""
+        return self._pretrained_on("open_multi", self.minatar_envs)
+
+    @property
+    def open_multitask_on_ant(self) -> bool:
+        """Their multi-task optimizer runs zero-shot on Ant (the slides' transfer result)."""
+        return self._pretrained_on("open_multi", ["ant"])
+
+    @property
+    def report_figures(self) -> list[Figure]:
+        """Every figure the report includes for this preset (rlopt.report.contents)."""
+        return [figure for figure in FIGURES if all(getattr(self, name) for name in figure.requires)]
+
+    @property
+    def report_tables(self) -> list[Table]:
+        """Every table the report includes for this preset (rlopt.report.contents)."""
+        return [table for table in TABLES if all(getattr(self, name) for name in table.requires)]
+
+    @property
+    def report_values(self) -> dict[str, str]:
+        """The values of this preset that figure options name (``{name}``), as command-line text."""
+        baselines = self.baseline_labels
+        metagrad = self.metagrad_labels
+        zeroshot = [label for label in ("open", "open_multi") if "ant" in self.pretrained_labels.get(label, {})]
+        compared = baselines + ["open"] * bool(self.pretrained_labels.get("open")) + metagrad
+        return {
+            "reference": self.config["reference_optimizer"],
+            "minatar": " ".join(self.minatar_envs),
+            "open_compared": " ".join(baselines + ["open"]),
+            "zeroshot_compared": " ".join(baselines + zeroshot),
+            "metagrad_compared": " ".join(compared),
+            "metagrad_envs": " ".join(sorted({env for label in metagrad for env in self.learned_labels[label]})),
+            "deepsea_train_sizes": " ".join(map(str, self.deepsea.get("train_sizes", []))),
+        }
+
+    def report_tables_options(self) -> str:
+        """``rlopt report tables`` options naming the input tables of this preset's report tables
+        (the benchmark files of ``--benchmarks`` aside)."""
+        return " ".join(f"--{table.option} {' '.join(table.inputs)}" for table in self.report_tables if table.inputs)
+
+    def figure_options(self, stem: str) -> str:
+        """``rlopt plot`` options of figure ``stem`` besides its table and --out, for this preset."""
+        return FIGURES_BY_STEM[stem].options.format(**self.report_values)
+
+    @property
+    def history_groups(self) -> dict[str, list[str]]:
+        """Each group of meta-training jobs whose histories a figure plots (the table
+        rlopt.report.contents.HISTORIES) -> its jobs' history files."""
+        groups = {
+            "es": [f"metatrain/{label}" for label in self.es_labels],
+            "metagrad": [f"metatrain/{label}" for label in self.metagrad_labels],
+            "deepsea": [f"deepsea/metatrain/{variant}" for variant in self.deepsea_variants],
+        }
+        return {group: [f"results/{job}/history.parquet" for job in jobs] for group, jobs in groups.items() if jobs}
+
     def report_meta_json(self) -> str:
         """What the report's first page states about this preset."""
         c = self.config
@@ -478,9 +566,7 @@ def _check_semantics(config: dict) -> None:
 
 def _agent_config(agent: str, env: str, overrides: dict):
     """The agent's settings for ``env`` with ``overrides``, or the agent's error."""
-    from rlopt.agents.a2c import A2CConfigError
-    from rlopt.agents.ppo import PPOConfigError
-    from rlopt.training import agent_config_for
+    from rlopt.agents.settings import A2CConfigError, PPOConfigError, agent_config_for
 
     try:
         return agent_config_for(agent, env, overrides)
@@ -538,7 +624,7 @@ def _resolve_grids(config: dict, root: Path) -> dict:
 
 
 def _checked_es(settings: dict, key: str):
-    from rlopt.meta.es import ESConfig, ESConfigError
+    from rlopt.meta.settings import ESConfig, ESConfigError
 
     try:
         return ESConfig.from_dict(settings)
@@ -600,7 +686,7 @@ def _check_method(spec: dict, key: str, agents: dict) -> None:
             raise ConfigError(f"config key '{key}': method es needs its 'es' settings")
         _checked_es(spec["es"], f"{key}.es")
         return
-    from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 
     used = {env: agents.get(env, "ppo") for env in spec["envs"]}
     if len(set(used.values())) > 1:
@@ -639,7 +725,7 @@ def _check_ablations(config: dict, ppo: dict) -> None:
 
 
 def _check_deepsea(config: dict) -> None:
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.agents.settings import PPOConfig, PPOConfigError
     from rlopt.envs.registry import default_ppo_settings
 
     spec = config.get("deepsea")
@@ -663,7 +749,7 @@ def _check_deepsea(config: dict) -> None:
 
 def _check_schedule_env(kind: str, env: str, key: str) -> None:
     """The physical kinds change Brax Ant's or Humanoid's System; action_permutation needs discrete actions."""
-    from rlopt.envs.nonstationary import PHYSICAL_KINDS
+    from rlopt.envs.schedules import PHYSICAL_KINDS
     from rlopt.envs.registry import ENVIRONMENTS
 
     family = ENVIRONMENTS[env].ppo_family
@@ -745,7 +831,7 @@ def _check_study_env(config: dict, ppo: dict, env: str, overrides: dict, key: st
 
 def _check_studies(config: dict, ppo: dict, metatrain_jobs: dict) -> None:
     """``metatrain_jobs``: the preset's meta-training jobs (folder under results/ -> arguments)."""
-    from rlopt.envs.nonstationary import Schedule, ScheduleError
+    from rlopt.envs.schedules import Schedule, ScheduleError
 
     studies = config.get("studies", {})
     for study in ("collapse", "nonstationary", "transfer"):

@@ -10,19 +10,7 @@
 COLLAPSE_ARMS = PLAN.collapse_arms
 NONSTATIONARY_RUNS = PLAN.nonstationary_runs
 TRANSFER_RUNS = PLAN.transfer_runs
-STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector", {}), sort_keys=True)
-# What the report's tables are made from ([] when the preset lacks the study).
-COLLAPSE_TABLES = (
-    {"rates": "results/studies/collapse/stats/rates.parquet",
-     "intervals": "results/studies/collapse/stats/intervals.parquet"} if COLLAPSE_ARMS else {}
-)
-NONSTATIONARY_TABLES = (
-    {"intervals": "results/studies/nonstationary/stats/intervals.parquet"} if NONSTATIONARY_RUNS else {}
-)
-TRANSFER_TABLES = (
-    {"intervals": "results/studies/transfer/stats/intervals.parquet",
-     "poi": "results/studies/transfer/stats/probability_of_improvement.parquet"} if TRANSFER_RUNS else {}
-)
+STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector"), sort_keys=True)  # "null": no studies, no job
 
 
 wildcard_constraints:
@@ -163,8 +151,8 @@ rule study_transfer_statistics:
         "results/benchmarks/study_transfer_statistics/all.tsv"
     params:
         reference=PLAN.studies.get("transfer", {}).get("reference"),
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
@@ -190,8 +178,8 @@ rule study_collapse_statistics:
         runs=lambda w, input: [run_dir(p) for p in input],
         reference=PLAN.studies.get("collapse", {}).get("reference"),
         detector=STUDY_DETECTOR,
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.rates),
         code=CODE["stats"],
     conda:
@@ -214,9 +202,9 @@ rule study_nonstationary_statistics:
         "results/benchmarks/study_nonstationary_statistics/all.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
-        window=PLAN.studies.get("nonstationary", {}).get("window", 5),
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        window=PLAN.studies.get("nonstationary", {}).get("window"),
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:
@@ -226,54 +214,8 @@ rule study_nonstationary_statistics:
         "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
-# (figure name, plot kind, table flag, input table)
-STUDY_FIGURES = {
-    "collapse_curves": ("collapse-curves", "--iqm-curves", "results/studies/collapse/stats/iqm_curves.parquet"),
-    "collapse_seeds": ("collapse-seeds", "--curves", "results/studies/collapse/stats/curves.parquet"),
-    "collapse_update_sizes": ("update-sizes", "--update-sizes", "results/studies/collapse/stats/update_sizes.parquet"),
-    "nonstationary_curves": (
-        "nonstationary-curves", "--curves", "results/studies/nonstationary/stats/curves.parquet"),
-    "nonstationary_update_sizes": (
-        "update-sizes", "--update-sizes", "results/studies/nonstationary/stats/update_sizes.parquet"),
-    "transfer_intervals": (
-        "intervals --per-env --metric iqm --normalization reference", "--intervals",
-        "results/studies/transfer/stats/intervals.parquet"),
-    "transfer_poi": ("poi", "--poi", "results/studies/transfer/stats/probability_of_improvement.parquet"),
-    "transfer_curves": ("curves", "--curves", "results/studies/transfer/curves.parquet"),
-}
-
-
-rule figure_study:
-    wildcard_constraints:
-        figure="|".join(STUDY_FIGURES),
-    input:
-        lambda w: STUDY_FIGURES[w.figure][2],
-    output:
-        pdf=report("results/figures/{figure}.pdf", caption="../report/studies.rst", category="Studies"),
-        png="results/figures/{figure}.png",
-    log:
-        "results/logs/figures/{figure}.log",
-    params:
-        kind=lambda w: STUDY_FIGURES[w.figure][0],
-        flag=lambda w: STUDY_FIGURES[w.figure][1],
-        code=CODE["plots"],
-    conda:
-        CPU_ENV
-    shell:
-        "rlopt plot {params.kind} {params.flag} {input} --out results/figures/{wildcards.figure} > {log} 2>&1"
-
-
 localrules:
     study_collapse_statistics,
     study_nonstationary_statistics,
     study_transfer_collect,
     study_transfer_statistics,
-    figure_study,
-
-
-if COLLAPSE_ARMS:
-    REPORT_FIGURES.extend(["collapse_curves", "collapse_seeds", "collapse_update_sizes"])
-if NONSTATIONARY_RUNS:
-    REPORT_FIGURES.extend(["nonstationary_curves", "nonstationary_update_sizes"])
-if TRANSFER_RUNS:
-    REPORT_FIGURES.extend(["transfer_intervals", "transfer_poi", "transfer_curves"])

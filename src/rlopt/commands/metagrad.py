@@ -16,7 +16,8 @@ from rlopt.commands.common import parse_json_object
 def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
     """Checks the metagrad inputs (envs, optimizer and its architecture already checked)."""
     from rlopt.commands.metatrain import _initial_mean, _normalizers, _per_env, _seed
-    from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError, ppo_unit_config
+    from rlopt.meta.metagrad import ppo_unit_config
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 
     if args.es != "{}":
         raise UsageError("--es: ES settings apply to --method es; meta-gradient settings go in --metagrad")
@@ -46,8 +47,7 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
 
 def _agent_config(agent: str, env: str, overrides: dict | None):
     """The env's default settings of ``agent`` with ``overrides`` (a usage error if bad)."""
-    from rlopt.agents.a2c import A2CConfigError
-    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.agents.settings import A2CConfigError, PPOConfigError
     from rlopt.meta.metagrad import PPO_TASK_NOTE
     from rlopt.training import agent_config_for
 
@@ -61,7 +61,7 @@ def _agent_config(agent: str, env: str, overrides: dict | None):
 def _tasks(inputs: dict) -> list:
     """Builds the environments and their tasks (no compile yet); bad env options and
     networks that do not fit an environment are usage errors."""
-    from rlopt.agents.a2c import A2CConfigError
+    from rlopt.agents.settings import A2CConfigError
     from rlopt.envs.registry import make_env
     from rlopt.meta.metagrad import a2c_task, ppo_task
 

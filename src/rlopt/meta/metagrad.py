@@ -1,6 +1,6 @@
 """Meta-gradient training of a learned optimizer on A2C or PPO tasks, with pipeline training
-on one device (Optim4RL's MetaA2C and MetaPPO: the Optim4RL paper Sec. 5, docs:
-optim4rl-spec.md §2.1-2.3, §3.1, §3.3).
+on one device (Optim4RL's MetaA2C and MetaPPO: the Optim4RL paper Sec. 5 and its authors'
+agents/MetaA2C.py and agents/MetaPPO.py).
 
 Any learned optimizer of :mod:`rlopt.optimizers.learned` is trained: ``from_vector(phi, cfg)``
 is differentiated with respect to its flat meta-parameters ``phi``.
@@ -65,18 +65,17 @@ History rows as ES's (``generation`` = the meta-iteration, one row per task plus
 "all"), with ``meta_loss``, ``meta_grad_norm``, ``restarted_units``, ``skipped`` and
 ``validation_return``; the last row, iteration I, holds only the final validation.
 
-PPO tasks (MetaPPO, spec §2.2) run this project's one PPO (:func:`rlopt.agents.ppo.make_core`)
+PPO tasks (the authors' MetaPPO) run this project's one PPO (:func:`rlopt.agents.ppo.make_core`)
 in units as A2C's do, so pipeline training is real on one device (the official code gives each
-device one agent, so on one GPU its "pipeline" is a periodic restart of a single agent, spec
-§3.3). How the rollout enters the meta-gradient, decided here: every rollout, the meta-loss's
-included, is a constant (collected at stop-gradient parameters; observations, actions,
+device one agent, so on one GPU its "pipeline" is a periodic restart of a single agent). How
+the rollout enters the meta-gradient, decided here: every rollout, the meta-loss's included, is a constant (collected at stop-gradient parameters; observations, actions,
 behaviour log-probabilities, values, advantages and targets carry no meta-gradient). On the
 meta-loss rollout PPO's ratio pi_theta_M / pi_behaviour is then 1 in value with the
 derivative of log pi_theta_M, so the clipped surrogate contributes the policy gradient of the
 updated agent, as A2C's actor term does. The official code instead generates the meta-loss
 rollout inside the differentiated function: the behaviour log-probabilities move with phi
 exactly as the target ones, the ratio is identically 1 with derivative 0, and the surrogate
-contributes nothing (spec §2.2 measured -1.6e-8 against 0.46 with the data held constant);
+contributes nothing (measured with brax 0.14's loss: -1.6e-8 against 0.46 with the data held constant);
 its meta-gradient comes from the value and entropy terms and from paths through sampled
 actions, Brax's physics and the observation normaliser. We keep the policy-gradient signal,
 which is what a learned optimizer for RL is meant to improve, and the same rule as A2C tasks;
@@ -98,7 +97,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, TextIO
 
@@ -108,10 +107,11 @@ import numpy as np
 import optax
 import pandas as pd
 
-from rlopt.agents.ppo import FINAL_RETURN_ESTIMATORS, estimated_final_return
+from rlopt.agents.ppo import estimated_final_return
 from rlopt.envs.base import VecEnv
 from rlopt.meta import checkpoint as ckpt
 from rlopt.meta.es import COMBINED, combined_fitness, task_fitness
+from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 from rlopt.provenance import config_hash
 
 HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarted_units", "skipped",
@@ -119,151 +119,11 @@ HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarte
 # Settings that do not change what an iteration computes: a run may be continued with more
 # iterations, or checkpoint more or less often.
 SETTINGS_OUTSIDE_HASH = ("iterations", "checkpoint_seconds")
-AGENTS = ("a2c", "ppo")
-PPO_TASK_NOTE = ('meta-gradients through PPO (Brax tasks) need the metagrad setting "agent": "ppo"')
+PPO_TASK_NOTE = 'meta-gradients through PPO (Brax tasks) need the metagrad setting "agent": "ppo"'
 
 
-class MetaGradConfigError(ValueError):
-    pass
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-@dataclass(frozen=True)
-class MetaGradConfig:
-    """Defaults: the official meta_rl_catch (78 iterations of 4 inner updates, R = 32, Adam
-    lr 1e-3 after a global-norm clip of 0.5; 64 units, one per env, from A2C's num_envs)."""
-
-    iterations: int = 78
-    # The agent whose updates are unrolled: "a2c" (MetaA2C) or "ppo" (MetaPPO); a preset
-    # sets it from its agents map.
-    agent: str = "a2c"
-    inner_updates: int = 4
-    reset_interval: int = 32  # R, in meta-iterations
-    pipeline: bool = True
-    num_units: int | None = None  # per task; None = one per env (the A2C setting num_envs)
-    # Units per vmapped block; the blocks run one after another (lax.map). None = all units in
-    # one block (best on a GPU); on a CPU small blocks keep the backward pass in cache.
-    unit_block: int | None = None
-    lr: float | dict = 1.0  # update multiplier, one for all tasks or {env: lr}
-    meta_lr: float = 1e-3
-    grad_clip: float | None = None  # elementwise clip of the meta-gradient
-    grad_norm: float | None = 0.5  # global-norm clip of the meta-gradient
-    max_norm: float | None = None  # each task's meta-gradient rescaled to exactly this norm
-    first_order: bool = True
-    eval_every: int = 10
-    validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
-    validation_steps: int | None = None  # env steps per validation run; None = the task's A2C total_steps
-    # How a validation run's final return is scored (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS, as ES)
-    return_estimator: str = "window"
-    checkpoint_seconds: float = 300.0
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> "MetaGradConfig":
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise MetaGradConfigError(f"unknown metagrad setting(s) {unknown}; valid ones are {known}")
-        settings = dict(settings)
-        if "validation_seeds" in settings:
-            seeds = settings["validation_seeds"]
-            if not isinstance(seeds, (list, tuple)):
-                raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a list of integers, "
-                                          f"got {seeds!r}")
-            settings["validation_seeds"] = tuple(seeds)
-        config = cls(**settings)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        if self.agent not in AGENTS:
-            raise MetaGradConfigError(f"metagrad setting 'agent' must be one of {list(AGENTS)}, got {self.agent!r}")
-        for name in ("iterations", "inner_updates", "eval_every"):
-            if not _is_positive_int(getattr(self, name)):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, "
-                                          f"got {getattr(self, name)!r}")
-        if not _is_positive_int(self.reset_interval):
-            raise MetaGradConfigError(f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
-                                      f"got {self.reset_interval!r}")
-        for name in ("num_units", "unit_block", "validation_steps"):
-            value = getattr(self, name)
-            if value is not None and not _is_positive_int(value):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, got {value!r}")
-        for name in ("pipeline", "first_order"):
-            if not isinstance(getattr(self, name), bool):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be true or false, "
-                                          f"got {getattr(self, name)!r}")
-        lrs = self.lr.values() if isinstance(self.lr, dict) else [self.lr]
-        if not all(_is_real(v) and v > 0 for v in lrs):
-            raise MetaGradConfigError(f"metagrad setting 'lr' must be a positive number or an object "
-                                      f"{{env: positive number}}, got {self.lr!r}")
-        for name in ("meta_lr", "grad_clip", "grad_norm", "max_norm"):
-            value = getattr(self, name)
-            if (name == "meta_lr" or value is not None) and not (_is_real(value) and value > 0):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive number"
-                                          f"{'' if name == 'meta_lr' else ' or null'}, got {value!r}")
-        if self.grad_clip is not None and self.grad_norm is not None:
-            raise MetaGradConfigError("metagrad settings 'grad_clip' and 'grad_norm' are alternatives; "
-                                      "set one of them to null")
-        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
-            raise MetaGradConfigError(f"metagrad setting 'return_estimator' must be one of "
-                                      f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}")
-        if not (_is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
-            raise MetaGradConfigError(f"metagrad setting 'checkpoint_seconds' must be >= 0, "
-                                      f"got {self.checkpoint_seconds!r}")
-        seeds = self.validation_seeds
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a non-empty list of "
-                                      f"non-negative integers, got {list(seeds)!r}")
-        if len(set(seeds)) != len(seeds):
-            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' has duplicates: {list(seeds)}")
-
-    def check_tasks(self, envs: list[str]) -> None:
-        """The per-task settings name exactly the tasks trained on."""
-        if isinstance(self.lr, dict):
-            extra, missing = sorted(set(self.lr) - set(envs)), sorted(set(envs) - set(self.lr))
-            if extra:
-                raise MetaGradConfigError(f"metagrad setting 'lr' names task(s) {extra} that are not trained on {envs}")
-            if missing:
-                raise MetaGradConfigError(f"metagrad setting 'lr' has no learning rate for task(s) {missing}")
-
-    def task_lr(self, env: str) -> float:
-        return float(self.lr[env] if isinstance(self.lr, dict) else self.lr)
-
-    def units_for(self, env: str, num_envs: int) -> int:
-        """Units of a task whose agent setting num_envs is the batch they share."""
-        units = self.num_units or num_envs
-        if num_envs % units:
-            raise MetaGradConfigError(f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
-                                      f"batch of num_envs = {num_envs} envs (each unit gets the same number)")
-        if self.unit_block is not None and units % self.unit_block:
-            raise MetaGradConfigError(f"metagrad setting 'unit_block' = {self.unit_block} does not divide task "
-                                      f"'{env}''s {units} units")
-        return units
-
-    def validation_config(self, agent_config):
-        """The agent settings (A2C or PPO) of a task's validation runs (``validation_steps`` long)."""
-        if self.validation_steps is None:
-            return agent_config
-        try:
-            return type(agent_config).from_dict({**agent_config.to_dict(), "total_steps": self.validation_steps})
-        except ValueError as err:  # the agent's config error
-            raise MetaGradConfigError(f"metagrad setting 'validation_steps' = {self.validation_steps}: {err}") from None
-
-    def lifetime(self) -> int:
-        """Updates in a unit's life: what the optimizer's num_updates says."""
-        return self.inner_updates * (self.reset_interval if self.pipeline else self.iterations)
-
-    def to_dict(self) -> dict:
-        settings = asdict(self)
-        settings["validation_seeds"] = list(self.validation_seeds)
-        return settings
 
 
 # --------------------------------------------------------------------------------------
@@ -472,7 +332,7 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
 def ppo_unit_config(ppo_config, num_units: int):
     """The PPO settings of one unit: its share of the envs, the rest as ``ppo_config``
     (MetaGradConfigError where its batch does not split into the minibatches)."""
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.agents.settings import PPOConfig, PPOConfigError
 
     try:
         return PPOConfig.from_dict({**ppo_config.to_dict(), "num_envs": ppo_config.num_envs // num_units,

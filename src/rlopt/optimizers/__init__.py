@@ -8,17 +8,16 @@ PPO passes on every step.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import jax
-import optax
-
-from rlopt.optimizers import handcrafted
 from rlopt.optimizers.base import EXTRA_ARG_NAMES, OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS, COUNT_HPARAMS, OWN_HPARAMS
 from rlopt.optimizers.learned import LearnedOptimizer
+
+if TYPE_CHECKING:  # nothing here imports optax (JAX): a preset is validated without it
+    import optax
 
 __all__ = [
     "EXTRA_ARG_NAMES",
@@ -44,8 +43,9 @@ class OptimizerEntry:
 
 
 REGISTRY: dict[str, OptimizerEntry] = {}
-# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast).
-LEARNED_MODULES = ["rlopt.optimizers.open", "rlopt.optimizers.optim4rl"]
+# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast;
+# they import their JAX implementations only when one is built).
+LEARNED_MODULES = ["rlopt.optimizers.open_settings", "rlopt.optimizers.optim4rl_settings"]
 
 
 def register(name: str, entry: OptimizerEntry) -> None:
@@ -86,6 +86,8 @@ def register_learned(learned: LearnedOptimizer, validate: Callable[[dict], dict]
 
 def with_coupled_l2(tx: optax.GradientTransformationExtraArgs, l2) -> optax.GradientTransformationExtraArgs:
     """``tx`` fed g + l2 * p instead of g; its state (and so its diagnostics) unchanged."""
+    import jax  # here, as optax: the registry is used without JAX (a preset's validation)
+    import optax
 
     def update(updates, state, params=None, **extra_args):
         if params is None:
@@ -119,10 +121,7 @@ def _is_number(value) -> bool:
 
 
 def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
-    own = {
-        k: p.default for k, p in inspect.signature(handcrafted.DIRECTIONS[name]).parameters.items()
-    }
-    allowed = {**own, **handcrafted.COMMON_HPARAMS}
+    allowed = {**OWN_HPARAMS[name], **COMMON_HPARAMS}
 
     def validate(hparams: dict) -> dict:
         unknown = sorted(set(hparams) - set(allowed))
@@ -149,7 +148,7 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
         for key in ("eps", "l2", "weight_decay"):
             if key in filled and filled[key] < 0:
                 raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be >= 0, got {filled[key]}")
-        for key in handcrafted.COUNT_HPARAMS:
+        for key in COUNT_HPARAMS:
             if filled[key] < 0 or filled[key] != int(filled[key]):
                 raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be an integer >= 0, got {filled[key]}")
         return filled
@@ -157,11 +156,17 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
     return validate
 
 
-for _name in handcrafted.DIRECTIONS:
+def _build_handcrafted(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    from rlopt.optimizers import handcrafted
+
+    return handcrafted.build(name, hparams, schedule)
+
+
+for _name in OWN_HPARAMS:
     register(
         _name,
         OptimizerEntry(
-            build=lambda hp, sched, _n=_name: handcrafted.build(_n, hp, sched),
+            build=lambda hp, sched, _n=_name: _build_handcrafted(_n, hp, sched),
             validate=_validate_handcrafted(_name),
         ),
     )

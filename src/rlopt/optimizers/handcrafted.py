@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import optax
 
 from rlopt.optimizers.base import TrainingSchedule
+from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS
 
 
 def learning_rate(lr: float, anneal: bool, schedule: TrainingSchedule) -> optax.ScalarOrSchedule:
@@ -55,25 +56,25 @@ def learning_rate(lr: float, anneal: bool, schedule: TrainingSchedule) -> optax.
     return annealed
 
 
-def _scale_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+def _scale_adam(b1: float, b2: float, eps: float):
     return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
-def _scale_rmsprop(decay: float = 0.9, eps: float = 1e-8):
+def _scale_rmsprop(decay: float, eps: float):
     # optax.rmsprop's defaults: eps inside the sqrt, zero initial scale, no centering.
     return optax.scale_by_rms(decay=decay, eps=eps, initial_scale=0.0)
 
 
-def _scale_lion(b1: float = 0.9, b2: float = 0.99):
+def _scale_lion(b1: float, b2: float):
     return optax.scale_by_lion(b1=b1, b2=b2)
 
 
-def _scale_sgd(momentum: float = 0.0):
+def _scale_sgd(momentum: float):
     return optax.trace(decay=momentum)
 
 
-# name -> builder of the direction transformation; its keyword defaults are the
-# optimizer's own hyperparameters (validated by the factory).
+# name -> builder of the direction transformation from the optimizer's own hyperparameters
+# (handcrafted_settings.OWN_HPARAMS, filled in by the factory's validation).
 DIRECTIONS = {
     "adam": _scale_adam,
     "rmsprop": _scale_rmsprop,
@@ -81,11 +82,6 @@ DIRECTIONS = {
     "sgd": _scale_sgd,
 }
 
-# Hyperparameters every handcrafted optimizer accepts besides its own.
-COMMON_HPARAMS = {"lr": None, "anneal_lr": False, "l2": 0.0, "weight_decay": 0.0, "reset_every": 0,
-                  "reset_segments": 0}
-# Of those, the ones that count PPO updates or segments (non-negative integers).
-COUNT_HPARAMS = ("reset_every", "reset_segments")
 
 
 class ResetState(NamedTuple):

@@ -11,22 +11,13 @@ import subprocess
 from pathlib import Path
 
 from rlopt.errors import UsageError
+from rlopt.report.contents import TABLES_BY_OPTION, latex_declarations
 
 # Fragment files that main.tex \input's (names are part of its contract).
 PRESET_FRAGMENT = "preset.tex"
 PATHS_FRAGMENT = "paths.tex"
-TABLE_FRAGMENTS = {
-    "intervals": "table_intervals.tex",
-    "poi": "table_poi.tex",
-    "runtime": "table_runtime.tex",
-    "benchmarks": "table_cost.tex",
-    "sweeps": "table_tuning.tex",
-    "ablations": "table_ablations.tex",
-    "deepsea": "table_deepsea.tex",
-    "collapse": "table_collapse.tex",
-    "nonstationary": "table_nonstationary.tex",
-    "transfer": "table_transfer.tex",
-}
+CONTENTS_FRAGMENT = "contents.tex"
+TABLE_FRAGMENTS = {option: Path(table.path).name for option, table in TABLES_BY_OPTION.items()}
 TEX_INSTALL_HINT = (
     "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
 )
@@ -77,6 +68,7 @@ def write_tables(args: argparse.Namespace) -> int:
         fragments = {
             PRESET_FRAGMENT: latex.preset_fragment(_read_meta(args.meta)),
             PATHS_FRAGMENT: latex.paths_fragment(args.figures_dir),
+            CONTENTS_FRAGMENT: latex_declarations(),
         }
         table_makers = {
             "intervals": lambda path: latex.intervals_fragment(read_table(path)),

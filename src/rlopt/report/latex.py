@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from rlopt.analysis.stats import scopes_in_order
 from rlopt.io import write_atomic
 
-AGGREGATE_SCOPE = "all"
 MISSING_CELL = "--"
 
 _LATEX_SPECIALS = {
@@ -86,12 +86,6 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], table: str) -> Non
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ReportInputError(f"{table} table lacks column(s) {missing}; it has {list(df.columns)}")
-
-
-def scopes_in_order(scopes: Iterable[str]) -> list[str]:
-    """The aggregate scope first, then envs alphabetically."""
-    unique = set(scopes)
-    return [AGGREGATE_SCOPE] * (AGGREGATE_SCOPE in unique) + sorted(unique - {AGGREGATE_SCOPE})
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
