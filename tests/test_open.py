@@ -336,6 +336,16 @@ def test_updates_have_zero_global_mean_and_noise_only_on_actor():
     np.testing.assert_array_equal(ravel_pytree(v1)[0], ravel_pytree(v2)[0])
 
 
+def test_actor_noise_is_the_documented_draw_for_an_odd_actor_size():
+    """The draw over the actor's elements equals the start of one draw over the whole tree
+    (noise_like), also when the actor count is odd (the code draws one more)."""
+    params = {"actor": {"w": jnp.zeros((3, 5))}, "critic": {"w": jnp.zeros(4)}}
+    key = jax.random.PRNGKey(7)
+    got = np.asarray(jax.jit(lambda k: open_opt._actor_noise(k, params, 19))(key))
+    np.testing.assert_array_equal(got[:15], ravel_pytree(noise_like(key, params))[0][:15])
+    assert not got[15:].any() and np.abs(got[:15]).min() > 0
+
+
 def test_diagnostics_exist_from_init_and_randomness_only_with_noise():
     schedule = TrainingSchedule(num_updates=61, num_epochs=4, num_minibatches=8)
     for hparams, names in (({}, {"update_size", "randomness"}), ({"noise": False}, {"update_size"})):

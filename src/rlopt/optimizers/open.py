@@ -489,12 +489,14 @@ def _actor_noise(key: jax.Array, params: dict, size: int) -> jax.Array:
     come first in ravel order; the mask zeroes the rest anyway), zeros after them.
 
     With partitionable threefry (jax's default) element i of a draw depends only on
-    (key, i), so this equals one draw over the whole tree at half the cost; on CPU the
-    draw is a large part of an OPEN step."""
+    (key, i), so this equals one draw over the whole tree at half the cost. The count
+    drawn is rounded up to even: XLA's CPU backend runs threefry over an odd count about
+    7x slower (Breakout's 30,019 actor parameters: 1.4 ms against 0.2 ms), same values."""
     if not params or min(params) != "actor" or not jax.config.jax_threefry_partitionable:
         return jax.random.normal(key, (size,))
     num_actor = ravel_pytree(params["actor"])[0].size
-    return jnp.pad(jax.random.normal(key, (num_actor,)), (0, size - num_actor))
+    drawn = jax.random.normal(key, (num_actor + num_actor % 2,))[:num_actor]
+    return jnp.pad(drawn, (0, size - num_actor))
 
 
 def diagnostic_names(cfg: OpenConfig) -> tuple[str, ...]:
