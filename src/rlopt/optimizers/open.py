@@ -437,16 +437,15 @@ def _dormancy(activations: dict, leaves: tuple[_Leaf, ...]) -> jax.Array:
                             for leaf in leaves])
 
 
-def _input_columns(cfg: OpenConfig, params: dict, grads: dict, momentum: jax.Array, *, update_index,
-                   num_updates, epoch_index, num_epochs, activations) -> jax.Array:
-    """The network inputs, (number of features of ``cfg``, N); momentum (6, N) is the
-    already updated one."""
+def _input_columns(cfg: OpenConfig, leaves: tuple[_Leaf, ...], flat_params: jax.Array, flat_grads: jax.Array,
+                   momentum: jax.Array, *, update_index, num_updates, epoch_index, num_epochs,
+                   activations) -> jax.Array:
+    """The network inputs, (number of features of ``cfg``, N), from the flat parameters
+    and gradient (N,) and the already updated momentum (6, N), each flattened once per
+    step by the caller."""
     uses_dormancy = FEATURE_NAMES.index("dormancy") in cfg.feature_indices
     if uses_dormancy and activations is None:
         raise ValueError(f"OPEN features {cfg.features!r} need the 'activations' extra argument")
-    leaves = _leaves(params)
-    flat_params, _ = ravel_pytree(params)
-    flat_grads, _ = ravel_pytree(grads)
     momentum_sign, momentum_log = _signed_log(momentum)
     grad_sign, grad_log = _signed_log(flat_grads)
     gradient_block = jnp.concatenate(
@@ -484,8 +483,9 @@ def compute_inputs(
 ) -> jax.Array:
     """The network inputs of every parameter, (N, number of features of ``cfg``), rows in
     ravel_pytree order. ``momentum`` (N, 6) is the already updated momentum."""
-    return _input_columns(cfg, params, grads, momentum.T, update_index=update_index, num_updates=num_updates,
-                          epoch_index=epoch_index, num_epochs=num_epochs, activations=activations).T
+    return _input_columns(cfg, _leaves(params), ravel_pytree(params)[0], ravel_pytree(grads)[0], momentum.T,
+                          update_index=update_index, num_updates=num_updates, epoch_index=epoch_index,
+                          num_epochs=num_epochs, activations=activations).T
 
 
 def _actor_noise(key: jax.Array, params: dict, size: int) -> jax.Array:
@@ -558,14 +558,15 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
                activations=None, actor_mask, key, **_unused):
         if params is None:
             raise ValueError("OPEN needs the current params: call update(grads, state, params, ...)")
-        momentum = _update_momentum_columns(state.momentum, ravel_pytree(grads)[0])
+        flat_params, unravel = ravel_pytree(params)
+        flat_grads = ravel_pytree(grads)[0]
+        momentum = _update_momentum_columns(state.momentum, flat_grads)
         inputs = _input_columns(
-            cfg, params, grads, momentum, update_index=update_index, num_updates=num_updates,
-            epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
+            cfg, _leaves(params), flat_params, flat_grads, momentum, update_index=update_index,
+            num_updates=num_updates, epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
         )
         carry, out = apply(inputs, state.carry, params)
         step = out[0] * STEP_MULT * jnp.exp(out[1] * EXP_MULT)
-        flat_params, unravel = ravel_pytree(params)
         mask, noise_weight, raw = None, None, step
         if cfg.noise:  # learned noise scale, actor leaves only
             mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
