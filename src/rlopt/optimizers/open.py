@@ -49,6 +49,16 @@ For "full" features with noise it equals the authors' files (their flax names in
 with H, M = 8, 16 ("small", 1211 values) or 16, 32 ("larger", 3571 values), I = number of
 features, O = 3 with noise else 2. Separated: the actor's vector, then the critic's.
 
+Cost (benchmarks/open_overhead.py profiles one update part by part). Per step the
+parameters and gradient are flattened once; everything per parameter is an (F, N) array,
+one column per parameter, so the network is a handful of wide products over all N
+columns: the three GRU gates in one (I x 3H) input-side and one (H x 3H) hidden-side
+product, each Dense layer one product. Each LayerNorm's centring is folded into the Dense
+layer before it (see ``_dense_layer_norm``), leaving one product per LayerNorm for the
+variance. The learned noise stays jax's default threefry N(0, 1) (identical values to
+one draw over the whole tree), drawn for an even count because XLA's CPU backend runs
+an odd one about 7x slower.
+
 Factory hyperparameters (``make_optimizer("open", hparams, schedule)``): "weights" (path to
 a .npy; absent = all-zero meta-parameters, the ES initialisation), "size" (default: from the
 file's length, else "small"), "features" ("full"), "noise" (true unless "no_features"),
