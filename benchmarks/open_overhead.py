@@ -108,8 +108,10 @@ def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
     schedule = {name: extra[name] for name in ("update_index", "num_updates", "epoch_index", "num_epochs")}
 
     def features(grads, momentum, params):
-        momentum = open_opt._update_momentum_columns(momentum, ravel_pytree(grads)[0])
-        return open_opt._input_columns(cfg, params, grads, momentum, activations=extra["activations"], **schedule)
+        flat_grads = ravel_pytree(grads)[0]
+        momentum = open_opt._update_momentum_columns(momentum, flat_grads)
+        return open_opt._input_columns(cfg, open_opt._leaves(params), ravel_pytree(params)[0], flat_grads, momentum,
+                                       activations=extra["activations"], **schedule)
 
     inputs = jax.jit(features)(grads, state.momentum, params)
     carry = 0.1 * jax.random.normal(jax.random.PRNGKey(4), state.carry.shape)
@@ -119,7 +121,7 @@ def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
         "features (momentum, 19 inputs)": (features, grads, state.momentum, params),
         "GRU": (lambda x, h: open_opt._gru_cell(meta["gru"], x, h), inputs, carry),
         "MLP + LayerNorms": (lambda h: open_opt._mlp(meta["mlp"], h), carry),
-        "noise draw": (lambda key: open_opt._actor_noise(key, params, num_params), extra["key"]),
+        "noise draw": (lambda key: jax.random.normal(key, (open_opt.network_columns(num_params),)), extra["key"]),
         "zero-mean": (lambda r: -(r - jnp.mean(r)), raw),
         "ravel/unravel": (lambda p, g: (ravel_pytree(p)[0], ravel_pytree(g)[0], unravel(raw)), params, grads),
     }
