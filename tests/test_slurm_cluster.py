@@ -43,6 +43,7 @@ pytestmark = pytest.mark.slow
 class Cluster:
     env: dict
     has_gpu: bool
+    memory_mb: int  # the node's RealMemory
 
     def squeue(self) -> list[list[str]]:
         """(job id, state, comment) of every job, finished ones included."""
@@ -51,14 +52,18 @@ class Cluster:
         return [line.split("|", 2) for line in out.splitlines() if line.strip()]
 
 
-def local_overrides(profile: dict, has_gpu: bool) -> list[str]:
+def local_overrides(profile: dict, has_gpu: bool, memory_mb: int) -> list[str]:
     """Command-line entries that replace the profile's site-specific ones for the local cluster.
 
     A command-line --default-resources or --set-resources replaces the profile's whole entry,
-    so every other resource is restated unchanged.
+    so every other resource is restated unchanged, except memory: requests sized for a cluster
+    node are capped at a third of this machine's, so that jobs run side by side on its cores
+    (the smoke preset's jobs need far less).
     """
     def local(resources: dict) -> dict:
         kept = {k: v for k, v in resources.items() if has_gpu or k not in GPU_ENTRIES}
+        if "mem_mb" in kept:
+            kept["mem_mb"] = min(kept["mem_mb"], memory_mb // 3)
         return {**kept, **{k: SITE_ENTRIES[k] for k in SITE_ENTRIES if k in resources}}
 
     def arg(value) -> str:
@@ -86,7 +91,9 @@ def cluster(tmp_path_factory):
     assert started.returncode == 0, started.stdout + started.stderr
     conf = state / "slurm.conf"
     try:
-        yield Cluster(env={**os.environ, "SLURM_CONF": str(conf)}, has_gpu="Gres=gpu" in conf.read_text())
+        text = conf.read_text()
+        yield Cluster(env={**os.environ, "SLURM_CONF": str(conf)}, has_gpu="Gres=gpu" in text,
+                      memory_mb=int(re.search(r"RealMemory=(\d+)", text).group(1)))
     finally:
         subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, text=True)
 
@@ -112,8 +119,12 @@ class Work:
 
 
 @pytest.fixture(scope="module")
-def pipeline(cluster, tmp_path_factory) -> Work:
+def pipeline(cluster, tmp_path_factory, smoke_jax_cache) -> Work:
     root = tmp_path_factory.mktemp("slurm-pipeline")
+    # The workflow's cache folder, shared with the local smoke run of this session: what it
+    # compiled loads here (and the other way round), which halves this test's time.
+    smoke_jax_cache.mkdir(exist_ok=True)
+    (root / ".jax_cache").symlink_to(smoke_jax_cache)
     for name in COPIED:
         source = REPO / name
         if source.is_dir():
@@ -123,7 +134,8 @@ def pipeline(cluster, tmp_path_factory) -> Work:
     # The workflow's own JAX cache default (the shared working directory), not the tests' "off".
     env = {k: v for k, v in cluster.env.items() if k != "RLOPT_JAX_CACHE_DIR"}
     env["PYTHONPATH"] = str(root / "src")
-    work = Work(root, env, local_overrides(yaml.safe_load(PROFILE.read_text()), cluster.has_gpu), log="")
+    overrides = local_overrides(yaml.safe_load(PROFILE.read_text()), cluster.has_gpu, cluster.memory_mb)
+    work = Work(root, env, overrides, log="")
     started = time.monotonic()
     result = work.run(timeout=3600)
     work.log = result.stdout + result.stderr

@@ -32,8 +32,10 @@ def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Path:
+def pipeline(tmp_path_factory, smoke_jax_cache) -> Path:
     work = tmp_path_factory.mktemp("pipeline")
+    smoke_jax_cache.mkdir(exist_ok=True)
+    (work / ".jax_cache").symlink_to(smoke_jax_cache)
     for name in COPIED:
         source = REPO / name
         if source.is_dir():
