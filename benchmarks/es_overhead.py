@@ -35,7 +35,7 @@ def main() -> None:
     from rlopt.meta.es import ESConfig, es_generation, make_strategy, ppo_task, training_keys
     from rlopt.optimizers import learned_optimizer
     from rlopt.optimizers.open import OpenConfig, num_meta_params, open_optimizer
-    from rlopt.training import ppo_config_for
+    from rlopt.agents.settings import ppo_config_for
 
     opt_cfg = OpenConfig()
     ppo = ppo_config_for("breakout", {**PPO, "total_steps": args.total_steps})

@@ -52,14 +52,16 @@ def main() -> None:
     import optax
 
     from rlopt.agents import a2c
+    from rlopt.agents.settings import a2c_config_for
     from rlopt.envs.registry import make_env
-    from rlopt.meta.metagrad import MetaGradConfig, a2c_task
+    from rlopt.meta.metagrad import a2c_task
+    from rlopt.meta.settings import MetaGradConfig
     from rlopt.optimizers import learned_optimizer, validate_hparams
 
     learned = learned_optimizer(args.optimizer)
     opt_cfg = learned.config(validate_hparams(args.optimizer, json.loads(args.opt_config)))
     phi = jnp.asarray(learned.initial_vector(opt_cfg, 0))
-    config = a2c.a2c_config_for(args.env, json.loads(args.agent_settings))
+    config = a2c_config_for(args.env, json.loads(args.agent_settings))
     env = make_env(args.env)
     env_params = env.default_params()
     m = args.inner_updates

@@ -71,7 +71,7 @@ def measure_baseline(total_steps: int, num_seeds: int) -> dict:
 
     init, train = make_train({**BREAKOUT, "TOTAL_TIMESTEPS": total_steps})
     keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
-    params = jax.jit(lambda ks: jax.lax.map(init, ks))(keys)  # no vmapped QR (stack.md §0)
+    params = jax.jit(lambda ks: jax.lax.map(init, ks))(keys)  # no vmapped QR: it can deadlock XLA's CPU pool
     start = time.perf_counter()
     compiled = jax.jit(jax.vmap(train)).lower(keys, params).compile()
     compile_seconds = time.perf_counter() - start

@@ -13,7 +13,8 @@ import pytest
 from target_env import HORIZON, OBS_SHAPE, RANDOM_RETURN, TargetEnv
 
 from rlopt.agents import a2c
-from rlopt.agents.a2c import A2CConfig, A2CConfigError, a2c_config_for, init_params_block, make_core, make_train
+from rlopt.agents.a2c import A2CConfig, init_params_block, make_core, make_train
+from rlopt.agents.settings import A2CConfigError, a2c_config_for
 from rlopt.cli import main
 from rlopt.optimizers import TrainingSchedule, make_optimizer
 from rlopt.training import seed_keys
@@ -327,9 +328,10 @@ def test_config_rejects_bad_settings(settings, message):
 
 
 def test_every_env_with_a2c_defaults_is_registered_and_fits_its_network():
+    from rlopt.agents import settings
     from rlopt.envs.registry import env_names, make_env
 
-    for env in a2c._defaults():
+    for env in settings._defaults():
         assert env in env_names(), env
         a2c_config_for(env).check_env(make_env(env).spec)
 

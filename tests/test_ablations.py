@@ -7,13 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rlopt.analysis.ablations import (
-    AblationInputError,
-    ablation_intervals,
-    collect_runs,
-    interquartile_rows,
-)
+from rlopt.analysis.ablations import ablation_intervals, ablation_runs, interquartile_rows
 from rlopt.cli import main
+from rlopt.runs import InvalidRunError
 
 
 def write_run(root, variant, optimizer, returns, dormancy, first_seed=3000):
@@ -39,8 +35,8 @@ def runs(tmp_path):
     return dirs
 
 
-def test_collect_runs_is_one_row_per_variant_optimizer_and_seed(runs):
-    table = collect_runs(runs)
+def test_ablation_runs_is_one_row_per_variant_optimizer_and_seed(runs):
+    table = ablation_runs(runs)
     assert len(table) == 8 * 2 + 4 * 2
     assert set(table["variant"]) == {"open", "no_dormancy"}
     assert table.groupby("variant")["trained_optimizer"].nunique().to_dict() == {"open": 8, "no_dormancy": 4}
@@ -54,7 +50,7 @@ def test_interquartile_rows_match_the_iqm_trimming():
 
 
 def test_iqm_is_over_optimizer_means_and_dormancy_over_the_iqr_optimizers(runs):
-    table = ablation_intervals(collect_runs(runs), reps=500, seed=0)
+    table = ablation_intervals(ablation_runs(runs), reps=500, seed=0)
     rows = table.set_index(["variant", "metric"])
     iqm = rows.loc[("open", "final_return_iqm")]
     assert iqm["estimate"] == pytest.approx(stats.trim_mean(np.arange(1, 9), 0.25))
@@ -70,9 +66,9 @@ def test_ablation_statistics_are_deterministic(tmp_path):
     rng = np.random.default_rng(0)
     runs = [write_run(tmp_path, "open", f"opt{i}", rng.normal(size=3).tolist(), rng.random(3).tolist())
             for i in range(9)]
-    first = ablation_intervals(collect_runs(runs), reps=300, seed=4)
-    pd.testing.assert_frame_equal(first, ablation_intervals(collect_runs(runs), reps=300, seed=4))
-    other = ablation_intervals(collect_runs(runs), reps=300, seed=5)
+    first = ablation_intervals(ablation_runs(runs), reps=300, seed=4)
+    pd.testing.assert_frame_equal(first, ablation_intervals(ablation_runs(runs), reps=300, seed=4))
+    other = ablation_intervals(ablation_runs(runs), reps=300, seed=5)
     assert not np.allclose(first[["ci_low", "ci_high"]], other[["ci_low", "ci_high"]])
 
 
@@ -81,10 +77,10 @@ def test_a_summary_without_dormancy_is_rejected(tmp_path):
     run.mkdir(parents=True)
     (run / "summary.json").write_text(json.dumps({"label": "open", "seeds": [0], "final_returns": [1.0],
                                                   "diverged": [False]}))
-    with pytest.raises(AblationInputError, match="final_dormancy"):
-        collect_runs([run])
-    with pytest.raises(AblationInputError, match="does not exist"):
-        collect_runs([tmp_path / "missing"])
+    with pytest.raises(InvalidRunError, match="final_dormancy"):
+        ablation_runs([run])
+    with pytest.raises(InvalidRunError, match="does not exist"):
+        ablation_runs([tmp_path / "missing"])
 
 
 def test_cli_writes_tables_figure_and_report_fragment(runs, tmp_path, capsys):

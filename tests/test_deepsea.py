@@ -8,7 +8,8 @@ import pytest
 
 from rlopt.envs.deepsea import DeepSeaParams
 from rlopt.envs.registry import make_env
-from rlopt.training import ppo_config_for, run_block
+from rlopt.agents.settings import ppo_config_for
+from rlopt.training import run_block
 
 MAX_SIZE = 12
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rlopt.analysis.deepsea import (DeepSeaInputError, collect_runs, randomness_curves, return_intervals,
-                                    stochasticity_gains)
+from rlopt.analysis.deepsea import deepsea_runs, randomness_curves, return_intervals, stochasticity_gains
 from rlopt.cli import main
+from rlopt.runs import InvalidRunError
 
 VARIANTS = {
     "stochastic_separated": {"separated": True, "noise": True},
@@ -55,8 +55,8 @@ def runs(tmp_path):
     return dirs
 
 
-def test_collect_runs_reads_variant_architecture_noise_and_size(runs):
-    table = collect_runs(runs)
+def test_deepsea_runs_reads_variant_architecture_noise_and_size(runs):
+    table = deepsea_runs(runs)
     assert len(table) == 3 * 2 * 8
     first = table.drop_duplicates("variant").set_index("variant")
     assert first.loc["ablated_separated", "architecture"] == "separated"
@@ -65,7 +65,7 @@ def test_collect_runs_reads_variant_architecture_noise_and_size(runs):
 
 
 def test_return_iqm_is_over_seeds_per_variant_and_size(runs):
-    table = return_intervals(collect_runs(runs), reps=300, seed=0).set_index(["variant", "size"])
+    table = return_intervals(deepsea_runs(runs), reps=300, seed=0).set_index(["variant", "size"])
     row = table.loc[("stochastic_separated", 30)]
     assert row["estimate"] == pytest.approx(stats.trim_mean(np.arange(8) + 1.0, 0.25))
     assert row["ci_low"] <= row["estimate"] <= row["ci_high"] and row["num_seeds"] == 8
@@ -73,7 +73,7 @@ def test_return_iqm_is_over_seeds_per_variant_and_size(runs):
 
 
 def test_noise_gain_pairs_the_variants_of_one_architecture(runs):
-    gains = stochasticity_gains(collect_runs(runs), reps=300, seed=0).set_index("size")
+    gains = stochasticity_gains(deepsea_runs(runs), reps=300, seed=0).set_index("size")
     assert list(gains["architecture"].unique()) == ["separated"]  # 'shared' has no ablated variant
     assert gains.loc[10, "estimate"] == pytest.approx(0.0)
     assert gains.loc[30, "estimate"] == pytest.approx(1.0)
@@ -82,7 +82,7 @@ def test_noise_gain_pairs_the_variants_of_one_architecture(runs):
 
 
 def test_randomness_curves_hold_every_update_of_the_variants_with_noise(runs):
-    curves = randomness_curves(collect_runs(runs), runs)
+    curves = randomness_curves(deepsea_runs(runs), runs)
     assert sorted(curves["variant"].unique()) == ["stochastic_separated", "stochastic_shared"]
     assert len(curves) == 2 * 2 * 8 * NUM_UPDATES  # variants x sizes x seeds x updates
     row = curves[(curves["variant"] == "stochastic_shared") & (curves["size"] == 30)].iloc[-1]
@@ -93,16 +93,16 @@ def test_randomness_curves_hold_every_update_of_the_variants_with_noise(runs):
 def test_a_noisy_run_without_randomness_is_rejected(tmp_path):
     run = write_run(tmp_path, "stochastic_separated", 10, [1.0, 2.0])
     pd.read_parquet(run / "updates.parquet").drop(columns="randomness").to_parquet(run / "updates.parquet")
-    with pytest.raises(DeepSeaInputError, match="no 'randomness' column"):
-        randomness_curves(collect_runs([run]), [run])
+    with pytest.raises(InvalidRunError, match="no 'randomness' column"):
+        randomness_curves(deepsea_runs([run]), [run])
     (run / "updates.parquet").unlink()
-    with pytest.raises(DeepSeaInputError, match="updates.parquet does not exist"):
-        randomness_curves(collect_runs([run]), [run])
+    with pytest.raises(InvalidRunError, match="updates.parquet does not exist"):
+        randomness_curves(deepsea_runs([run]), [run])
 
 
 def test_diverged_seeds_are_left_out_of_the_iqm(tmp_path):
     run = write_run(tmp_path, "stochastic_separated", 10, [1.0, 2.0, float("nan"), 3.0])
-    row = return_intervals(collect_runs([run]), reps=100, seed=0).iloc[0]
+    row = return_intervals(deepsea_runs([run]), reps=100, seed=0).iloc[0]
     assert row["num_seeds"] == 3 and row["estimate"] == pytest.approx(2.0)
 
 
@@ -119,15 +119,15 @@ def test_unusable_summaries_are_rejected_with_the_reason(tmp_path, edit, message
     summary = json.loads((run / "summary.json").read_text())
     edit(summary)
     (run / "summary.json").write_text(json.dumps(summary))
-    with pytest.raises(DeepSeaInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        collect_runs([run])
+    with pytest.raises(InvalidRunError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        deepsea_runs([run])
 
 
 def test_the_same_variant_and_size_twice_is_rejected(tmp_path):
     first = write_run(tmp_path / "a", "stochastic_separated", 10, [1.0])
     second = write_run(tmp_path / "b", "stochastic_separated", 10, [2.0])
-    with pytest.raises(DeepSeaInputError, match="appears twice"):
-        collect_runs([first, second])
+    with pytest.raises(InvalidRunError, match="appears twice"):
+        deepsea_runs([first, second])
 
 
 def test_cli_writes_tables_figures_and_report_fragment(runs, tmp_path, capsys):

@@ -16,9 +16,8 @@ import pytest
 
 from rlopt.cli import main
 from rlopt.meta import checkpoint
+from rlopt.meta.settings import ESConfig, ESConfigError
 from rlopt.meta.es import (
-    ESConfig,
-    ESConfigError,
     Task,
     combined_fitness,
     es_loss,
@@ -30,7 +29,7 @@ from rlopt.meta.es import (
 )
 from rlopt.optimizers import learned_optimizer
 from rlopt.optimizers.open import OpenConfig
-from rlopt.training import ppo_config_for
+from rlopt.agents.settings import ppo_config_for
 
 TINY_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
             "update_epochs": 2, "hidden_size": 16}

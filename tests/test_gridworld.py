@@ -224,7 +224,7 @@ def test_one_compiled_rollout_serves_two_tasks():
 
 # --- the registered settings --------------------------------------------------------------
 
-OPTIM4RL_TABLE = {  # optim4rl-spec.md §4.1: map, empty cells, objects, max_steps, obs shape
+OPTIM4RL_TABLE = {  # the authors' envs/gridworld.py: map, empty cells, objects, max_steps, obs shape
     "small_sparse_short": ((5, 10), 24, 2, 50), "small_sparse_long": ((10, 5), 24, 2, 500),
     "small_dense_short": ((6, 8), 24, 2, 50), "small_dense_long": ((8, 6), 24, 2, 500),
     "big_sparse_short": ((12, 14), 120, 4, 50), "big_sparse_long": ((14, 12), 120, 4, 500),

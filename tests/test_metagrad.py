@@ -22,9 +22,8 @@ from target_env import TargetEnv
 from rlopt.agents.a2c import A2CConfig
 from rlopt.cli import main
 from rlopt.meta import checkpoint
+from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 from rlopt.meta.metagrad import (
-    MetaGradConfig,
-    MetaGradConfigError,
     a2c_task,
     combine_task_gradients,
     make_meta_optimizer,
@@ -263,7 +262,7 @@ def metatrain_args(tmp_path, **overrides):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"--envs": "pong"}, "unknown environment(s) ['pong']"),
-    ({"--envs": "ant", "--agent-settings": "{}"}, "the PPO/Brax meta-gradient (optim4rl-spec §2.2) is not implemented"),
+    ({"--envs": "ant", "--agent-settings": "{}"}, "the PPO/Brax meta-gradient (the authors' MetaPPO) is not implemented"),
     ({"--metagrad": '{"reset_interval": 0}'}, "'reset_interval' must be an integer >= 1"),
     ({"--metagrad": '{"num_units": 3}'}, "'num_units' = 3 does not divide task 'breakout''s batch of num_envs = 2"),
     ({"--metagrad": '{"grad_clip": 1.0}'}, "'grad_clip' and 'grad_norm' are alternatives"),

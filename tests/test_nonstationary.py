@@ -11,7 +11,8 @@ import pytest
 
 from rlopt.agents.ppo import PPOConfig, init_params_block, make_train
 from rlopt.envs.base import EnvSpec, Transition
-from rlopt.envs.nonstationary import NonstationaryBraxEnv, Schedule, ScheduleError, humanoid_legs
+from rlopt.envs.nonstationary import NonstationaryBraxEnv, humanoid_legs
+from rlopt.envs.schedules import Schedule, ScheduleError
 from rlopt.envs.registry import make_env
 from rlopt.optimizers import TrainingSchedule, make_optimizer
 

@@ -1,7 +1,7 @@
 """OPEN: pinned weight layout, features, update rule, loading, checksums, jit/vmap.
 
-The NumPy references below are written from the OPEN specification (open-spec.md), independently of
-rlopt.optimizers.open. The pretrained weights are the OPEN authors' (Goldie et al. 2024,
+The NumPy references below are written from the OPEN paper and a description of its
+authors' code, independently of rlopt.optimizers.open. The pretrained weights are the OPEN authors' (Goldie et al. 2024,
 AlexGoldie/rl-learned-optimization, Apache-2.0).
 """
 
@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 
 from rlopt.optimizers import OptimizerConfigError, TrainingSchedule, make_optimizer, validate_hparams
 from rlopt.optimizers import open as open_opt
+from rlopt.optimizers import open_settings
 from rlopt.optimizers import pretrained
 
 PRETRAINED_DIR = Path(os.environ.get("RLOPT_OPEN_PRETRAINED_DIR", "missing-pretrained-dir"))
@@ -243,7 +244,7 @@ def test_unflatten_inverts_ravel_pytree(cfg):
 @needs_pretrained
 @pytest.mark.parametrize("path", [BREAKOUT, MULTI])
 def test_network_matches_numpy_reference_on_real_weights(path):
-    vector, cfg = open_opt.load_weights(path)
+    vector, cfg = open_settings.load_weights(path)
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(6, 19)) * np.array([3.0] * 15 + [1.0] * 4)
     carry = rng.normal(size=(6, cfg.gru_width)) * 0.5
@@ -299,7 +300,7 @@ def test_ablations_drop_their_inputs(features, dropped):
 
 @needs_pretrained
 def test_two_steps_match_numpy_reference():
-    vector, cfg = open_opt.load_weights(BREAKOUT)
+    vector, cfg = open_settings.load_weights(BREAKOUT)
     tx = open_opt.open_optimizer(vector, cfg)
     update = jax.jit(tx.update)
     state = tx.init(PARAMS)
@@ -319,7 +320,7 @@ def test_two_steps_match_numpy_reference():
 
 @needs_pretrained
 def test_updates_have_zero_global_mean_and_noise_only_on_actor():
-    vector, cfg = open_opt.load_weights(BREAKOUT)
+    vector, cfg = open_settings.load_weights(BREAKOUT)
     u1 = first_update(vector, cfg, jax.random.PRNGKey(1))
     u2 = first_update(vector, cfg, jax.random.PRNGKey(2))
     flat = ravel_pytree(u1)[0]
@@ -358,7 +359,7 @@ def test_zero_meta_params_give_zero_update(hparams):
 
 @needs_pretrained
 def test_separated_uses_its_own_meta_params_per_network():
-    vector, cfg = open_opt.load_weights(BREAKOUT)
+    vector, cfg = open_settings.load_weights(BREAKOUT)
     separated = open_opt.OpenConfig(separated=True)
     want = ravel_pytree(first_update(vector, cfg))[0]
     same = ravel_pytree(first_update(np.concatenate([vector, vector]), separated))[0]
@@ -370,7 +371,7 @@ def test_separated_uses_its_own_meta_params_per_network():
 
 @needs_pretrained
 def test_jit_vmap_over_a_population_of_flat_vectors():
-    vector, cfg = open_opt.load_weights(BREAKOUT)
+    vector, cfg = open_settings.load_weights(BREAKOUT)
     population = jnp.asarray(vector) + 0.03 * jax.random.normal(jax.random.PRNGKey(5), (4, vector.size))
     batched = jax.jit(jax.vmap(lambda v: first_update(v, cfg)))(population)
     assert ravel_pytree(batched)[0].shape == (4 * ravel_pytree(PARAMS)[0].size,)
@@ -397,16 +398,16 @@ def _save(tmp_path, name, array):
 def test_load_weights_rejects_bad_files(tmp_path, array, message):
     path = _save(tmp_path, "bad.npy", array)
     with pytest.raises(OptimizerConfigError, match=re.escape(message)) as err:
-        open_opt.load_weights(path)
+        open_settings.load_weights(path)
     assert str(path) in str(err.value)
 
 
 def test_load_weights_rejects_missing_file_and_wrong_config(tmp_path):
     with pytest.raises(OptimizerConfigError, match="does not exist"):
-        open_opt.load_weights(tmp_path / "absent.npy")
+        open_settings.load_weights(tmp_path / "absent.npy")
     path = _save(tmp_path, "small.npy", np.zeros(1211, np.float32))
     with pytest.raises(OptimizerConfigError, match="expects 1187"):
-        open_opt.load_weights(path, open_opt.OpenConfig(features="no_dormancy"))
+        open_settings.load_weights(path, open_opt.OpenConfig(features="no_dormancy"))
 
 
 @needs_pretrained

@@ -1,9 +1,9 @@
 """Optim4RL, LinearOptim and L2LGD2: layout, update rules, initialisation, jit/vmap/grad,
 the factory, and a tiny PPO run.
 
-The references here are written from the Optim4RL specification (optim4rl-spec.md §1) and the
-paper (seed 004, Alg. 1, App. C), independently of rlopt.optimizers.optim4rl: flax modules built
-as the spec describes the official ones (their parameter trees pin the flat layout), a NumPy
+The references here are written from a description of the Optim4RL authors' optimizers
+(components/optim.py) and the paper (arXiv:2302.01470, Alg. 1, App. C), independently of
+rlopt.optimizers.optim4rl: flax modules built as that description gives the official ones (their parameter trees pin the flat layout), a NumPy
 implementation of the update rules on those trees, and hand-computed values.
 """
 
@@ -23,6 +23,7 @@ from jax.flatten_util import ravel_pytree
 from rlopt.optimizers import (OptimizerConfigError, TrainingSchedule, learned_optimizer, make_optimizer,
                               validate_hparams)
 from rlopt.optimizers import optim4rl as o4
+from rlopt.optimizers import optim4rl_settings as o4_settings
 
 KINDS = ("optim4rl", "linear_optim", "l2lgd2")
 ARCHITECTURES = ("paper", "code")
@@ -242,7 +243,7 @@ def test_three_steps_match_numpy_reference(kind, architecture, grad_clip):
 
 def test_clipping_is_elementwise():
     cfg = config("optim4rl", "code", grad_clip=0.5)
-    vector = o4.initial_vector(cfg, 0)
+    vector = o4_settings.initial_vector(cfg, 0)
     clipped = run_steps(vector, cfg, grads=[{"p": jnp.array([3.0, -0.2, -7.0])}], params={"p": jnp.ones(3)})[0][0]
     plain = run_steps(vector, config("optim4rl", "code"), grads=[{"p": jnp.array([0.5, -0.2, -0.5])}],
                       params={"p": jnp.ones(3)})[0][0]
@@ -305,10 +306,10 @@ def test_hand_computed_l2l_preprocessing():
 
 def test_diagnostics_update_size():
     cfg = config("optim4rl", "code")
-    updates, state = run_steps(o4.initial_vector(cfg, 0), cfg)
+    updates, state = run_steps(o4_settings.initial_vector(cfg, 0), cfg)
     p, u = (np.abs(np.asarray(ravel_pytree(t)[0], np.float64)) for t in (PARAMS, updates[-1]))
     np.testing.assert_allclose(state.diagnostics["update_size"], u.mean() / p.mean(), rtol=1e-5)
-    tx = o4.gru_optimizer(o4.initial_vector(cfg, 0), cfg)
+    tx = o4.gru_optimizer(o4_settings.initial_vector(cfg, 0), cfg)
     assert set(tx.init(PARAMS).diagnostics) == {"update_size"}
     assert np.isnan(tx.update(GRADS[0], tx.init(PARAMS))[1].diagnostics["update_size"])  # no params given
 
@@ -320,10 +321,10 @@ def test_diagnostics_update_size():
 @pytest.mark.parametrize("kind", KINDS)
 def test_initial_vector_is_flax_default_init(kind):
     cfg = config(kind, "paper")
-    vector = o4.initial_vector(cfg, 7)
+    vector = o4_settings.initial_vector(cfg, 7)
     assert vector.dtype == np.float32 and vector.shape == (o4.num_meta_params(cfg),)
-    np.testing.assert_array_equal(vector, o4.initial_vector(cfg, 7))
-    assert not np.array_equal(vector, o4.initial_vector(cfg, 8))
+    np.testing.assert_array_equal(vector, o4_settings.initial_vector(cfg, 7))
+    assert not np.array_equal(vector, o4_settings.initial_vector(cfg, 8))
     tree = jax.tree.map(np.asarray, o4.unflatten(jnp.asarray(vector), cfg))
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         names = [p.key for p in path]
@@ -344,7 +345,7 @@ def test_initialised_optim4rl_is_sign_sgd_for_small_gradients(architecture):
     cfg = config("optim4rl", architecture, lr=1.0)
     g = jnp.array([1e-2, -3e-3, 1e-4, -1e-2])
     for seed in range(3):
-        update = run_steps(o4.initial_vector(cfg, seed), cfg, grads=[{"p": g}], params={"p": g})[0][0]["p"]
+        update = run_steps(o4_settings.initial_vector(cfg, seed), cfg, grads=[{"p": g}], params={"p": g})[0][0]["p"]
         np.testing.assert_allclose(update, -np.sign(g), atol=0.1)
 
 
@@ -355,7 +356,7 @@ def test_initialised_optim4rl_is_sign_sgd_for_small_gradients(architecture):
 @pytest.mark.parametrize("kind", KINDS)
 def test_vmap_over_meta_vectors(kind):
     cfg = config(kind, "paper")
-    population = jnp.asarray(o4.initial_vector(cfg, 0)) + 0.1 * jax.random.normal(
+    population = jnp.asarray(o4_settings.initial_vector(cfg, 0)) + 0.1 * jax.random.normal(
         jax.random.PRNGKey(4), (3, o4.num_meta_params(cfg)))
     batched = jax.jit(jax.vmap(lambda v: run_steps(v, cfg)[0][-1]))(population)
     for i in range(3):
@@ -410,7 +411,7 @@ def test_meta_gradient_is_first_order_in_the_agent_gradient():
     """The gradient enters as a constant (Alg. 1's stop-gradient): differentiating an unroll
     whose gradients depend on the parameters gives the derivative with those gradients fixed."""
     cfg = config("optim4rl", "code", lr=0.05)
-    vector = jnp.asarray(o4.initial_vector(cfg, 2))
+    vector = jnp.asarray(o4_settings.initial_vector(cfg, 2))
     inner_loss = lambda p: sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(p))  # noqa: E731
 
     def unroll(v, fixed=None):
@@ -449,10 +450,10 @@ def test_factory_builds_from_weights_or_the_initialisation(tmp_path):
     hparams = {"lr": 0.01, "grad_clip": 1.0, "architecture": "code"}
     cfg = config("optim4rl", "code", lr=0.01, grad_clip=1.0)
     path = tmp_path / "phi.npy"
-    np.save(path, o4.initial_vector(cfg, 5))
+    np.save(path, o4_settings.initial_vector(cfg, 5))
     for built, vector in [(make_optimizer("optim4rl", {**hparams, "weights": str(path)}, SCHEDULE),
-                           o4.initial_vector(cfg, 5)),
-                          (make_optimizer("optim4rl", hparams, SCHEDULE), o4.initial_vector(cfg, 0))]:
+                           o4_settings.initial_vector(cfg, 5)),
+                          (make_optimizer("optim4rl", hparams, SCHEDULE), o4_settings.initial_vector(cfg, 0))]:
         got, _ = built.update(GRADS[1], built.init(PARAMS), PARAMS, **PPO_EXTRAS)
         want = run_steps(jnp.asarray(vector), cfg, grads=[GRADS[1]])[0][0]
         np.testing.assert_array_equal(ravel_pytree(got)[0], ravel_pytree(want)[0])

@@ -16,7 +16,8 @@ from rlopt.agents.ppo import (PPOConfig, compute_gae, estimated_final_return, in
 from rlopt.envs.base import EnvSpec, Transition
 from rlopt.envs.registry import make_env
 from rlopt.optimizers import TrainingSchedule, make_optimizer
-from rlopt.training import ppo_config_for, run_block, seed_keys
+from rlopt.agents.settings import ppo_config_for
+from rlopt.training import run_block, seed_keys
 
 SMALL_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
              "update_epochs": 2, "hidden_size": 16}
@@ -139,7 +140,7 @@ def test_exploding_learning_rate_is_flagged_not_propagated():
 
 
 def test_eight_seed_block_runs_repeatedly_without_hanging():
-    """A vmapped QR in the network init can deadlock XLA's CPU pool (stack.md §0)."""
+    """A vmapped QR in the network init can deadlock XLA's CPU pool (jaxlib 0.10, 2 cores)."""
     finished = []
 
     def work():
@@ -260,3 +261,10 @@ def test_estimators_agree_when_every_env_ends_one_episode_in_the_window():
 def test_unknown_estimator_is_named():
     with pytest.raises(ValueError, match="unknown final-return estimator 'median'"):
         estimated_final_return(None, "median")
+
+
+def test_the_settings_validate_exactly_the_activations_the_network_has():
+    from rlopt.agents.networks import ACTIVATIONS
+    from rlopt.agents.settings import ACTIVATION_NAMES
+
+    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)

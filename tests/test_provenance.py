@@ -16,9 +16,14 @@ def test_train_closure_follows_lazy_imports_and_stops_at_optimizer_modules():
     assert not {"optimizers/open.py", "optimizers/handcrafted.py"} & files
 
 
-def test_an_optimizer_closure_holds_its_module_and_the_contract_only():
+def test_an_optimizer_closure_holds_its_module_its_settings_and_the_contract_only():
     assert closure("rlopt.optimizers.open") == {"optimizers/__init__.py", "optimizers/base.py",
-                                                "optimizers/learned.py", "optimizers/open.py"}
+                                                "optimizers/learned.py", "optimizers/open.py",
+                                                "optimizers/open_settings.py"}
+    assert {"optimizers/handcrafted.py", "optimizers/handcrafted_settings.py"} <= closure(
+        "rlopt.optimizers.handcrafted")
+    # the registry's light settings modules belong to their optimizer, not to every command
+    assert not {"optimizers/handcrafted_settings.py", "optimizers/open_settings.py"} & closure(COMMANDS["train"])
 
 
 def test_figures_depend_on_the_analysis_code_they_import():

@@ -178,7 +178,7 @@ def test_every_job_ran_as_a_slurm_job_and_the_report_was_built(cluster, pipeline
         assert json.loads(path.read_text())["provenance"]["slurm_job_id"] in slurm_ids, path
     # Local rules (figures, report, the weights download) ran where Snakemake runs.
     local = {rule for kind, rule, _ in blocks if kind == "localrule"}
-    assert {"report_pdf", "figure_curves", "open_weights"} <= local
+    assert {"report_pdf", "figure", "open_weights"} <= local
     assert (pipeline.root / "results" / "report.pdf").stat().st_size > 10_000
     assert any((pipeline.root / ".jax_cache").iterdir()), "jobs did not share the compilation cache"
 

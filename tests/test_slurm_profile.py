@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_RULES = {"tune_point", "evaluate_block", "evaluate_learned", "ablate_evaluate", "deepsea_evaluate",
-             "study_collapse_train", "study_nonstationary_train", "metatrain"}
+             "study_collapse_train", "study_nonstationary_train", "study_transfer_train", "metatrain"}
 
 
 def snakemake(tmp_path, *args: str) -> subprocess.CompletedProcess:

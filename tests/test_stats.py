@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from scipy.stats import trim_mean
 
-from rlopt.analysis.collect import InvalidRunError, collect_runs
+from rlopt.analysis.collect import collect_tables
 from rlopt.analysis.stats import StatsInputError, StatsWarning, compute_statistics
 from rlopt.cli import main
 from rlopt.io import write_json_atomic, write_parquet_atomic
+from rlopt.runs import InvalidRunError
 
 REPS = 200  # enough for stable intervals on these toy tables, fast enough for CI
 TAUS = np.linspace(0.0, 2.0, 5)
@@ -267,7 +268,7 @@ def run_dirs(tmp_path):
 
 
 def test_collect_builds_the_three_tables(run_dirs):
-    tables = collect_runs(run_dirs)
+    tables = collect_tables(run_dirs)
     final = tables.final_returns
     assert list(final.columns) == ["label", "optimizer", "env", "seed", "final_return",
                                    "final_return_last_episode", "diverged"]
@@ -302,13 +303,13 @@ def test_collect_builds_the_three_tables(run_dirs):
 def test_collect_names_the_directory_with_a_missing_file(run_dirs, name):
     (run_dirs[1] / name).unlink()
     with pytest.raises(InvalidRunError, match=f"{run_dirs[1]}.*{name}"):
-        collect_runs(run_dirs)
+        collect_tables(run_dirs)
 
 
 def test_collect_rejects_the_same_seed_in_two_directories(run_dirs, tmp_path):
     copy = write_run(tmp_path / "runs" / "adam_again", "adam", "cartpole", [1], [1.0], [])
     with pytest.raises(InvalidRunError, match="seed 1 is also in"):
-        collect_runs([*run_dirs, copy])
+        collect_tables([*run_dirs, copy])
 
 
 # ---------------------------------------------------------------- commands and io
@@ -318,7 +319,7 @@ def test_collect_and_stats_commands_write_their_outputs(run_dirs, tmp_path, caps
     collected = tmp_path / "collected"
     assert main(["collect", "--runs", *map(str, run_dirs), "--out-dir", str(collected)]) == 0
     written = pd.read_parquet(collected / "final_returns.parquet")
-    pd.testing.assert_frame_equal(written, collect_runs(run_dirs).final_returns)
+    pd.testing.assert_frame_equal(written, collect_tables(run_dirs).final_returns)
     assert all((collected / f"{name}.parquet").is_file() for name in ("curves", "runtime", "updates"))
     for metric in ("dormancy", "randomness"):  # randomness: OPEN's rows only
         stem = tmp_path / "figures" / metric

@@ -143,10 +143,10 @@ def test_bad_studies_block_is_rejected_naming_the_key(path, value, key):
 def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
     config = smoke_with("studies.nonstationary.arms.open", {"optimizer": "open", "weights": "w/ant_OPEN.npy"})
     plan = load_plan(config, root=REPO)
-    assert plan.collapse_arms == ["adam", "adam_equal_betas_l2"]
+    assert plan.collapse_arms == ["adam", "adam_equal_betas_l2", "optim4rl_l2"]
     assert ("slippery", "open") in plan.nonstationary_runs and ("stationary", "open") in plan.nonstationary_runs
     args = plan.study_train_args("nonstationary", "open", "slippery")
-    assert args["weights"] == ["w/ant_OPEN.npy"]
+    assert args["inputs"] == ["w/ant_OPEN.npy"]
     assert json.loads(args["hparams"]) == {"weights": "w/ant_OPEN.npy"}
     assert json.loads(args["env_options"]) == {"backend": "spring", "episode_length": 20,
                                                "schedule": SMOKE["studies"]["nonstationary"]["schedules"]["slippery"]}
@@ -154,7 +154,7 @@ def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
     assert "schedule" not in json.loads(control["env_options"])
     collapse = plan.study_train_args("collapse", "adam_equal_betas_l2")
     assert json.loads(collapse["hparams"]) == {"lr": 0.003, "b1": 0.99, "b2": 0.99, "l2": 0.001}
-    assert collapse["seeds"] == "5000:5002" and collapse["weights"] == []
+    assert collapse["seeds"] == "5000:5002" and collapse["inputs"] == []
 
 
 def test_study_figures_and_report_tables_from_the_stats(tmp_path):

@@ -22,7 +22,8 @@ import pytest
 
 from rlopt.agents.ppo import init_params_block
 from rlopt.envs.registry import make_env
-from rlopt.training import ppo_config_for, run_block, seed_keys
+from rlopt.agents.settings import ppo_config_for
+from rlopt.training import run_block, seed_keys
 
 SMALL_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
              "update_epochs": 2, "hidden_size": 16}

@@ -288,3 +288,81 @@ def test_a_metagrad_label_needs_a2c_envs_and_its_own_settings():
         config = copy.deepcopy(SMOKE)
         del config["metatrain"]["open_es"]["es"]
         load_plan(config, root=REPO)
+
+
+# The report's figures: every stage of the smoke preset, then a preset with only the
+# handcrafted baselines (hand-written lists, the figures main.tex shows per stage).
+CORE_FIGURES = {"tuning", "eval_curves", "eval_intervals", "eval_intervals_per_env", "eval_normalised", "eval_poi",
+                "eval_profile", "runtime", "dynamics_dormancy"}
+CORE_TABLES = {"table_tuning", "table_intervals", "table_poi", "table_runtime", "table_cost"}
+
+
+def test_the_report_lists_a_figure_and_table_per_stage_of_the_preset():
+    plan = load_plan(SMOKE, root=REPO)
+    assert {figure.stem for figure in plan.report_figures} == CORE_FIGURES | {
+        "dynamics_update_size", "dynamics_randomness",
+        "open_pretrained_intervals", "open_multitask_intervals", "open_zeroshot_curves", "open_metatrain_fitness",
+        "metagrad_validation_return", "metagrad_meta_loss", "optim4rl_curves", "optim4rl_intervals",
+        "ablations_intervals", "deepsea_metatrain_fitness", "deepsea_returns", "deepsea_gains", "deepsea_randomness",
+        "collapse_curves", "collapse_seeds", "collapse_update_sizes", "nonstationary_curves",
+        "nonstationary_update_sizes", "transfer_intervals", "transfer_poi", "transfer_curves",
+    }
+    assert {table.stem for table in plan.report_tables} == CORE_TABLES | {
+        "table_ablations", "table_deepsea", "table_collapse", "table_nonstationary", "table_transfer"}
+
+    config = copy.deepcopy(SMOKE)
+    for block in ("open_pretrained", "metatrain", "ablations", "deepsea", "studies"):
+        config.pop(block, None)
+    baselines_only = load_plan(config, root=REPO)
+    assert {figure.stem for figure in baselines_only.report_figures} == CORE_FIGURES
+    assert {table.stem for table in baselines_only.report_tables} == CORE_TABLES
+    assert "--ablations" not in baselines_only.report_tables_options()
+
+
+def test_pretrained_open_figures_need_the_authors_optimizers_on_every_minatar_game():
+    config = copy.deepcopy(SMOKE)
+    config["open_pretrained"]["labels"]["open"].pop("asterix")
+    stems = {figure.stem for figure in load_plan(config, root=REPO).report_figures}
+    assert "open_pretrained_intervals" not in stems and "open_multitask_intervals" in stems
+
+
+def test_figure_options_name_the_presets_labels_and_envs():
+    plan = load_plan(SMOKE, root=REPO)
+    assert plan.figure_options("optim4rl_intervals") == (
+        "--per-env --metric iqm --normalization reference --labels adam rmsprop lion open optim4rl_catch "
+        "--envs breakout catch")
+    assert plan.figure_options("eval_normalised") == "--reference adam"
+    assert plan.figure_options("deepsea_returns") == "--train-sizes 4 6"
+    assert plan.report_tables_options().split("--collapse ")[1].split(" --")[0] == (
+        "results/studies/collapse/stats/rates.parquet results/studies/collapse/stats/intervals.parquet")
+
+
+def test_main_tex_shows_every_declared_figure_and_table_once():
+    from rlopt.report.contents import FIGURES, TABLES
+
+    text = "\n".join(line for line in (REPO / "report" / "main.tex").read_text().splitlines()
+                     if not line.lstrip().startswith("%"))
+    shown = re.findall(r"\\reportitem\{([a-z0-9_]+)\}", text)
+    assert sorted(shown) == sorted([figure.stem for figure in FIGURES] + [table.stem for table in TABLES])
+
+
+def test_validating_the_paper_preset_starts_neither_jax_nor_evosax():
+    """Snakemake validates the preset while it parses the workflow: the configuration classes
+    and the optimizer registry must not import JAX (it would add seconds to every dry run)."""
+    script = ("import sys, yaml\n"
+              "from rlopt.workflow_config import load_plan\n"
+              f"plan = load_plan(yaml.safe_load(open({str(REPO / 'config' / 'paper.yaml')!r})), root={str(REPO)!r})\n"
+              "assert plan.metatrain_jobs and plan.report_figures\n"
+              "print(sorted(name for name in ('jax', 'jaxlib', 'evosax', 'optax', 'flax', 'brax') if name in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_figure_caption_of_the_html_report_is_valid_restructuredtext():
+    from docutils.core import publish_parts
+
+    from rlopt.report.contents import FIGURES
+
+    for figure in FIGURES:  # halt on any warning, e.g. "|p|" read as a substitution
+        publish_parts(figure.summary, writer="html", settings_overrides={"halt_level": 2, "report_level": 5})

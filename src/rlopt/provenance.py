@@ -120,13 +120,20 @@ def _is_optimizer_module(module: str) -> bool:
     return module.startswith("rlopt.optimizers.") and module not in _CONTRACT_MODULES
 
 
+def _part_of(name: str, module: str) -> bool:
+    """``name`` is ``module`` or its settings (``<module>_settings``: what the optimizer
+    registry imports of it without JAX), which are hashed with it."""
+    return name in (module, f"{module}_settings")
+
+
 def module_closure(module: str, stop_at_optimizers: bool = True) -> list[Path]:
     """Source files of ``module`` and every rlopt module it imports, transitively, with the
-    YAML data files of their packages; optimizer modules other than ``module`` excluded."""
+    YAML data files of their packages; optimizer modules other than ``module`` and its
+    settings excluded."""
     seen, pending = set(), [module]
     while pending:
         name = pending.pop()
-        if name in seen or (stop_at_optimizers and name != module and _is_optimizer_module(name)):
+        if name in seen or (stop_at_optimizers and not _part_of(name, module) and _is_optimizer_module(name)):
             continue
         seen.add(name)
         pending.extend(_imported_modules(_module_file(name)))

@@ -22,8 +22,9 @@ import pandas as pd
 
 from jax.sharding import Mesh, PartitionSpec
 
-from rlopt.agents.ppo import LOGGED_PER_UPDATE, PPOConfig
-from rlopt.envs.registry import default_ppo_settings, make_env
+from rlopt.agents.ppo import LOGGED_PER_UPDATE
+from rlopt.agents.settings import AGENTS, agent_config_for
+from rlopt.envs.registry import make_env
 from rlopt.optimizers import TrainingSchedule, build_validated, validate_hparams
 
 
@@ -48,14 +49,6 @@ class ProgressLine:
                   f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left", file=self.stream, flush=True)
 
 
-def ppo_config_for(env_name: str, overrides: dict | None = None) -> PPOConfig:
-    """The environment's default PPO settings (OPEN paper Table 3) with overrides applied."""
-    return PPOConfig.from_dict({**default_ppo_settings(env_name), **(overrides or {})})
-
-
-AGENTS = ("ppo", "a2c")
-
-
 def agent_module(agent: str):
     """The agent's module: ``init_params_block``, ``make_train`` (rlopt.agents.ppo's contract)."""
     if agent == "ppo":
@@ -65,17 +58,6 @@ def agent_module(agent: str):
     else:
         raise ValueError(f"unknown agent '{agent}'; agents are {list(AGENTS)}")
     return module
-
-
-def agent_config_for(agent: str, env_name: str, overrides: dict | None = None):
-    """The environment's default settings of ``agent`` with overrides applied
-    (PPOConfigError / A2CConfigError on bad ones)."""
-    if agent == "a2c":
-        from rlopt.agents.a2c import a2c_config_for
-
-        return a2c_config_for(env_name, overrides)
-    agent_module(agent)  # an unknown agent is an error
-    return ppo_config_for(env_name, overrides)
 
 
 def seed_keys(seeds: list[int]) -> tuple[jax.Array, jax.Array]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from rlopt.report.contents import FIGURES, FIGURES_BY_STEM, TABLES, Figure, Table
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -56,6 +58,11 @@ def _fill_defaults(config: dict) -> dict:
     for study in ("ablations", "deepsea"):
         if config.get(study):
             config[study].setdefault("optimizer", "open")
+    if config.get("studies"):
+        config["studies"].setdefault("detector", {})
+        if config["studies"].get("nonstationary"):
+            config["studies"]["nonstationary"].setdefault("controls", True)
+            config["studies"]["nonstationary"].setdefault("window", 5)
     return config
 
 
@@ -134,6 +141,11 @@ class Plan:
         """The RL algorithm ``env`` is trained with (``rlopt train --agent``)."""
         return self.config["agents"].get(env, "ppo")
 
+    def ppo_settings(self, env: str, overrides: dict | None = None) -> dict:
+        """The agent overrides of a job on ``env``: the preset's for ``env``, then a stage's
+        ``overrides`` (the agent's defaults fill the rest in ``rlopt.agents.settings``)."""
+        return {**self.ppo[env], **(overrides or {})}
+
     def ppo_json(self, env: str) -> str:
         return json.dumps(self.ppo[env], sort_keys=True)
 
@@ -197,7 +209,7 @@ class Plan:
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
         spec = self.metatrain[label]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {}).get(env, {})} for env in spec["envs"]}
+        ppo = {env: self.ppo_settings(env, spec.get("ppo", {}).get(env)) for env in spec["envs"]}
         return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec.get("es", {}), ppo,
                                     spec.get("seed", 0), method=spec["method"], metagrad=spec.get("metagrad", {}))
 
@@ -220,8 +232,7 @@ class Plan:
     def metatrain_estimator(self, job: str) -> str:
         """The final-return estimator of meta-training ``job``'s fitness and validation (and of
         its normalisers), from its method's settings."""
-        from rlopt.meta.es import ESConfig
-        from rlopt.meta.metagrad import MetaGradConfig
+        from rlopt.meta.settings import ESConfig, MetaGradConfig
 
         args = self.metatrain_jobs[job]
         settings = ESConfig if args["method"] == "es" else MetaGradConfig
@@ -248,7 +259,7 @@ class Plan:
         variants share ES seeds, so they differ only in what they ablate."""
         spec = self.ablations
         env = spec["env"]
-        ppo = {env: {**self.ppo[env], **spec.get("ppo", {})}}
+        ppo = {env: self.ppo_settings(env, spec.get("ppo"))}
         return self._metatrain_args(spec["optimizer"], [env], _ablation_settings(spec["optimizer"], variant),
                                     spec["es"], ppo, spec.get("seed", 0) + int(index))
 
@@ -260,7 +271,7 @@ class Plan:
             "env": spec["env"],
             "optimizer": spec["optimizer"],
             "opt_config": _ablation_settings(spec["optimizer"], variant),
-            "ppo": json.dumps({**self.ppo[spec["env"]], **spec.get("ppo", {})}, sort_keys=True),
+            "ppo": json.dumps(self.ppo_settings(spec["env"], spec.get("ppo")), sort_keys=True),
             "env_options": self.env_options_json(spec["env"]),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
         }
@@ -345,28 +356,68 @@ class Plan:
 
     @property
     def nonstationary_runs(self) -> list[tuple[str, str]]:
-        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control."""
+        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control.
+        An arm resetting at changes has none: with nothing changing it is its optimizer without resets."""
         spec = self.studies.get("nonstationary", {})
-        schedules = list(spec.get("schedules", {})) + (["stationary"] if spec and spec.get("controls", True) else [])
-        return [(schedule, arm) for schedule in schedules for arm in spec.get("arms", {})]
+        arms = spec.get("arms", {})
+        runs = [(schedule, arm) for schedule in spec.get("schedules", {}) for arm in arms]
+        if spec and spec.get("controls", True):
+            runs += [("stationary", arm) for arm, entry in arms.items() if not entry.get("reset_at_changes")]
+        return runs
 
-    def study_train_args(self, study: str, arm: str, schedule: str = "stationary") -> dict:
-        """``rlopt train`` arguments of one study run (``weights``: the arm's input files)."""
+    @property
+    def transfer_runs(self) -> list[tuple[str, str]]:
+        """(target env, arm) of every zero-shot transfer run."""
+        spec = self.studies.get("transfer", {})
+        return [(env, arm) for env in spec.get("envs", {}) for arm in spec.get("arms", {})]
+
+    def study_env(self, study: str, env: str | None = None) -> tuple[str, dict]:
+        """The env of a study run and the study's overrides for it (``ppo``, ``env_options``):
+        the study's one env, or ``env`` among its target envs."""
         spec = self.studies[study]
-        env = spec["env"]
+        if "envs" in spec:
+            return env, spec["envs"][env]
+        return spec["env"], spec
+
+    def tuned_hparams_path(self, optimizer: str, env: str) -> str | None:
+        """Where the tuning stage writes ``optimizer``'s best settings on ``env`` (None if it does not tune them)."""
+        if env in self.envs and optimizer in self.optimizers:
+            return f"results/tune/{env}/{optimizer}/best_hparams.json"
+        return None
+
+    def study_train_args(self, study: str, arm: str, schedule: str = "stationary", env: str | None = None) -> dict:
+        """``rlopt train`` arguments of one study run (``inputs``: the files it reads, i.e. a
+        learned arm's weights or a tuned arm's hyperparameters)."""
+        spec = self.studies[study]
+        env, site = self.study_env(study, env)
         entry = spec["arms"][arm]
-        weights = [entry["weights"]] if "weights" in entry else []
-        hparams = {**entry.get("hparams", {}), **({"weights": weights[0]} if weights else {})}
-        env_options = {**self.env_options.get(env, {}), **spec.get("env_options", {})}
+        weights = entry.get("weights")
+        tuned = self.tuned_hparams_path(entry["optimizer"], env) if entry.get("tuned") else None
+        if tuned:
+            hparams, inputs = f"@{tuned}", [tuned]
+        else:
+            settings = {**self.metatrained_settings(weights), **entry.get("hparams", {})}
+            hparams = json.dumps({**settings, **({"weights": weights} if weights else {})}, sort_keys=True)
+            inputs = [weights] if weights else []
+        env_options = {**self.env_options.get(env, {}), **site.get("env_options", {})}
         if schedule != "stationary":
             env_options["schedule"] = spec["schedules"][schedule]
+            if entry.get("reset_at_changes"):
+                hparams = json.dumps({**json.loads(hparams), **_resets_of(spec["schedules"][schedule])},
+                                     sort_keys=True)
         seeds = self.studies["seeds"]
         return {
-            "env": env, "optimizer": entry["optimizer"], "hparams": json.dumps(hparams, sort_keys=True),
+            "env": env, "optimizer": entry["optimizer"], "hparams": hparams,
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
-            "ppo": json.dumps({**self.ppo[env], **spec.get("ppo", {})}, sort_keys=True),
-            "env_options": json.dumps(env_options, sort_keys=True), "weights": weights,
+            "ppo": json.dumps({**self.ppo.get(env, {}), **site.get("ppo", {})}, sort_keys=True),
+            "env_options": json.dumps(env_options, sort_keys=True), "inputs": inputs,
         }
+
+    def metatrained_settings(self, weights: str | None) -> dict:
+        """The architecture settings of the meta-training job whose ``best.npy`` is ``weights``
+        ({} for any other file)."""
+        job = _metatrain_job_of(weights)
+        return json.loads(self.metatrain_jobs[job]["opt_config"]) if job in self.metatrain_jobs else {}
 
     def envs_of_family(self, family: str) -> list[str]:
         from rlopt.envs.registry import ENVIRONMENTS
@@ -376,6 +427,83 @@ class Plan:
     @property
     def baseline_labels(self) -> list[str]:
         return list(self.optimizers)
+
+    @property
+    def es_labels(self) -> list[str]:
+        return self.metatrain_labels("es")
+
+    @property
+    def metagrad_labels(self) -> list[str]:
+        return self.metatrain_labels("metagrad")
+
+    @property
+    def minatar_envs(self) -> list[str]:
+        return self.envs_of_family("minatar")
+
+    def _pretrained_on(self, label: str, envs: list[str]) -> bool:
+        return bool(envs) and all(env in self.pretrained_labels.get(label, {}) for env in envs)
+
+    @property
+    def open_pretrained_on_minatar(self) -> bool:
+        """The OPEN authors' single-task optimizers run on every MinAtar game (OPEN's Fig. 2)."""
+        return self._pretrained_on("open", self.minatar_envs)
+
+    @property
+    def open_multitask_on_minatar(self) -> bool:
+        """Their multi-task optimizer runs on every MinAtar game (OPEN's Fig. 3)."""
+        return self._pretrained_on("open_multi", self.minatar_envs)
+
+    @property
+    def open_multitask_on_ant(self) -> bool:
+        """Their multi-task optimizer runs zero-shot on Ant (the slides' transfer result)."""
+        return self._pretrained_on("open_multi", ["ant"])
+
+    @property
+    def report_figures(self) -> list[Figure]:
+        """Every figure the report includes for this preset (rlopt.report.contents)."""
+        return [figure for figure in FIGURES if all(getattr(self, name) for name in figure.requires)]
+
+    @property
+    def report_tables(self) -> list[Table]:
+        """Every table the report includes for this preset (rlopt.report.contents)."""
+        return [table for table in TABLES if all(getattr(self, name) for name in table.requires)]
+
+    @property
+    def report_values(self) -> dict[str, str]:
+        """The values of this preset that figure options name (``{name}``), as command-line text."""
+        baselines = self.baseline_labels
+        metagrad = self.metagrad_labels
+        zeroshot = [label for label in ("open", "open_multi") if "ant" in self.pretrained_labels.get(label, {})]
+        compared = baselines + ["open"] * bool(self.pretrained_labels.get("open")) + metagrad
+        return {
+            "reference": self.config["reference_optimizer"],
+            "minatar": " ".join(self.minatar_envs),
+            "open_compared": " ".join(baselines + ["open"]),
+            "zeroshot_compared": " ".join(baselines + zeroshot),
+            "metagrad_compared": " ".join(compared),
+            "metagrad_envs": " ".join(sorted({env for label in metagrad for env in self.learned_labels[label]})),
+            "deepsea_train_sizes": " ".join(map(str, self.deepsea.get("train_sizes", []))),
+        }
+
+    def report_tables_options(self) -> str:
+        """``rlopt report tables`` options naming the input tables of this preset's report tables
+        (the benchmark files of ``--benchmarks`` aside)."""
+        return " ".join(f"--{table.option} {' '.join(table.inputs)}" for table in self.report_tables if table.inputs)
+
+    def figure_options(self, stem: str) -> str:
+        """``rlopt plot`` options of figure ``stem`` besides its table and --out, for this preset."""
+        return FIGURES_BY_STEM[stem].options.format(**self.report_values)
+
+    @property
+    def history_groups(self) -> dict[str, list[str]]:
+        """Each group of meta-training jobs whose histories a figure plots (the table
+        rlopt.report.contents.HISTORIES) -> its jobs' history files."""
+        groups = {
+            "es": [f"metatrain/{label}" for label in self.es_labels],
+            "metagrad": [f"metatrain/{label}" for label in self.metagrad_labels],
+            "deepsea": [f"deepsea/metatrain/{variant}" for variant in self.deepsea_variants],
+        }
+        return {group: [f"results/{job}/history.parquet" for job in jobs] for group, jobs in groups.items() if jobs}
 
     def report_meta_json(self) -> str:
         """What the report's first page states about this preset."""
@@ -435,9 +563,7 @@ def _check_semantics(config: dict) -> None:
 
 def _agent_config(agent: str, env: str, overrides: dict):
     """The agent's settings for ``env`` with ``overrides``, or the agent's error."""
-    from rlopt.agents.a2c import A2CConfigError
-    from rlopt.agents.ppo import PPOConfigError
-    from rlopt.training import agent_config_for
+    from rlopt.agents.settings import A2CConfigError, PPOConfigError, agent_config_for
 
     try:
         return agent_config_for(agent, env, overrides)
@@ -495,7 +621,7 @@ def _resolve_grids(config: dict, root: Path) -> dict:
 
 
 def _checked_es(settings: dict, key: str):
-    from rlopt.meta.es import ESConfig, ESConfigError
+    from rlopt.meta.settings import ESConfig, ESConfigError
 
     try:
         return ESConfig.from_dict(settings)
@@ -556,7 +682,7 @@ def _check_method(spec: dict, key: str, agents: dict) -> None:
             raise ConfigError(f"config key '{key}': method es needs its 'es' settings")
         _checked_es(spec["es"], f"{key}.es")
         return
-    from rlopt.meta.metagrad import MetaGradConfig, MetaGradConfigError
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 
     for env in spec["envs"]:
         if agents.get(env, "ppo") != "a2c":
@@ -591,7 +717,7 @@ def _check_ablations(config: dict, ppo: dict) -> None:
 
 
 def _check_deepsea(config: dict) -> None:
-    from rlopt.agents.ppo import PPOConfig, PPOConfigError
+    from rlopt.agents.settings import PPOConfig, PPOConfigError
     from rlopt.envs.registry import default_ppo_settings
 
     spec = config.get("deepsea")
@@ -613,33 +739,120 @@ def _check_deepsea(config: dict) -> None:
                           f"both contain {sorted(overlap)[:5]}")
 
 
-def _check_studies(config: dict, ppo: dict) -> None:
-    from rlopt.envs.nonstationary import Schedule, ScheduleError
+def _check_schedule_env(kind: str, env: str, key: str) -> None:
+    """The physical kinds change Brax Ant's or Humanoid's System; action_permutation needs discrete actions."""
+    from rlopt.envs.schedules import PHYSICAL_KINDS
+    from rlopt.envs.registry import ENVIRONMENTS
+
+    family = ENVIRONMENTS[env].ppo_family
+    if kind in PHYSICAL_KINDS and env not in ("ant", "humanoid"):
+        raise ConfigError(f"config key '{key}': schedule kind '{kind}' changes Brax ant or humanoid, not '{env}'")
+    if kind not in PHYSICAL_KINDS and family == "brax":
+        raise ConfigError(f"config key '{key}': schedule kind '{kind}' needs discrete actions; '{env}' has none")
+
+
+def _resets_of(schedule: dict) -> dict:
+    """Handcrafted optimizers' hyperparameters resetting their state at each change of ``schedule``."""
+    return {"reset_every": schedule["segment_updates"], "reset_segments": schedule["num_segments"]}
+
+
+def _metatrain_job_of(weights: str | None) -> str | None:
+    """``JOB`` for a weights path ``results/JOB/best.npy`` (a meta-training job's output), else None."""
+    if weights and weights.startswith("results/") and weights.endswith("/best.npy"):
+        return weights[len("results/"):-len("/best.npy")]
+    return None
+
+
+def _check_study_arm(config: dict, envs: list[str], metatrain_jobs: dict, entry: dict, key: str) -> None:
+    """An arm's optimizer and settings, where its weights come from, and whether it can be tuned."""
     from rlopt.optimizers import OptimizerConfigError, validate_hparams
 
+    hparams = entry.get("hparams", {})
+    weights = entry.get("weights")
+    if weights and weights.startswith("results/"):
+        job = _metatrain_job_of(weights)
+        if job not in metatrain_jobs:
+            raise ConfigError(f"config key '{key}.weights': {weights} is no meta-training output of this preset; "
+                              f"those are {sorted(f'results/{j}/best.npy' for j in metatrain_jobs)}")
+        trained = metatrain_jobs[job]
+        if trained["optimizer"] != entry["optimizer"]:
+            raise ConfigError(f"config key '{key}.optimizer': {weights} holds a '{trained['optimizer']}' "
+                              f"optimizer, not '{entry['optimizer']}'")
+        hparams = {**json.loads(trained["opt_config"]), **hparams}
+    if entry.get("reset_at_changes"):
+        if not key.startswith("studies.nonstationary."):
+            raise ConfigError(f"config key '{key}.reset_at_changes': only the non-stationary study has changes")
+        if entry.get("tuned") or weights or "reset_every" in hparams or "reset_segments" in hparams:
+            raise ConfigError(f"config key '{key}.reset_at_changes': needs a handcrafted optimizer with fixed "
+                              f"hparams and no reset_every / reset_segments of its own")
+        hparams = {**hparams, **_resets_of({"segment_updates": 1, "num_segments": 1})}
+    untuned = [env for env in envs if not (env in config["envs"] and entry["optimizer"] in config["optimizers"])]
+    if entry.get("tuned"):
+        if weights:
+            raise ConfigError(f"config key '{key}.tuned': a learned optimizer's weights are not tuned")
+        if entry["optimizer"] not in config["optimizers"]:
+            raise ConfigError(f"config key '{key}.tuned': the preset does not tune '{entry['optimizer']}'; "
+                              f"it tunes {config['optimizers']}")
+        if not untuned:
+            return
+        if "hparams" not in entry:
+            raise ConfigError(f"config key '{key}.hparams': needed on {untuned}, where the preset does not tune "
+                              f"'{entry['optimizer']}'")
+    try:  # the weights file may not exist yet (a rule makes it): checked when the run starts
+        validate_hparams(entry["optimizer"], hparams)
+    except (OptimizerConfigError, TypeError) as err:
+        raise ConfigError(f"config key '{key}': {err}")
+
+
+def _check_study_env(config: dict, ppo: dict, env: str, overrides: dict, key: str) -> None:
+    """``env`` is registered and ``overrides`` valid agent settings for it (over the preset's own
+    when the preset evaluates it, else over the registry's defaults)."""
+    from rlopt.envs.registry import env_names
+
+    if env not in env_names():
+        raise ConfigError(f"config key '{key}': unknown environment '{env}'; valid environments are {env_names()}")
+    agent = config["agents"].get(env, "ppo")
+    if env in ppo:
+        _check_ppo_overrides(env, ppo, overrides, f"{key}.ppo", agent)
+        return
+    try:
+        _agent_config(agent, env, overrides)
+    except ValueError as err:
+        raise ConfigError(f"config key '{key}.ppo': {err}")
+
+
+def _check_studies(config: dict, ppo: dict, metatrain_jobs: dict) -> None:
+    """``metatrain_jobs``: the preset's meta-training jobs (folder under results/ -> arguments)."""
+    from rlopt.envs.schedules import Schedule, ScheduleError
+
     studies = config.get("studies", {})
-    for study in ("collapse", "nonstationary"):
+    for study in ("collapse", "nonstationary", "transfer"):
         spec = studies.get(study)
         if not spec:
             continue
         key = f"studies.{study}"
-        if spec["env"] not in config["envs"]:
-            raise ConfigError(f"config key '{key}.env': '{spec['env']}' is not in envs {config['envs']}")
-        _check_ppo_overrides(spec["env"], ppo, spec.get("ppo", {}), f"{key}.ppo")
+        if "envs" in spec:
+            envs = list(spec["envs"])
+            for env, site in spec["envs"].items():
+                _check_study_env(config, ppo, env, site.get("ppo", {}), f"{key}.envs.{env}")
+        else:
+            envs = [spec["env"]]
+            if spec["env"] not in config["envs"]:
+                raise ConfigError(f"config key '{key}.env': '{spec['env']}' is not in envs {config['envs']}")
+            _check_ppo_overrides(spec["env"], ppo, spec.get("ppo", {}), f"{key}.ppo")
         for arm, entry in spec["arms"].items():
-            try:  # the weights file may not exist yet (a rule makes it): checked when the run starts
-                validate_hparams(entry["optimizer"], entry.get("hparams", {}))
-            except (OptimizerConfigError, TypeError) as err:
-                raise ConfigError(f"config key '{key}.arms.{arm}': {err}")
+            _check_study_arm(config, envs, metatrain_jobs, entry, f"{key}.arms.{arm}")
         for name, schedule in spec.get("schedules", {}).items():
             try:
-                Schedule.from_dict(schedule)
+                kind = Schedule.from_dict(schedule).kind
             except (ScheduleError, TypeError) as err:
                 raise ConfigError(f"config key '{key}.schedules.{name}': {err}")
-    collapse = studies.get("collapse")
-    if collapse and collapse["reference"] not in collapse["arms"]:
-        raise ConfigError(f"config key 'studies.collapse.reference': '{collapse['reference']}' is not one of its "
-                          f"arms {list(collapse['arms'])}")
+            _check_schedule_env(kind, spec["env"], f"{key}.env")
+    for study in ("collapse", "transfer"):
+        spec = studies.get(study)
+        if spec and spec["reference"] not in spec["arms"]:
+            raise ConfigError(f"config key 'studies.{study}.reference': '{spec['reference']}' is not one of its "
+                              f"arms {list(spec['arms'])}")
 
 
 def _eval_blocks(config: dict) -> list[str]:
@@ -659,8 +872,7 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
     _check_metatrain(config, ppo)
     _check_ablations(config, ppo)
     _check_deepsea(config)
-    _check_studies(config, ppo)
-    return Plan(
+    plan = Plan(
         config=config,
         ppo={env: overrides for env, (overrides, _) in ppo.items()},
         total_steps={env: steps for env, (_, steps) in ppo.items()},
@@ -668,3 +880,5 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
         grids=_resolve_grids(config, root),
         eval_blocks=_eval_blocks(config),
     )
+    _check_studies(config, ppo, plan.metatrain_jobs)
+    return plan

@@ -4,8 +4,6 @@
 # evaluated on a block of seeds, and rliable summarises return and dormancy per variant.
 
 ABLATION_RUNS = PLAN.ablation_runs
-# What the report's tables are made from ([] when the preset lacks the study).
-ABLATION_INTERVALS = ["results/ablate/stats/intervals.parquet"] if ABLATION_RUNS else []
 
 
 rule ablate_evaluate:
@@ -55,8 +53,8 @@ rule ablate_statistics:
         "results/benchmarks/ablate_statistics/all.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:
@@ -66,26 +64,5 @@ rule ablate_statistics:
         "--out-dir {params.out} > {log} 2>&1"
 
 
-rule figure_ablations:
-    input:
-        "results/ablate/stats/intervals.parquet",
-    output:
-        pdf=report("results/figures/ablations_intervals.pdf", caption="../report/ablations.rst", category="OPEN"),
-        png="results/figures/ablations_intervals.png",
-    log:
-        "results/logs/figures/ablations_intervals.log",
-    params:
-        code=CODE["plots"],
-    conda:
-        CPU_ENV
-    shell:
-        "rlopt plot ablations --intervals {input} --out results/figures/ablations_intervals > {log} 2>&1"
-
-
 localrules:
     ablate_statistics,
-    figure_ablations,
-
-
-if ABLATION_RUNS:
-    REPORT_FIGURES.append("ablations_intervals")

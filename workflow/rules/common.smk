@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rlopt.optimizers import REGISTRY, optimizer_names
 from rlopt.provenance import COMMANDS, command_code_hash, optimizer_code_hash
+from rlopt.report.contents import FIGURE_LOGS_DIR, FIGURES_DIR, HISTORIES, REPORT_BUILD_DIR
 from rlopt.workflow_config import ConfigError, load_plan
 
 REPO = Path(workflow.basedir)
@@ -66,16 +67,12 @@ METATRAIN_SHELL = (
 )
 
 
-# Figures the report includes; each stage's rule file adds its own.
-REPORT_FIGURES = []
-
-# A metric per generation of several meta-training runs (each labelled by its folder): one
-# table, one figure.
-HISTORY_FIGURE_SHELL = (
-    "(rlopt metatrain-histories --histories {input} --out {output.table} && "
-    "rlopt plot generations --table {output.table} --x generation --y {params.metric} --hue label "
-    "--out {params.figure}) > {log} 2>&1"
+PLOT_SHELL = (
+    "rlopt plot {params.kind} {params.table_flag} {input} {params.options} --out {params.out} > {log} 2>&1"
 )
+
+# The report's figures for this preset, by stem: each declared once in rlopt.report.contents.
+REPORT_FIGURES = {figure.stem: figure for figure in PLAN.report_figures}
 
 
 wildcard_constraints:
@@ -131,7 +128,7 @@ def normalizers_input(wildcards):
 def reference_summaries(wildcards=None):
     """Evaluation runs of the reference optimizer on the multi-task meta-training envs."""
     envs = sorted({env for spec in PLAN.metatrain.values() if len(spec["envs"]) > 1 for env in spec["envs"]})
-    reference = config["reference_optimizer"]
+    reference = PLAN.config["reference_optimizer"]
     return [f"results/eval/{env}/{reference}/seeds{block}/summary.json" for env in envs for block in PLAN.eval_blocks]
 
 

@@ -5,7 +5,6 @@
 
 DEEPSEA_VARIANTS = PLAN.deepsea_variants
 DEEPSEA_EVALUATIONS = PLAN.deepsea_evaluations
-DEEPSEA_INTERVALS = ["results/deepsea/stats/intervals.parquet"] if DEEPSEA_EVALUATIONS else []
 
 
 rule deepsea_evaluate:
@@ -61,8 +60,8 @@ rule deepsea_statistics:
         "results/benchmarks/deepsea_statistics/all.tsv"
     params:
         runs=lambda w, input: list(dict.fromkeys(run_dir(p) for p in input)),
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:
@@ -72,76 +71,5 @@ rule deepsea_statistics:
         "--out-dir {params.out} > {log} 2>&1"
 
 
-rule figure_deepsea:
-    wildcard_constraints:
-        kind="returns|gains",
-    input:
-        lambda w: "results/deepsea/stats/{}.parquet".format("intervals" if w.kind == "returns" else "gains"),
-    output:
-        pdf=report("results/figures/deepsea_{kind}.pdf", caption="../report/deepsea.rst", category="OPEN"),
-        png="results/figures/deepsea_{kind}.png",
-    log:
-        "results/logs/figures/deepsea_{kind}.log",
-    params:
-        plot=lambda w: "deepsea --intervals" if w.kind == "returns" else "deepsea-gains --gains",
-        train_sizes=" ".join(map(str, PLAN.deepsea.get("train_sizes", []))),
-        code=CODE["plots"],
-    conda:
-        CPU_ENV
-    shell:
-        "rlopt plot {params.plot} {input} --train-sizes {params.train_sizes} "
-        "--out results/figures/deepsea_{wildcards.kind} > {log} 2>&1"
-
-
-rule figure_deepsea_randomness:
-    input:
-        "results/deepsea/stats/randomness.parquet",
-    output:
-        pdf=report("results/figures/deepsea_randomness.pdf", caption="../report/deepsea.rst", category="OPEN"),
-        png="results/figures/deepsea_randomness.png",
-    log:
-        "results/logs/figures/deepsea_randomness.log",
-    params:
-        code=CODE["plots"],
-    conda:
-        CPU_ENV
-    shell:
-        "rlopt plot deepsea-randomness --randomness {input} --out results/figures/deepsea_randomness > {log} 2>&1"
-
-
-rule figure_deepsea_metatrain:
-    input:
-        [f"results/deepsea/metatrain/{variant}/history.parquet" for variant in DEEPSEA_VARIANTS],
-    output:
-        pdf=report(
-            "results/figures/deepsea_metatrain_fitness.pdf",
-            caption="../report/metatrain.rst",
-            category="OPEN",
-        ),
-        png="results/figures/deepsea_metatrain_fitness.png",
-        table="results/deepsea/metatrain/histories.parquet",
-    log:
-        "results/logs/figures/deepsea_metatrain_fitness.log",
-    params:
-        figure=lambda w, output: output.png.removesuffix(".png"),
-        metric="fitness_mean",
-        code=[CODE["plots"], CODE["metatrain"]],
-    conda:
-        CPU_ENV
-    shell:
-        HISTORY_FIGURE_SHELL
-
-
 localrules:
     deepsea_statistics,
-    figure_deepsea,
-    figure_deepsea_metatrain,
-    figure_deepsea_randomness,
-
-
-if DEEPSEA_EVALUATIONS:
-    REPORT_FIGURES.extend(["deepsea_returns", "deepsea_metatrain_fitness"])
-    if PLAN.deepsea_has_noise_pairs:
-        REPORT_FIGURES.append("deepsea_gains")
-    if PLAN.deepsea_has_noise:
-        REPORT_FIGURES.append("deepsea_randomness")

@@ -126,9 +126,9 @@ rule statistics:
     benchmark:
         "results/benchmarks/statistics/all.tsv"
     params:
-        reference=config["reference_optimizer"],
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reference=PLAN.config["reference_optimizer"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],

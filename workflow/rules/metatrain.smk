@@ -56,60 +56,24 @@ rule metatrain:
         METATRAIN_SHELL
 
 
-rule figure_metatrain:
-    input:
-        [f"results/metatrain/{label}/history.parquet" for label in PLAN.metatrain_labels("es")],
-    output:
-        pdf=report(
-            "results/figures/open_metatrain_fitness.pdf",
-            caption="../report/metatrain.rst",
-            category="OPEN",
-        ),
-        png="results/figures/open_metatrain_fitness.png",
-        table="results/metatrain/histories.parquet",
-    log:
-        "results/logs/figures/open_metatrain_fitness.log",
-    params:
-        figure=lambda w, output: output.png.removesuffix(".png"),
-        metric="fitness_mean",
-        code=[CODE["plots"], CODE["metatrain"]],
-    conda:
-        CPU_ENV
-    shell:
-        HISTORY_FIGURE_SHELL
-
-
-rule figure_metagrad:
+# A metric per generation of several meta-training runs (each labelled by its folder): the
+# table a figure of the report plots.
+rule metatrain_histories:
     wildcard_constraints:
-        metric="validation_return|meta_loss",
+        group=one_of(PLAN.history_groups),
     input:
-        [f"results/metatrain/{label}/history.parquet" for label in PLAN.metatrain_labels("metagrad")],
+        lambda w: PLAN.history_groups[w.group],
     output:
-        pdf=report(
-            "results/figures/metagrad_{metric}.pdf",
-            caption="../report/metagrad.rst",
-            category="Optim4RL",
-        ),
-        png="results/figures/metagrad_{metric}.png",
-        table="results/metatrain/metagrad_{metric}.parquet",
+        HISTORIES,
     log:
-        "results/logs/figures/metagrad_{metric}.log",
+        "results/logs/metatrain_histories/{group}.log",
     params:
-        figure=lambda w: f"results/figures/metagrad_{w.metric}",
-        metric=lambda w: w.metric,
-        code=[CODE["plots"], CODE["metatrain"]],
+        code=CODE["metatrain"],
     conda:
         CPU_ENV
     shell:
-        HISTORY_FIGURE_SHELL
+        "rlopt metatrain-histories --histories {input} --out {output} > {log} 2>&1"
 
 
 localrules:
-    figure_metatrain,
-    figure_metagrad,
-
-
-if PLAN.metatrain_labels("es"):
-    REPORT_FIGURES.append("open_metatrain_fitness")
-if PLAN.metatrain_labels("metagrad"):
-    REPORT_FIGURES.extend(["metagrad_validation_return", "metagrad_meta_loss"])
+    metatrain_histories,

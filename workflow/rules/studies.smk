@@ -3,28 +3,25 @@
 # env for a long run; `rlopt collapse-stats` judges each seed with the collapse detector.
 # Non-stationary dynamics: every arm trains under each schedule of rlopt.envs.nonstationary
 # (and, as its control, on the stationary task); `rlopt nonstationary-stats` summarises.
+# Zero-shot transfer: every arm trains on each target env (learned optimizers as they are,
+# baselines tuned or fixed); `rlopt collect` and `rlopt stats` give rliable IQMs of the
+# final return normalised by the reference arm and probabilities of improvement over it.
 
 COLLAPSE_ARMS = PLAN.collapse_arms
 NONSTATIONARY_RUNS = PLAN.nonstationary_runs
-STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector", {}), sort_keys=True)
-# What the report's tables are made from ([] when the preset lacks the study).
-COLLAPSE_TABLES = (
-    {"rates": "results/studies/collapse/stats/rates.parquet",
-     "intervals": "results/studies/collapse/stats/intervals.parquet"} if COLLAPSE_ARMS else {}
-)
-NONSTATIONARY_TABLES = (
-    {"intervals": "results/studies/nonstationary/stats/intervals.parquet"} if NONSTATIONARY_RUNS else {}
-)
+TRANSFER_RUNS = PLAN.transfer_runs
+STUDY_DETECTOR = json.dumps(PLAN.studies.get("detector"), sort_keys=True)  # "null": no studies, no job
 
 
 wildcard_constraints:
     arm="[a-z][a-z0-9_]*",
     schedule="[a-z][a-z0-9_]*",
+    target="[a-z][a-z0-9_]*",
 
 
 rule study_collapse_train:
     input:
-        weights=lambda w: PLAN.study_train_args("collapse", w.arm)["weights"],
+        inputs=lambda w: PLAN.study_train_args("collapse", w.arm)["inputs"],
     output:
         summary="results/studies/collapse/runs/{arm}/summary.json",
         returns="results/studies/collapse/runs/{arm}/returns.parquet",
@@ -56,7 +53,7 @@ rule study_collapse_train:
 
 rule study_nonstationary_train:
     input:
-        weights=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["weights"],
+        inputs=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["inputs"],
     output:
         summary="results/studies/nonstationary/runs/{schedule}/{arm}/summary.json",
         returns="results/studies/nonstationary/runs/{schedule}/{arm}/returns.parquet",
@@ -86,6 +83,86 @@ rule study_nonstationary_train:
         TRAIN_SHELL
 
 
+rule study_transfer_train:
+    input:
+        inputs=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["inputs"],
+    output:
+        summary="results/studies/transfer/runs/{target}/{arm}/summary.json",
+        returns="results/studies/transfer/runs/{target}/{arm}/returns.parquet",
+        updates="results/studies/transfer/runs/{target}/{arm}/updates.parquet",
+    log:
+        "results/logs/study_transfer_train/{target}/{arm}.log",
+    benchmark:
+        "results/benchmarks/study_transfer_train/{target}/{arm}.tsv"
+    params:
+        agent=lambda w: PLAN.agent(w.target),
+        env=lambda w: w.target,
+        optimizer=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["optimizer"],
+        label=lambda w: w.arm,
+        hparams=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["hparams"],
+        seeds=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["seeds"],
+        ppo=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["ppo"],
+        env_options=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["env_options"],
+        out=lambda w, output: run_dir(output.summary),
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("transfer", w.arm, env=w.target)["optimizer"]]],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+    conda:
+        GPU_ENV
+    shell:
+        TRAIN_SHELL
+
+
+rule study_transfer_collect:
+    input:
+        [f"results/studies/transfer/runs/{env}/{arm}/summary.json" for env, arm in TRANSFER_RUNS],
+    output:
+        final_returns="results/studies/transfer/final_returns.parquet",
+        curves="results/studies/transfer/curves.parquet",
+        runtime="results/studies/transfer/runtime.parquet",
+        updates="results/studies/transfer/updates.parquet",
+    log:
+        "results/logs/study_transfer_collect.log",
+    benchmark:
+        "results/benchmarks/study_transfer_collect/all.tsv"
+    params:
+        runs=lambda w, input: [run_dir(p) for p in input],
+        out=lambda w, output: run_dir(output.final_returns),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+
+
+rule study_transfer_statistics:
+    input:
+        final_returns="results/studies/transfer/final_returns.parquet",
+    output:
+        intervals="results/studies/transfer/stats/intervals.parquet",
+        poi="results/studies/transfer/stats/probability_of_improvement.parquet",
+        profile="results/studies/transfer/stats/performance_profile.parquet",
+        provenance="results/studies/transfer/stats/stats.json",
+    log:
+        "results/logs/study_transfer_statistics.log",
+    benchmark:
+        "results/benchmarks/study_transfer_statistics/all.tsv"
+    params:
+        reference=PLAN.studies.get("transfer", {}).get("reference"),
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
+        taus=lambda w: "{start}:{stop}:{num}".format(**PLAN.config["stats"]["taus"]),
+        out=lambda w, output: run_dir(output.intervals),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
+        "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"
+
+
 rule study_collapse_statistics:
     input:
         [f"results/studies/collapse/runs/{arm}/summary.json" for arm in COLLAPSE_ARMS],
@@ -101,8 +178,8 @@ rule study_collapse_statistics:
         runs=lambda w, input: [run_dir(p) for p in input],
         reference=PLAN.studies.get("collapse", {}).get("reference"),
         detector=STUDY_DETECTOR,
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.rates),
         code=CODE["stats"],
     conda:
@@ -125,9 +202,9 @@ rule study_nonstationary_statistics:
         "results/benchmarks/study_nonstationary_statistics/all.tsv"
     params:
         runs=lambda w, input: [run_dir(p) for p in input],
-        window=PLAN.studies.get("nonstationary", {}).get("window", 5),
-        reps=config["stats"]["bootstrap_reps"],
-        seed=config["stats"]["seed"],
+        window=PLAN.studies.get("nonstationary", {}).get("window"),
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
         code=CODE["stats"],
     conda:
@@ -137,45 +214,8 @@ rule study_nonstationary_statistics:
         "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
-# (figure name, plot kind, table flag, input table)
-STUDY_FIGURES = {
-    "collapse_curves": ("collapse-curves", "--iqm-curves", "results/studies/collapse/stats/iqm_curves.parquet"),
-    "collapse_seeds": ("collapse-seeds", "--curves", "results/studies/collapse/stats/curves.parquet"),
-    "collapse_update_sizes": ("update-sizes", "--update-sizes", "results/studies/collapse/stats/update_sizes.parquet"),
-    "nonstationary_curves": (
-        "nonstationary-curves", "--curves", "results/studies/nonstationary/stats/curves.parquet"),
-    "nonstationary_update_sizes": (
-        "update-sizes", "--update-sizes", "results/studies/nonstationary/stats/update_sizes.parquet"),
-}
-
-
-rule figure_study:
-    wildcard_constraints:
-        figure="|".join(STUDY_FIGURES),
-    input:
-        lambda w: STUDY_FIGURES[w.figure][2],
-    output:
-        pdf=report("results/figures/{figure}.pdf", caption="../report/studies.rst", category="Studies"),
-        png="results/figures/{figure}.png",
-    log:
-        "results/logs/figures/{figure}.log",
-    params:
-        kind=lambda w: STUDY_FIGURES[w.figure][0],
-        flag=lambda w: STUDY_FIGURES[w.figure][1],
-        code=CODE["plots"],
-    conda:
-        CPU_ENV
-    shell:
-        "rlopt plot {params.kind} {params.flag} {input} --out results/figures/{wildcards.figure} > {log} 2>&1"
-
-
 localrules:
     study_collapse_statistics,
     study_nonstationary_statistics,
-    figure_study,
-
-
-if COLLAPSE_ARMS:
-    REPORT_FIGURES.extend(["collapse_curves", "collapse_seeds", "collapse_update_sizes"])
-if NONSTATIONARY_RUNS:
-    REPORT_FIGURES.extend(["nonstationary_curves", "nonstationary_update_sizes"])
+    study_transfer_collect,
+    study_transfer_statistics,

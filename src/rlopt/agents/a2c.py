@@ -1,4 +1,4 @@
-"""A2C (advantage actor-critic) as in the Optim4RL paper, App. C (docs: optim4rl-spec.md §5.1).
+"""A2C (advantage actor-critic) as in the Optim4RL paper, App. C, and its authors' agents/A2C.py.
 
 Like PPO (:mod:`rlopt.agents.ppo`), ``make_train(env, config, optimizer).train(key, params,
 env_params)`` is a whole run, a block of seeds runs as one ``jax.jit(jax.vmap(train))``, and
@@ -50,22 +50,15 @@ instead of 15*11*16 = 2640 with the fix).
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
-from functools import cache
-from importlib import resources
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-import yaml
 
 from rlopt.agents import distributions as dist
 from rlopt.agents.networks import actor_mask
 from rlopt.agents.ppo import (
-    FINAL_WINDOW,
-    MIN_LOG_POINTS,
     RunnerState,
     Trainer,
     TrainOutput,
@@ -78,6 +71,7 @@ from rlopt.agents.ppo import (
     _select,
     _step_sizes,
 )
+from rlopt.agents.settings import A2CConfig
 from rlopt.envs.base import EnvSpec, VecEnv
 from rlopt.optimizers.base import optimizer_diagnostics
 
@@ -85,137 +79,7 @@ from rlopt.optimizers.base import optimizer_diagnostics
 # UPDATE_SIZES (of A2C's one step per update) and the optimizer's diagnostics. dormancy: the
 # fraction of the torso's units (conv channels, dense units) dead on the update's batch (tau = 0).
 LOGGED_PER_UPDATE = ("actor_loss", "value_loss", "entropy", "dormancy")
-NETWORKS = ("mlp", "conv")
-CONV_LAYOUTS = ("spatial", "official")
 CONV_KERNEL = (2, 2)
-DEFAULTS_FILE = "a2c_defaults.yaml"  # beside ppo_defaults.yaml in rlopt.envs
-REQUIRED = ("num_envs", "total_steps")
-
-
-class A2CConfigError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class A2CConfig:
-    num_envs: int
-    total_steps: int
-    num_steps: int = 20
-    gamma: float = 0.995
-    td_lambda: float = 0.95
-    vf_coef: float = 0.5
-    ent_coef: float = 0.01
-    grad_clip: float = 0.0  # elementwise clip of the gradient before the optimizer; 0 = none
-    reward_scale: float = 1.0  # rewards in the loss are multiplied by this
-    network: str = "mlp"
-    hidden_size: int = 32
-    conv_features: int = 16
-    conv_layout: str = "spatial"
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> "A2CConfig":
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise A2CConfigError(f"unknown A2C setting(s) {unknown}; valid ones are {known}")
-        missing = [name for name in REQUIRED if name not in settings]
-        if missing:
-            raise A2CConfigError(f"missing A2C setting(s) {missing}")
-        config = cls(**settings)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        for name in ("num_envs", "total_steps", "num_steps", "hidden_size", "conv_features"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise A2CConfigError(f"A2C setting '{name}' must be a positive integer, got {value!r}")
-            if value > 2**31 - 1:  # JAX counts in 32-bit integers
-                raise A2CConfigError(f"A2C setting '{name}' must be at most {2**31 - 1:,}, got {value!r}")
-        for name in ("gamma", "td_lambda", "vf_coef", "ent_coef", "grad_clip", "reward_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise A2CConfigError(f"A2C setting '{name}' must be a finite number, got {value!r}")
-        for name in ("gamma", "td_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise A2CConfigError(f"A2C setting '{name}' must be in [0, 1], got {getattr(self, name)}")
-        for name in ("vf_coef", "ent_coef", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise A2CConfigError(f"A2C setting '{name}' must be >= 0, got {getattr(self, name)}")
-        if self.reward_scale <= 0:
-            raise A2CConfigError(f"A2C setting 'reward_scale' must be positive, got {self.reward_scale}")
-        if self.network not in NETWORKS:
-            raise A2CConfigError(f"A2C setting 'network' must be one of {list(NETWORKS)}, got {self.network!r}")
-        if self.conv_layout not in CONV_LAYOUTS:
-            raise A2CConfigError(f"A2C setting 'conv_layout' must be one of {list(CONV_LAYOUTS)}, "
-                                 f"got {self.conv_layout!r}")
-        if self.num_updates < 1:
-            raise A2CConfigError(f"total_steps = {self.total_steps} is less than one A2C update "
-                                 f"(num_envs*num_steps = {self.batch_size})")
-
-    def check_env(self, spec: EnvSpec) -> None:
-        """A2CConfigError where this config cannot train on the environment ``spec``."""
-        if spec.continuous:
-            raise A2CConfigError(f"A2C here has a categorical policy; '{spec.name}' has continuous actions")
-        if self.network == "conv":
-            shape = spec.obs_shape
-            if shape is None or len(shape) != 3:
-                raise A2CConfigError(f"A2C network 'conv' needs an image observation (C, H, W); "
-                                     f"'{spec.name}' has obs_shape {shape}")
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_steps // self.batch_size
-
-    @property
-    def update_epochs(self) -> int:
-        """One optimizer step per update: the optimizer sees epoch 0 of 1 ..."""
-        return 1
-
-    @property
-    def num_minibatches(self) -> int:
-        """... and minibatch 0 of 1 (rlopt.optimizers.base)."""
-        return 1
-
-    @property
-    def log_chunks(self) -> int:
-        """Logging intervals per update (as PPO): enough for MIN_LOG_POINTS, dividing num_steps."""
-        wanted = max(1, math.ceil(MIN_LOG_POINTS / self.num_updates))
-        return next(d for d in range(1, self.num_steps + 1) if self.num_steps % d == 0 and
-                    (d >= wanted or d == self.num_steps))
-
-    @property
-    def final_window_points(self) -> int:
-        return max(self.log_chunks, math.ceil(FINAL_WINDOW * self.num_updates * self.log_chunks))
-
-    @property
-    def final_window_updates(self) -> int:
-        return max(1, math.ceil(FINAL_WINDOW * self.num_updates))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@cache
-def _defaults() -> dict:
-    return yaml.safe_load(resources.files("rlopt.envs").joinpath(DEFAULTS_FILE).read_text())
-
-
-def default_a2c_settings(env_name: str) -> dict:
-    """The environment's default A2C settings (a2c_defaults.yaml); A2CConfigError if it has none."""
-    defaults = _defaults()
-    if env_name not in defaults:
-        raise A2CConfigError(f"no A2C defaults for environment '{env_name}'; environments with A2C settings "
-                             f"are {sorted(defaults)}")
-    return dict(defaults[env_name])
-
-
-def a2c_config_for(env_name: str, overrides: dict | None = None) -> A2CConfig:
-    return A2CConfig.from_dict({**default_a2c_settings(env_name), **(overrides or {})})
 
 
 # --------------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ def init_actor_critic(
 ) -> dict:
     """Orthogonal init (sqrt 2 hidden, 0.01 policy head, 1.0 value head), zero biases.
 
-    Uses a QR decomposition: call it outside any ``vmap`` (see ``stack.md`` §0: batched
-    LAPACK calls can deadlock XLA's CPU thread pool on 2 cores).
+    Uses a QR decomposition: call it outside any ``vmap`` (batched LAPACK calls can
+    deadlock XLA's CPU thread pool on 2 cores, as measured with jaxlib 0.10).
     """
     actor_key, critic_key = jax.random.split(key)
     sizes = [obs_dim] + [hidden] * num_hidden

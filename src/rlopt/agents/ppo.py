@@ -9,8 +9,6 @@ learned optimizers need (see :mod:`rlopt.optimizers.base`).
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -18,17 +16,11 @@ import jax.numpy as jnp
 import optax
 
 from rlopt.agents import distributions as dist
-from rlopt.agents.networks import ACTIVATIONS, actor_mask, dormant_fraction, forward, init_actor_critic
+from rlopt.agents.networks import actor_mask, dormant_fraction, forward, init_actor_critic
+from rlopt.agents.settings import FINAL_RETURN_ESTIMATORS, PPOConfig
 from rlopt.envs.base import VecEnv
 from rlopt.optimizers.base import optimizer_diagnostics
 
-MIN_LOG_POINTS = 100  # logging points per run the returns table should have at least
-FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env steps
-# How a run's final return is estimated (docs/results-format.md): "window" is the mean return
-# of the episodes ending in the final window; "last_episode" is the OPEN authors' (their
-# train.py fitness, eval.py): each env's most recent finished-episode return at the last
-# step, averaged over the envs, an env without a finished episode counting 0.
-FINAL_RETURN_ESTIMATORS = ("window", "last_episode")
 # Per-update means over all minibatches: the loss terms and the tau=0 dormant fraction of
 # hidden neurons (what the OPEN paper's Fig. 5 and 10 report), then the optimizer's own
 # diagnostics, if it has any (rlopt.optimizers.base).
@@ -38,97 +30,6 @@ LOGGED_PER_UPDATE = ("actor_loss", "value_loss", "entropy", "dormancy")
 # minibatch steps), the mean |update| over all parameters (mean over the steps), and the
 # L1 change of all parameters across the whole PPO update (Dohare et al.'s weight change).
 UPDATE_SIZES = ("update_max_abs", "update_mean_abs", "param_change_l1")
-
-
-class PPOConfigError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    num_envs: int
-    num_steps: int
-    total_steps: int
-    num_minibatches: int
-    update_epochs: int
-    gamma: float
-    gae_lambda: float
-    clip_eps: float
-    vf_coef: float
-    ent_coef: float
-    max_grad_norm: float
-    hidden_size: int
-    activation: str
-    num_hidden_layers: int = 2
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> "PPOConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise PPOConfigError(f"unknown PPO setting(s) {unknown}; valid ones are {sorted(known)}")
-        missing = sorted(f.name for f in fields(cls) if f.name not in settings and f.name != "num_hidden_layers")
-        if missing:
-            raise PPOConfigError(f"missing PPO setting(s) {missing}")
-        config = cls(**settings)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        for name in ("num_envs", "num_steps", "total_steps", "num_minibatches", "update_epochs", "hidden_size",
-                     "num_hidden_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise PPOConfigError(f"PPO setting '{name}' must be a positive integer, got {value!r}")
-            if value > 2**31 - 1:  # JAX counts in 32-bit integers
-                raise PPOConfigError(f"PPO setting '{name}' must be at most {2**31 - 1:,}, got {value!r}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise PPOConfigError(f"PPO setting '{name}' must be in [0, 1], got {getattr(self, name)}")
-        for name in ("clip_eps", "vf_coef", "ent_coef", "max_grad_norm"):
-            if not getattr(self, name) >= 0.0:
-                raise PPOConfigError(f"PPO setting '{name}' must be >= 0, got {getattr(self, name)}")
-        if self.activation not in ACTIVATIONS:
-            raise PPOConfigError(f"PPO setting 'activation' must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.batch_size % self.num_minibatches:
-            raise PPOConfigError(
-                f"num_envs*num_steps = {self.batch_size} is not divisible by num_minibatches = {self.num_minibatches}"
-            )
-        if self.num_updates < 1:
-            raise PPOConfigError(
-                f"total_steps = {self.total_steps} is less than one PPO update (num_envs*num_steps = {self.batch_size})"
-            )
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def minibatch_size(self) -> int:
-        return self.batch_size // self.num_minibatches
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_steps // self.batch_size
-
-    @property
-    def log_chunks(self) -> int:
-        """Logging intervals per update: enough for MIN_LOG_POINTS points, dividing num_steps."""
-        wanted = max(1, math.ceil(MIN_LOG_POINTS / self.num_updates))
-        divisors = [d for d in range(1, self.num_steps + 1) if self.num_steps % d == 0]
-        return next((d for d in divisors if d >= wanted), self.num_steps)
-
-    @property
-    def final_window_points(self) -> int:
-        points = self.num_updates * self.log_chunks
-        return max(self.log_chunks, math.ceil(FINAL_WINDOW * points))
-
-    @property
-    def final_window_updates(self) -> int:
-        return max(1, math.ceil(FINAL_WINDOW * self.num_updates))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class TrainOutput(NamedTuple):

@@ -9,13 +9,13 @@ bootstrap resamples optimizers (the paper's 17 per variant), not seeds.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rlopt.analysis.stats import Bootstrap
+from rlopt.runs import collect_runs
 
 RUN_COLUMNS = {"variant": object, "trained_optimizer": object, "seed": np.int64,
                "final_return": np.float64, "final_dormancy": np.float64, "diverged": bool}
@@ -25,33 +25,20 @@ RETURN_METRIC = "final_return_iqm"
 DORMANCY_METRIC = "dormant_percent_iqr"
 
 
-class AblationInputError(ValueError):
-    """An evaluation summary is missing or lacks what the ablation statistics need."""
+SUMMARY_KEYS = ("label", "seeds", "final_returns", "final_dormancy", "diverged")
 
 
-def collect_runs(run_dirs: list[Path]) -> pd.DataFrame:
+def _rows_of(run: Path, summary: dict) -> list[dict]:
+    return [{"variant": summary["label"], "trained_optimizer": run.name, "seed": seed, "final_return": ret,
+             "final_dormancy": dormancy, "diverged": diverged}
+            for seed, ret, dormancy, diverged in zip(summary["seeds"], summary["final_returns"],
+                                                     summary["final_dormancy"], summary["diverged"])]
+
+
+def ablation_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per (variant, trained optimizer, seed); the variant is the run's label and
     the trained optimizer its folder name."""
-    rows = []
-    for run in map(Path, run_dirs):
-        summary_path = run / "summary.json"
-        if not summary_path.is_file():
-            raise AblationInputError(f"{summary_path} does not exist")
-        summary = json.loads(summary_path.read_text())
-        missing = [k for k in ("label", "seeds", "final_returns", "final_dormancy", "diverged") if k not in summary]
-        if missing:
-            raise AblationInputError(f"{summary_path} lacks {missing} (written by an older rlopt?)")
-        for seed, ret, dormancy, diverged in zip(summary["seeds"], summary["final_returns"],
-                                                 summary["final_dormancy"], summary["diverged"]):
-            rows.append({"variant": summary["label"], "trained_optimizer": run.name, "seed": seed,
-                         "final_return": ret, "final_dormancy": dormancy, "diverged": diverged})
-    table = pd.DataFrame(rows, columns=list(RUN_COLUMNS)).astype(RUN_COLUMNS)
-    duplicated = table.duplicated(["variant", "trained_optimizer", "seed"])
-    if duplicated.any():
-        first = table[duplicated].iloc[0]
-        raise AblationInputError(f"variant {first.variant!r}, optimizer {first.trained_optimizer!r}, "
-                                 f"seed {first.seed} appears twice")
-    return table
+    return collect_runs(run_dirs, _rows_of, RUN_COLUMNS, ["variant", "trained_optimizer", "seed"], SUMMARY_KEYS)
 
 
 def interquartile_rows(values: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ them with the ``label``/``optimizer``/``env`` columns that identify the job.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SUMMARY_FILE = "summary.json"
-RETURNS_FILE = "returns.parquet"
-UPDATES_FILE = "updates.parquet"
+from rlopt.runs import RETURNS_FILE, SUMMARY_FILE, UPDATES_FILE, InvalidRunError, read_summary, require_file
 
 SUMMARY_KEYS = (
     "env", "optimizer", "label", "seeds", "final_returns", "final_returns_last_episode", "diverged",
@@ -29,7 +26,7 @@ UPDATES_KEYS = ("seed", "update", "global_step")  # then one column per logged m
 ID_COLUMNS = ["label", "optimizer", "env"]
 
 # final_return: the "window" estimator; final_return_last_episode: the OPEN authors'
-# (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS, docs/results-format.md).
+# (rlopt.agents.settings.FINAL_RETURN_ESTIMATORS, docs/results-format.md).
 FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "final_return_last_episode", "diverged"]
 ESTIMATOR_COLUMNS = {"window": "final_return", "last_episode": "final_return_last_episode"}
 CURVES_COLUMNS = [*ID_COLUMNS, "seed", "global_step", "episodic_return"]
@@ -37,10 +34,6 @@ RUNTIME_COLUMNS = [
     *ID_COLUMNS, "num_seeds", "total_steps", "steps_per_second", "wall_seconds",
 ]
 UPDATES_ID_COLUMNS = [*ID_COLUMNS, *UPDATES_KEYS]
-
-
-class InvalidRunError(ValueError):
-    """A run directory lacks a file or its files are malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +53,7 @@ class _RunTables:
     updates: pd.DataFrame
 
 
-def collect_runs(run_dirs: Sequence[str | os.PathLike]) -> CollectedTables:
+def collect_tables(run_dirs: Sequence[str | os.PathLike]) -> CollectedTables:
     """Read every run directory and stack them into the collected tables.
 
     Raises ``InvalidRunError`` naming the directory if one lacks ``summary.json``,
@@ -87,7 +80,7 @@ def _updates_columns(runs: list[_RunTables]) -> list[str]:
 
 
 def _read_run(run_dir: Path) -> _RunTables:
-    summary = _read_summary(run_dir)
+    summary = read_summary(run_dir, SUMMARY_KEYS)
     returns = _read_table(run_dir, RETURNS_FILE, RETURNS_COLUMNS)
     updates = _read_table(run_dir, UPDATES_FILE, UPDATES_KEYS)
     try:
@@ -96,31 +89,8 @@ def _read_run(run_dir: Path) -> _RunTables:
         raise InvalidRunError(f"{run_dir}: malformed run files: {err}") from err
 
 
-def _require_file(run_dir: Path, name: str) -> Path:
-    if not run_dir.is_dir():
-        raise InvalidRunError(f"{run_dir}: run directory does not exist")
-    path = run_dir / name
-    if not path.is_file():
-        raise InvalidRunError(f"{run_dir}: missing {name}")
-    return path
-
-
-def _read_summary(run_dir: Path) -> dict:
-    path = _require_file(run_dir, SUMMARY_FILE)
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InvalidRunError(f"{run_dir}: cannot read {SUMMARY_FILE}: {err}") from err
-    if not isinstance(summary, dict):
-        raise InvalidRunError(f"{run_dir}: {SUMMARY_FILE} is not a JSON object")
-    missing = [key for key in SUMMARY_KEYS if key not in summary]
-    if missing:
-        raise InvalidRunError(f"{run_dir}: {SUMMARY_FILE} lacks {', '.join(missing)}")
-    return summary
-
-
 def _read_table(run_dir: Path, name: str, required: Sequence[str]) -> pd.DataFrame:
-    path = _require_file(run_dir, name)
+    path = require_file(run_dir, name)
     try:
         table = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several unrelated types for corrupt files

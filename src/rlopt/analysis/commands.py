@@ -127,6 +127,7 @@ def run_collapse_stats(args: argparse.Namespace) -> int:
     from rlopt.analysis.collapse import CollapseInputError, CollapseThresholds
     from rlopt.analysis.stats import Bootstrap
     from rlopt.analysis.studies import StudyInputError, collapse_study, read_runs
+    from rlopt.runs import InvalidRunError
 
     settings = parse_json_object(args.detector, "--detector")
     points = settings.pop("points", 100)
@@ -138,7 +139,7 @@ def run_collapse_stats(args: argparse.Namespace) -> int:
                                 Bootstrap(args.reps, args.seed))
     except TypeError as err:
         raise UsageError(f"--detector: {err}") from err
-    except (CollapseInputError, StudyInputError) as err:
+    except (CollapseInputError, StudyInputError, InvalidRunError) as err:
         raise UsageError(str(err)) from err
     _write_study_tables(args, {"seeds": tables.seeds, "rates": tables.rates, "intervals": tables.intervals,
                                "curves": tables.curves, "iqm_curves": tables.iqm_curves,
@@ -156,13 +157,14 @@ def run_nonstationary_stats(args: argparse.Namespace) -> int:
     _check_reps(args)
     from rlopt.analysis.stats import Bootstrap
     from rlopt.analysis.studies import StudyInputError, nonstationary_study, read_runs
+    from rlopt.runs import InvalidRunError
 
     if args.window < 1 or not 0 < args.final_fraction <= 1:
         raise UsageError("--window must be >= 1 and --final-fraction in (0, 1]")
     try:
         tables = nonstationary_study(read_runs(args.runs), args.window, args.final_fraction,
                                      Bootstrap(args.reps, args.seed))
-    except StudyInputError as err:
+    except (StudyInputError, InvalidRunError) as err:
         raise UsageError(str(err)) from err
     _write_study_tables(args, {"seeds": tables.seeds, "segments": tables.segments, "intervals": tables.intervals,
                                "curves": tables.curves, "update_sizes": tables.update_sizes},
@@ -192,11 +194,12 @@ def _write_study_tables(args: argparse.Namespace, tables: dict, bootstrap: str, 
 
 def run_ablation_stats(args: argparse.Namespace) -> int:
     _check_reps(args)
-    from rlopt.analysis.ablations import AblationInputError, ablation_intervals, collect_runs
+    from rlopt.analysis.ablations import ablation_intervals, ablation_runs
+    from rlopt.runs import InvalidRunError
 
     try:
-        runs = collect_runs(args.runs)
-    except AblationInputError as err:
+        runs = ablation_runs(args.runs)
+    except InvalidRunError as err:
         raise UsageError(f"--runs: {err}") from err
     intervals = ablation_intervals(runs, reps=args.reps, seed=args.seed)
     _write_study_tables(args, {"runs": runs, "intervals": intervals},
@@ -208,13 +211,13 @@ def run_ablation_stats(args: argparse.Namespace) -> int:
 
 def run_deepsea_stats(args: argparse.Namespace) -> int:
     _check_reps(args)
-    from rlopt.analysis.deepsea import (DeepSeaInputError, collect_runs, randomness_curves, return_intervals,
-                                        stochasticity_gains)
+    from rlopt.analysis.deepsea import deepsea_runs, randomness_curves, return_intervals, stochasticity_gains
+    from rlopt.runs import InvalidRunError
 
     try:
-        runs = collect_runs(args.runs)
+        runs = deepsea_runs(args.runs)
         randomness = randomness_curves(runs, args.runs)
-    except DeepSeaInputError as err:
+    except InvalidRunError as err:
         raise UsageError(f"--runs: {err}") from err
     intervals = return_intervals(runs, reps=args.reps, seed=args.seed)
     gains = stochasticity_gains(runs, reps=args.reps, seed=args.seed)
@@ -233,11 +236,12 @@ def run_reference_returns(args: argparse.Namespace) -> int:
     """Mean final return of one label per env: the multi-task meta-training normaliser."""
     import math
 
-    from rlopt.analysis.collect import ESTIMATOR_COLUMNS, InvalidRunError, collect_runs
+    from rlopt.analysis.collect import ESTIMATOR_COLUMNS, collect_tables
     from rlopt.io import write_json_atomic
+    from rlopt.runs import InvalidRunError
 
     try:
-        table = collect_runs(args.runs).final_returns
+        table = collect_tables(args.runs).final_returns
     except InvalidRunError as err:
         raise UsageError(str(err)) from err
     labels = sorted(set(table["label"]))
@@ -253,11 +257,12 @@ def run_reference_returns(args: argparse.Namespace) -> int:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from rlopt.analysis.collect import InvalidRunError, collect_runs
+    from rlopt.analysis.collect import collect_tables
     from rlopt.io import write_parquet_atomic
+    from rlopt.runs import InvalidRunError
 
     try:
-        tables = collect_runs(args.runs)
+        tables = collect_tables(args.runs)
     except InvalidRunError as err:
         raise UsageError(str(err)) from err
     write_parquet_atomic(tables.final_returns, args.out_dir / "final_returns.parquet")

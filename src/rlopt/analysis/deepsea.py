@@ -14,13 +14,13 @@ size, seed, update) the randomness OPEN applied (Fig. 14, App. F.5), from each r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rlopt.analysis.stats import Bootstrap
+from rlopt.runs import UPDATES_FILE, InvalidRunError, collect_runs, read_summary
 
 RUN_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size": np.int64, "seed": np.int64,
                "final_return": np.float64, "diverged": bool}
@@ -32,25 +32,18 @@ GAIN_COLUMNS = {"architecture": object, "size": np.int64, "stochastic": object, 
                 "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
 
 
-class DeepSeaInputError(ValueError):
-    """An evaluation summary is missing or is not a DeepSea evaluation of OPEN."""
-
-
 def _architecture(hparams: dict) -> str:
     return "separated" if hparams.get("separated") else "shared"
 
 
-def _rows_of(summary_path: Path) -> list[dict]:
-    if not summary_path.is_file():
-        raise DeepSeaInputError(f"{summary_path} does not exist")
-    summary = json.loads(summary_path.read_text())
-    missing = [k for k in ("label", "hparams", "env_options", "seeds", "final_returns", "diverged") if k not in summary]
-    if missing:
-        raise DeepSeaInputError(f"{summary_path} lacks {missing} (written by an older rlopt?)")
-    if summary.get("env") != "deepsea":
-        raise DeepSeaInputError(f"{summary_path} is a run on {summary.get('env')!r}, not on deepsea")
+SUMMARY_KEYS = ("label", "env", "hparams", "env_options", "seeds", "final_returns", "diverged")
+
+
+def _rows_of(run: Path, summary: dict) -> list[dict]:
+    if summary["env"] != "deepsea":
+        raise InvalidRunError(f"{run}: the run is on {summary['env']!r}, not on deepsea")
     if "size" not in summary["env_options"]:
-        raise DeepSeaInputError(f"{summary_path}: the run does not name its DeepSea size (env_options.size)")
+        raise InvalidRunError(f"{run}: the run does not name its DeepSea size (env_options.size)")
     hparams = summary["hparams"]
     common = {"variant": summary["label"], "architecture": _architecture(hparams),
               "noise": bool(hparams.get("noise")), "size": int(summary["env_options"]["size"])}
@@ -58,17 +51,12 @@ def _rows_of(summary_path: Path) -> list[dict]:
             for seed, ret, diverged in zip(summary["seeds"], summary["final_returns"], summary["diverged"])]
 
 
-def collect_runs(run_dirs: list[Path]) -> pd.DataFrame:
+def deepsea_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per (variant, size, seed)."""
-    rows = [row for run in map(Path, run_dirs) for row in _rows_of(run / "summary.json")]
-    table = pd.DataFrame(rows, columns=list(RUN_COLUMNS)).astype(RUN_COLUMNS)
-    duplicated = table.duplicated(["variant", "size", "seed"])
-    if duplicated.any():
-        first = table[duplicated].iloc[0]
-        raise DeepSeaInputError(f"variant {first.variant!r}, size {first['size']}, seed {first.seed} appears twice")
+    table = collect_runs(run_dirs, _rows_of, RUN_COLUMNS, ["variant", "size", "seed"], SUMMARY_KEYS)
     conflicting = table.groupby("variant")[["architecture", "noise"]].nunique().max(axis=1) > 1
     if conflicting.any():
-        raise DeepSeaInputError(f"variant {conflicting.idxmax()!r} labels optimizers of different architectures")
+        raise InvalidRunError(f"variant {conflicting.idxmax()!r} labels optimizers of different architectures")
     return table
 
 
@@ -119,19 +107,19 @@ def stochasticity_gains(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataF
 def randomness_curves(runs: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
     """Fig. 14: the randomness OPEN applied per update (``rlopt.optimizers.open.step_diagnostics``),
     one row per (variant with learned noise, size, seed, update).  ``runs`` is
-    :func:`collect_runs` of the same ``run_dirs``."""
+    :func:`deepsea_runs` of the same ``run_dirs``."""
     noisy = set(runs.loc[runs["noise"], "variant"])
     frames = []
     for run in map(Path, run_dirs):
-        summary = json.loads((run / "summary.json").read_text())
+        summary = read_summary(run, SUMMARY_KEYS)
         if summary["label"] not in noisy:
             continue
-        path = run / "updates.parquet"
+        path = run / UPDATES_FILE
         if not path.is_file():
-            raise DeepSeaInputError(f"{path} does not exist (written by an older rlopt?)")
+            raise InvalidRunError(f"{path} does not exist (written by an older rlopt?)")
         updates = pd.read_parquet(path)
         if "randomness" not in updates:
-            raise DeepSeaInputError(f"{path} has no 'randomness' column although {summary['label']!r} "
+            raise InvalidRunError(f"{path} has no 'randomness' column although {summary['label']!r} "
                                     "uses learned noise")
         frames.append(updates[["seed", "update", "randomness"]].assign(
             variant=summary["label"], architecture=_architecture(summary["hparams"]),

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-AGGREGATE_SCOPE = "all"
+AGGREGATE_SCOPE = "all"  # the scope of aggregates over every env in a statistics table
 RAW, REFERENCE = "raw", "reference"
 METRICS = ("iqm", "mean", "median", "optimality_gap")
 # rliable's median is the median over envs of the per-env mean, so on one env it would
@@ -61,6 +61,12 @@ PROFILE_DTYPES = {
     "fraction": np.float64, "ci_low": np.float64, "ci_high": np.float64,
 }
 DROPPED_DTYPES = {"label": object, "env": object, "num_dropped": np.int64, "num_runs": np.int64}
+
+
+def scopes_in_order(scopes: Iterable[str]) -> list[str]:
+    """The aggregate scope first, then envs alphabetically (the order of figures and tables)."""
+    unique = set(scopes)
+    return [AGGREGATE_SCOPE] * (AGGREGATE_SCOPE in unique) + sorted(unique - {AGGREGATE_SCOPE})
 
 
 class StatsInputError(ValueError):

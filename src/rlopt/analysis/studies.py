@@ -33,7 +33,6 @@ just before the change (censored, NaN, if it does not within the segment).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from scipy.stats import trim_mean
 from rlopt.analysis.collapse import (COLLAPSED, FAILED, LEARNED, CollapseThresholds, classify_curve,
                                      clopper_pearson, trailing_mean)
 from rlopt.analysis.stats import Bootstrap
+from rlopt.runs import read_summary
 
 DROP_THRESHOLDS = (0.3, 0.5, 0.7)
 RECOVERY_LEVEL = 0.9
@@ -83,13 +83,7 @@ def read_runs(run_dirs: Sequence[Path]) -> list[StudyRun]:
 
 
 def _read_run(run_dir: Path) -> StudyRun:
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise StudyInputError(f"{run_dir} has no summary.json (not a finished rlopt train run)")
-    summary = json.loads(summary_path.read_text())
-    missing = [k for k in ("label", "env", "hparams", "ppo", "seeds", "env_options") if k not in summary]
-    if missing:
-        raise StudyInputError(f"{summary_path} lacks {missing}")
+    summary = read_summary(run_dir, ("label", "env", "hparams", "ppo", "seeds", "env_options"))
     ppo = summary["ppo"]
     batch_size = ppo["num_envs"] * ppo["num_steps"]
     num_updates = ppo["total_steps"] // batch_size

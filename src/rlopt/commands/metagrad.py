@@ -14,9 +14,10 @@ from rlopt.commands.common import parse_json_object
 
 def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
     """Checks the metagrad inputs (envs, optimizer and its architecture already checked)."""
-    from rlopt.agents.a2c import A2CConfigError, a2c_config_for
+    from rlopt.agents.settings import A2CConfigError, a2c_config_for
     from rlopt.commands.metatrain import _initial_mean, _normalizers, _per_env, _seed
-    from rlopt.meta.metagrad import PPO_TASK_NOTE, MetaGradConfig, MetaGradConfigError
+    from rlopt.meta.metagrad import PPO_TASK_NOTE
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 
     if args.es != "{}":
         raise UsageError("--es: ES settings apply to --method es; meta-gradient settings go in --metagrad")
@@ -49,7 +50,7 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
 def _tasks(inputs: dict) -> list:
     """Builds the environments and their tasks (no compile yet); bad env options and
     networks that do not fit an environment are usage errors."""
-    from rlopt.agents.a2c import A2CConfigError
+    from rlopt.agents.settings import A2CConfigError
     from rlopt.envs.registry import make_env
     from rlopt.meta.metagrad import a2c_task
 

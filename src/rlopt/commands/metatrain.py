@@ -21,11 +21,11 @@ from rlopt.commands.common import (
     parse_json_object,
     prepare_output_dir,
 )
+from rlopt.runs import SUMMARY_FILE
 
 BEST_FILE = "best.npy"
 FINAL_FILE = "final.npy"
 HISTORY_FILE = "history.parquet"
-SUMMARY_FILE = "summary.json"
 
 
 def register(subparsers) -> None:
@@ -73,9 +73,9 @@ def _register_metatrain(subparsers) -> None:
     parser.add_argument("--method", choices=("es", "metagrad"), default="es",
                         help="es: OpenAI-ES on whole PPO lifetimes (default); metagrad: meta-gradients through "
                              "A2C updates with pipeline training (rlopt.meta.metagrad)")
-    parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.es.ESConfig)")
+    parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.settings.ESConfig)")
     parser.add_argument("--metagrad", default="{}",
-                        help="meta-gradient settings as JSON or @file (see rlopt.meta.metagrad.MetaGradConfig)")
+                        help="meta-gradient settings as JSON or @file (see rlopt.meta.settings.MetaGradConfig)")
     parser.add_argument("--ppo", "--agent-settings", dest="ppo", default="{}",
                         help='per-env agent overrides (PPO for es, A2C for metagrad) as JSON or @file: '
                              '{"breakout": {...}}')
@@ -196,11 +196,10 @@ def _initial_mean(args, learned, opt_cfg, seed: int):
 
 def _validated_inputs(args) -> dict:
     """Checks every input before anything expensive happens."""
-    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.agents.settings import PPOConfigError, ppo_config_for
     from rlopt.envs.registry import UnknownEnvError, env_names
-    from rlopt.meta.es import ESConfig, ESConfigError
+    from rlopt.meta.settings import ESConfig, ESConfigError
     from rlopt.optimizers import OptimizerConfigError, learned_optimizer, validate_hparams
-    from rlopt.training import ppo_config_for
 
     envs = list(args.envs)
     unknown = [env for env in envs if env not in env_names()]

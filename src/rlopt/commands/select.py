@@ -34,12 +34,13 @@ def score(summary: dict) -> float:
 
 
 def load_summaries(run_dirs: list[Path]) -> list[dict]:
-    summaries = []
-    for run_dir in run_dirs:
-        path = run_dir / "summary.json"
-        if not path.is_file():
-            raise UsageError(f"--runs: {run_dir} has no summary.json (did its training job finish?)")
-        summaries.append(json.loads(path.read_text()))
+    from rlopt.runs import InvalidRunError, read_summary
+
+    try:
+        summaries = [read_summary(run_dir, ("env", "optimizer", "hparams", "final_returns", "diverged"))
+                     for run_dir in run_dirs]
+    except InvalidRunError as err:
+        raise UsageError(f"--runs: {err}") from err
     optimizers = {s["optimizer"] for s in summaries}
     envs = {s["env"] for s in summaries}
     if len(optimizers) > 1 or len(envs) > 1:

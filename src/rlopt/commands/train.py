@@ -19,9 +19,7 @@ from rlopt.commands.common import (
     prepare_output_dir,
 )
 
-RETURNS_FILE = "returns.parquet"
-UPDATES_FILE = "updates.parquet"
-SUMMARY_FILE = "summary.json"
+from rlopt.runs import RETURNS_FILE, SUMMARY_FILE, UPDATES_FILE
 
 
 def register(subparsers) -> None:
@@ -50,11 +48,9 @@ def register(subparsers) -> None:
 
 def _validated_inputs(args) -> dict:
     """Checks every input before anything expensive happens."""
-    from rlopt.agents.a2c import A2CConfigError
-    from rlopt.agents.ppo import PPOConfigError
+    from rlopt.agents.settings import A2CConfigError, PPOConfigError, agent_config_for
     from rlopt.envs.registry import UnknownEnvError, env_names, make_env
     from rlopt.optimizers import OptimizerConfigError, validate_hparams
-    from rlopt.training import agent_config_for
 
     seeds = parse_seeds(args.seeds)
     hparams = parse_json_object(args.hparams, "--hparams")

@@ -1,6 +1,6 @@
 """Brax locomotion (ant, humanoid) behind the rlopt ``VecEnv`` interface.
 
-The wrapping follows OPEN (open-spec §5): actions are clipped to [-1, 1], episodes are
+The wrapping follows the OPEN authors' PPO (their make_train): actions are clipped to [-1, 1], episodes are
 truncated at ``episode_length`` and auto-reset, raw returns are logged before any
 normalisation, then observations and rewards are normalised with running statistics
 over the env batch.

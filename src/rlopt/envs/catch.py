@@ -1,4 +1,4 @@
-"""Catch (bsuite-style), as in Optim4RL's official ``envs/catch.py`` (optim4rl-spec.md §4.2).
+"""Catch (bsuite-style), as in Optim4RL's official ``envs/catch.py``.
 
 A ball falls down a 10-row x 5-column board, one row per step, from row 0 in a uniformly
 drawn column; the paddle sits in the bottom row (9), starting in column 2. The 3 actions

@@ -8,7 +8,7 @@ them is a setting of :class:`GridworldParams` for a single environment, so one c
 or A2C lifetime serves a whole task distribution (as :mod:`rlopt.envs.deepsea` does for
 DeepSea's size) and several tasks can be meta-trained in one program.
 
-Dynamics (the official Optim4RL rules, docs: optim4rl-spec.md §4.1), per env and step:
+Dynamics (the rules of the Optim4RL authors' envs/gridworld.py), per env and step:
 
 1. Move: target = clip(cell + moves[action], board); the agent stays if the target is a
    wall. An action the task does not have (``action_valid`` false, padding) stays put.
@@ -44,7 +44,7 @@ Optim4RL's grids share one program (15 x 15, 4 objects). Reset draws K + 1 disti
 (the task's objects take the first draws after the agent's), so a task needs at least
 1 + (number of its objects) empty cells.
 
-Settings (registry names; "sparse"/"dense" objects per optim4rl-spec.md §4.1):
+Settings (registry names; "sparse"/"dense" objects as in the authors' envs/gridworld.py):
 
 * Optim4RL (paper App. B Table 2), 9 actions (stay, up, right, down, left, then the
   diagonals (+1,-1), (+1,+1), (-1,+1), (-1,-1), the official order), maps = an open room

@@ -1,4 +1,5 @@
-"""Brax Ant and Humanoid whose dynamics change during training (studies.md §3, §5(b)).
+"""Brax Ant and Humanoid whose dynamics change during training (studies.md §3, §5(b)), and
+discrete-action envs whose actions are relabelled during training.
 
 Time base.  The dynamics follow *training progress*, counted in PPO updates: PPO asks the
 env for its parameters at every update (``params_at(update_index, params)``, see
@@ -37,12 +38,21 @@ sequence, segment length and ramp):
 Legs are found by the names of the joints the actuators drive (checked against the
 model, not hard-coded): Ant ``hip_i``/``ankle_i``; Humanoid ``right_hip_*``/``right_knee``
 and ``left_hip_*``/``left_knee`` (actuators 3-6 and 7-10).
+
+A cheap non-stationary task for CPU-sized presets (:class:`ActionPermutedEnv`, any
+discrete-action env, e.g. Catch or a MinAtar game):
+
+* ``action_permutation``: in segment k the agent's action a is carried out as
+  ``(a + c_k) mod A`` (A actions), with c_0 = 0 and c_k = (c_{k-1} + r_k) mod A,
+  r_k ~ U{1, ..., A-1} per seed: every change relabels every action (the cyclic shift
+  never stays put), the observations and rewards are untouched, and the policy that was
+  optimal before is wrong after, so the agent must relearn what its actions do. Changes
+  are abrupt (``ramp_updates`` 0).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -51,13 +61,7 @@ import numpy as np
 from flax import struct
 
 from rlopt.envs.brax_env import BraxEnvState, BraxVecEnv
-
-KINDS = ("friction", "leg_wear", "leg_fatigue")
-SCHEDULE_KEYS = {"kind", "num_segments", "segment_updates", "ramp_updates", "low", "high", "level"}
-
-
-class ScheduleError(ValueError):
-    """A schedule option the wrapper cannot use."""
+from rlopt.envs.schedules import PHYSICAL_KINDS, Schedule, ScheduleError
 
 
 @struct.dataclass
@@ -74,45 +78,6 @@ class ScheduleParams:
 class NonstationaryState:
     inner: BraxEnvState
     targets: jax.Array  # (num_segments, num_values) this seed's sequence; row 0 nominal
-
-
-@dataclass(frozen=True)
-class Schedule:
-    kind: str
-    num_segments: int
-    segment_updates: int
-    ramp_updates: int = 0
-    low: float | None = None
-    high: float | None = None
-    level: float = 0.6
-
-    @classmethod
-    def from_dict(cls, options: dict) -> "Schedule":
-        unknown = sorted(set(options) - SCHEDULE_KEYS)
-        if unknown:
-            raise ScheduleError(f"unknown schedule option(s) {unknown}; valid: {sorted(SCHEDULE_KEYS)}")
-        if options.get("kind") not in KINDS:
-            raise ScheduleError(f"schedule kind must be one of {list(KINDS)}, got {options.get('kind')!r}")
-        schedule = cls(**options)
-        for name in ("num_segments", "segment_updates"):
-            value = getattr(schedule, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ScheduleError(f"schedule {name} must be a positive integer, got {value!r}")
-        if isinstance(schedule.ramp_updates, bool) or not isinstance(schedule.ramp_updates, int) \
-                or not 0 <= schedule.ramp_updates <= schedule.segment_updates:
-            raise ScheduleError(f"schedule ramp_updates must be an integer in [0, segment_updates], "
-                                f"got {schedule.ramp_updates!r}")
-        low, high = schedule.bounds
-        if not 0 < low <= high:
-            raise ScheduleError(f"schedule needs 0 < low <= high, got low={low}, high={high}")
-        if not 0 < schedule.level:
-            raise ScheduleError(f"schedule level must be > 0, got {schedule.level}")
-        return schedule
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        default = (0.02, 2.0) if self.kind == "friction" else (0.4, 1.0)
-        return (self.low if self.low is not None else default[0], self.high if self.high is not None else default[1])
 
 
 def actuator_joint_names(system) -> list[str]:
@@ -149,6 +114,8 @@ class NonstationaryBraxEnv:
     """A ``BraxVecEnv`` whose System follows a per-seed schedule over PPO updates."""
 
     def __init__(self, base: BraxVecEnv, schedule: Schedule) -> None:
+        if schedule.kind not in PHYSICAL_KINDS:
+            raise ScheduleError(f"a Brax env takes the schedule kinds {list(PHYSICAL_KINDS)}, not {schedule.kind!r}")
         self.base = base
         self.schedule = schedule
         self.spec = base.spec
@@ -225,4 +192,63 @@ class NonstationaryBraxEnv:
 
     def step(self, key: jax.Array, state: NonstationaryState, action: jax.Array, params: ScheduleParams):
         inner, transition = self.base.step(key, state.inner, action, self.system_at(params, state.targets))
+        return state.replace(inner=inner), transition
+
+
+# ------------------------------------------------------------------ permuted actions
+
+
+@struct.dataclass
+class ClockParams:
+    """The env params of an :class:`ActionPermutedEnv`: the base env's plus the training clock."""
+
+    inner: Any
+    update_index: jax.Array  # int32
+    segment_updates: jax.Array  # int32
+
+
+@struct.dataclass
+class PermutedState:
+    inner: Any
+    shifts: jax.Array  # int32 (num_segments,): c_k of this seed; c_0 = 0
+
+
+class ActionPermutedEnv:
+    """A discrete-action env whose actions are relabelled at every segment (module docstring)."""
+
+    def __init__(self, base, schedule: Schedule) -> None:
+        if schedule.kind != "action_permutation":
+            raise ScheduleError(f"{base.spec.name} takes the schedule kind 'action_permutation', not {schedule.kind!r}")
+        if base.spec.continuous or base.spec.action_dim < 2:
+            raise ScheduleError(f"action_permutation needs at least two discrete actions; {base.spec.name} has none")
+        if schedule.ramp_updates:
+            raise ScheduleError("action_permutation changes abruptly: ramp_updates must be 0")
+        self.base = base
+        self.schedule = schedule
+        self.spec = base.spec
+
+    def default_params(self) -> ClockParams:
+        return ClockParams(self.base.default_params(), jnp.int32(0), jnp.int32(self.schedule.segment_updates))
+
+    def params_at(self, update_index: jax.Array, params: ClockParams) -> ClockParams:
+        return params.replace(update_index=jnp.asarray(update_index, jnp.int32))
+
+    def draw_shifts(self, key: jax.Array) -> jax.Array:
+        """c_0 .. c_{K-1}: 0, then cumulative shifts by r_k in 1 .. A-1 (mod A)."""
+        actions = self.spec.action_dim
+        steps = jax.random.randint(key, (self.schedule.num_segments - 1,), 1, actions, dtype=jnp.int32)
+        return jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(steps) % actions]).astype(jnp.int32)
+
+    def shift_at(self, params: ClockParams, shifts: jax.Array) -> jax.Array:
+        segment = jnp.minimum(params.update_index // params.segment_updates, shifts.shape[0] - 1)
+        return shifts[segment]
+
+    def reset(self, key: jax.Array, num_envs: int, params: ClockParams):
+        sequence_key, reset_key = jax.random.split(key)
+        inner, obs = self.base.reset(reset_key, num_envs, params.inner)
+        return PermutedState(inner, self.draw_shifts(sequence_key)), obs
+
+    def step(self, key: jax.Array, state: PermutedState, action: jax.Array, params: ClockParams):
+        carried_out = (action + self.shift_at(params, state.shifts)) % self.spec.action_dim
+        inner, transition = self.base.step(key, state.inner, carried_out.astype(action.dtype), params.inner)
         return state.replace(inner=inner), transition

@@ -23,11 +23,21 @@ class EnvEntry:
     description: str
 
 
+def _with_schedule(env: VecEnv, schedule: dict | None) -> VecEnv:
+    """A discrete-action env, its actions relabelled per segment when a schedule is given
+    (rlopt.envs.nonstationary)."""
+    if schedule is None:
+        return env
+    from rlopt.envs.nonstationary import ActionPermutedEnv, Schedule
+
+    return ActionPermutedEnv(env, Schedule.from_dict(schedule))
+
+
 def _gymnax(gymnax_id: str, **kwargs) -> Callable[..., VecEnv]:
-    def make(name: str, **options) -> VecEnv:
+    def make(name: str, schedule: dict | None = None, **options) -> VecEnv:
         from rlopt.envs.gymnax_env import GymnaxVecEnv
 
-        return GymnaxVecEnv(name, gymnax_id, **kwargs, **options)
+        return _with_schedule(GymnaxVecEnv(name, gymnax_id, **kwargs, **options), schedule)
 
     return make
 
@@ -53,16 +63,16 @@ def _deepsea(name: str, **options) -> VecEnv:
     return make_deepsea(name, **options)
 
 
-def _gridworld(name: str, **options) -> VecEnv:
+def _gridworld(name: str, schedule: dict | None = None, **options) -> VecEnv:
     from rlopt.envs.gridworld import make_gridworld
 
-    return make_gridworld(name, **options)
+    return _with_schedule(make_gridworld(name, **options), schedule)
 
 
-def _catch(name: str, **options) -> VecEnv:
+def _catch(name: str, schedule: dict | None = None, **options) -> VecEnv:
     from rlopt.envs.catch import make_catch
 
-    return make_catch(name, **options)
+    return _with_schedule(make_catch(name, **options), schedule)
 
 
 # Settings of the one gridworld in rlopt.envs.gridworld (listed here so the registry

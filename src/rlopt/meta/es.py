@@ -1,6 +1,6 @@
 """Meta-training a learned optimizer's flat meta-parameter vector with OpenAI-ES.
 
-The loop follows the OPEN paper (docs: open-spec.md §6), with evosax's ``Open_ES`` doing
+The loop follows the OPEN paper and its authors' train.py, with evosax's ``Open_ES`` doing
 every ES step (antithetic sampling, centred-rank fitness shaping, Adam with b1 = 0.99 on
 the ES gradient, exponentially decaying learning rate and noise scale, optionally floored
 at ``lr_min`` and ``sigma_min``, as the OPEN authors' evosax 0.1 ``OpenES`` floored them at
@@ -31,8 +31,8 @@ tasks are not comparable, so only pairs are compared: the better member of each 
 -1/2 (better: evosax minimises), the other +1/2, a tie (or two failed members) 0 each; a
 member with NaN fitness loses to a finite mirror. Ranks across the population would mix
 tasks, so the strategy is built with identity shaping in this mode. The ES gradient equals
-that of the official code's -1 / 0 values (z_i- = -z_i+); open-spec.md §6 notes that its
-HEAD negates them again and so moves away from each pair's winner.
+that of the official code's -1 / 0 values (z_i- = -z_i+); the head of the authors' code
+negates them once more and so moves away from each pair's winner.
 Validation on a distribution uses fixed tasks: validation seed s trains on the task drawn
 from ``fold_in(PRNGKey(s), TASK_STREAM)`` (see :func:`validation_task_keys`).
 
@@ -49,7 +49,7 @@ import hashlib
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -61,8 +61,8 @@ import pandas as pd
 from evosax.algorithms import Open_ES
 from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
-from rlopt.agents.ppo import FINAL_RETURN_ESTIMATORS
 from rlopt.meta import checkpoint as ckpt
+from rlopt.meta.settings import ESConfig
 from rlopt.provenance import config_hash
 
 COMBINED = "all"  # the task name of the rows holding the ranked, combined fitness
@@ -73,101 +73,6 @@ HISTORY_COLUMNS = ("generation", "env", "fitness_mean", "fitness_max", "fitness_
 SETTINGS_OUTSIDE_HASH = ("generations", "checkpoint_every")
 
 
-class ESConfigError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ESConfig:
-    """OpenAI-ES settings; defaults are the OPEN paper's MinAtar column of Table 7."""
-
-    population_size: int = 64
-    generations: int = 512
-    sigma_init: float = 0.03
-    sigma_decay: float = 0.999
-    lr: float = 0.03
-    lr_decay: float = 0.999
-    # Floors of the decaying schedules (None: none); the OPEN authors' evosax 0.1 had 0.01 and 0.001.
-    sigma_min: float | None = None
-    lr_min: float | None = None
-    rollouts: int = 1  # training seeds per member and task
-    eval_every: int = 24
-    # Held-out seeds for choosing the generation used at test time; the workflow's
-    # tuning (1000+) and evaluation (0-15) seeds must not be among them.
-    validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
-    checkpoint_every: int = 24
-    member_block: int | None = None  # members per vmapped block (bounds memory); None = all
-    # How a lifetime's final return is scored, for fitness and validation alike
-    # (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS; the OPEN authors' is "last_episode").
-    return_estimator: str = "window"
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> "ESConfig":
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise ESConfigError(f"unknown ES setting(s) {unknown}; valid ones are {known}")
-        settings = dict(settings)
-        if "validation_seeds" in settings:
-            seeds = settings["validation_seeds"]
-            if not isinstance(seeds, (list, tuple)):
-                raise ESConfigError(f"ES setting 'validation_seeds' must be a list of integers, got {seeds!r}")
-            settings["validation_seeds"] = tuple(seeds)
-        config = cls(**settings)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        for name in ("population_size", "generations", "rollouts", "eval_every", "checkpoint_every"):
-            _require_positive_int(name, getattr(self, name))
-        if self.population_size % 2:
-            raise ESConfigError(f"ES setting 'population_size' must be even (antithetic pairs), "
-                                f"got {self.population_size}")
-        for name in ("sigma_init", "lr"):
-            value = getattr(self, name)
-            if not _is_real(value) or value <= 0:
-                raise ESConfigError(f"ES setting '{name}' must be a positive number, got {value!r}")
-        for name in ("sigma_decay", "lr_decay"):
-            value = getattr(self, name)
-            if not _is_real(value) or not 0 < value <= 1:
-                raise ESConfigError(f"ES setting '{name}' must be in (0, 1], got {value!r}")
-        for name, start in (("sigma_min", "sigma_init"), ("lr_min", "lr")):
-            value = getattr(self, name)
-            if value is not None and (not _is_real(value) or not 0 < value <= getattr(self, start)):
-                raise ESConfigError(f"ES setting '{name}' must be a positive number at most "
-                                    f"{start} = {getattr(self, start)}, got {value!r}")
-        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
-            raise ESConfigError(f"ES setting 'return_estimator' must be one of {list(FINAL_RETURN_ESTIMATORS)}, "
-                                f"got {self.return_estimator!r}")
-        seeds = self.validation_seeds
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise ESConfigError(f"ES setting 'validation_seeds' must be a non-empty list of non-negative "
-                                f"integers, got {list(seeds)!r}")
-        if len(set(seeds)) != len(seeds):
-            raise ESConfigError(f"ES setting 'validation_seeds' has duplicates: {list(seeds)}")
-        if self.member_block is not None:
-            _require_positive_int("member_block", self.member_block)
-            if self.population_size % self.member_block:
-                raise ESConfigError(f"ES setting 'member_block' = {self.member_block} must divide "
-                                    f"population_size = {self.population_size} (one compile per task)")
-
-    @property
-    def block_size(self) -> int:
-        return self.member_block or self.population_size
-
-    def to_dict(self) -> dict:
-        settings = asdict(self)
-        settings["validation_seeds"] = list(self.validation_seeds)
-        return settings
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ESConfigError(f"ES setting '{name}' must be a positive integer, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -240,7 +145,7 @@ def ppo_task(env_name: str, ppo, learned, opt_cfg, *, env_options: dict | None =
     """Scores meta vectors of the learned optimizer ``learned`` (a
     :class:`rlopt.optimizers.learned.LearnedOptimizer`, architecture ``opt_cfg``) by whole
     PPO lifetimes on ``env_name`` (final returns by ``estimator``, one of
-    ``rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS``).
+    ``rlopt.agents.settings.FINAL_RETURN_ESTIMATORS``).
 
     A block of members runs as one jit of ``vmap`` (members) of ``vmap`` (seeds), its members
     split over the process's devices (``rlopt.training.over_devices``); each seed's network

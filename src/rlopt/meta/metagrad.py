@@ -1,5 +1,5 @@
 """Meta-gradient training of a learned optimizer on A2C tasks, with pipeline training on one
-device (Optim4RL's MetaA2C: the Optim4RL paper Sec. 5, docs: optim4rl-spec.md §2.1, §2.3, §3.1).
+device (Optim4RL's MetaA2C: the Optim4RL paper Sec. 5 and its authors' agents/MetaA2C.py).
 
 Any learned optimizer of :mod:`rlopt.optimizers.learned` is trained: ``from_vector(phi, cfg)``
 is differentiated with respect to its flat meta-parameters ``phi``.
@@ -73,7 +73,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, TextIO
 
@@ -83,10 +83,11 @@ import numpy as np
 import optax
 import pandas as pd
 
-from rlopt.agents.ppo import FINAL_RETURN_ESTIMATORS, estimated_final_return
+from rlopt.agents.ppo import estimated_final_return
 from rlopt.envs.base import VecEnv
 from rlopt.meta import checkpoint as ckpt
 from rlopt.meta.es import COMBINED, combined_fitness, task_fitness
+from rlopt.meta.settings import MetaGradConfig
 from rlopt.provenance import config_hash
 
 HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarted_units", "skipped",
@@ -95,147 +96,11 @@ HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarte
 # iterations, or checkpoint more or less often.
 SETTINGS_OUTSIDE_HASH = ("iterations", "checkpoint_seconds")
 PPO_TASK_NOTE = ("meta-gradient training runs A2C tasks only (gridworlds, Catch, MinAtar); the PPO/Brax "
-                 "meta-gradient (optim4rl-spec §2.2) is not implemented: meta-train that task with --method es")
+                 "meta-gradient (the authors' MetaPPO) is not implemented: meta-train that task with --method es")
 
 
-class MetaGradConfigError(ValueError):
-    pass
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-@dataclass(frozen=True)
-class MetaGradConfig:
-    """Defaults: the official meta_rl_catch (78 iterations of 4 inner updates, R = 32, Adam
-    lr 1e-3 after a global-norm clip of 0.5; 64 units, one per env, from A2C's num_envs)."""
-
-    iterations: int = 78
-    inner_updates: int = 4
-    reset_interval: int = 32  # R, in meta-iterations
-    pipeline: bool = True
-    num_units: int | None = None  # per task; None = one per env (the A2C setting num_envs)
-    # Units per vmapped block; the blocks run one after another (lax.map). None = all units in
-    # one block (best on a GPU); on a CPU small blocks keep the backward pass in cache.
-    unit_block: int | None = None
-    lr: float | dict = 1.0  # update multiplier, one for all tasks or {env: lr}
-    meta_lr: float = 1e-3
-    grad_clip: float | None = None  # elementwise clip of the meta-gradient
-    grad_norm: float | None = 0.5  # global-norm clip of the meta-gradient
-    max_norm: float | None = None  # each task's meta-gradient rescaled to exactly this norm
-    first_order: bool = True
-    eval_every: int = 10
-    validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
-    validation_steps: int | None = None  # env steps per validation run; None = the task's A2C total_steps
-    # How a validation run's final return is scored (rlopt.agents.ppo.FINAL_RETURN_ESTIMATORS, as ES)
-    return_estimator: str = "window"
-    checkpoint_seconds: float = 300.0
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> "MetaGradConfig":
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise MetaGradConfigError(f"unknown metagrad setting(s) {unknown}; valid ones are {known}")
-        settings = dict(settings)
-        if "validation_seeds" in settings:
-            seeds = settings["validation_seeds"]
-            if not isinstance(seeds, (list, tuple)):
-                raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a list of integers, "
-                                          f"got {seeds!r}")
-            settings["validation_seeds"] = tuple(seeds)
-        config = cls(**settings)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        for name in ("iterations", "inner_updates", "eval_every"):
-            if not _is_positive_int(getattr(self, name)):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, "
-                                          f"got {getattr(self, name)!r}")
-        if not _is_positive_int(self.reset_interval):
-            raise MetaGradConfigError(f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
-                                      f"got {self.reset_interval!r}")
-        for name in ("num_units", "unit_block", "validation_steps"):
-            value = getattr(self, name)
-            if value is not None and not _is_positive_int(value):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, got {value!r}")
-        for name in ("pipeline", "first_order"):
-            if not isinstance(getattr(self, name), bool):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be true or false, "
-                                          f"got {getattr(self, name)!r}")
-        lrs = self.lr.values() if isinstance(self.lr, dict) else [self.lr]
-        if not all(_is_real(v) and v > 0 for v in lrs):
-            raise MetaGradConfigError(f"metagrad setting 'lr' must be a positive number or an object "
-                                      f"{{env: positive number}}, got {self.lr!r}")
-        for name in ("meta_lr", "grad_clip", "grad_norm", "max_norm"):
-            value = getattr(self, name)
-            if (name == "meta_lr" or value is not None) and not (_is_real(value) and value > 0):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive number"
-                                          f"{'' if name == 'meta_lr' else ' or null'}, got {value!r}")
-        if self.grad_clip is not None and self.grad_norm is not None:
-            raise MetaGradConfigError("metagrad settings 'grad_clip' and 'grad_norm' are alternatives; "
-                                      "set one of them to null")
-        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
-            raise MetaGradConfigError(f"metagrad setting 'return_estimator' must be one of "
-                                      f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}")
-        if not (_is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
-            raise MetaGradConfigError(f"metagrad setting 'checkpoint_seconds' must be >= 0, "
-                                      f"got {self.checkpoint_seconds!r}")
-        seeds = self.validation_seeds
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a non-empty list of "
-                                      f"non-negative integers, got {list(seeds)!r}")
-        if len(set(seeds)) != len(seeds):
-            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' has duplicates: {list(seeds)}")
-
-    def check_tasks(self, envs: list[str]) -> None:
-        """The per-task settings name exactly the tasks trained on."""
-        if isinstance(self.lr, dict):
-            extra, missing = sorted(set(self.lr) - set(envs)), sorted(set(envs) - set(self.lr))
-            if extra:
-                raise MetaGradConfigError(f"metagrad setting 'lr' names task(s) {extra} that are not trained on {envs}")
-            if missing:
-                raise MetaGradConfigError(f"metagrad setting 'lr' has no learning rate for task(s) {missing}")
-
-    def task_lr(self, env: str) -> float:
-        return float(self.lr[env] if isinstance(self.lr, dict) else self.lr)
-
-    def units_for(self, env: str, num_envs: int) -> int:
-        """Units of a task whose A2C setting num_envs is the batch they share."""
-        units = self.num_units or num_envs
-        if num_envs % units:
-            raise MetaGradConfigError(f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
-                                      f"batch of num_envs = {num_envs} envs (each unit gets the same number)")
-        if self.unit_block is not None and units % self.unit_block:
-            raise MetaGradConfigError(f"metagrad setting 'unit_block' = {self.unit_block} does not divide task "
-                                      f"'{env}''s {units} units")
-        return units
-
-    def validation_config(self, a2c_config):
-        """The A2C settings of a task's validation runs (``validation_steps`` long)."""
-        from rlopt.agents.a2c import A2CConfig, A2CConfigError
-
-        if self.validation_steps is None:
-            return a2c_config
-        try:
-            return A2CConfig.from_dict({**a2c_config.to_dict(), "total_steps": self.validation_steps})
-        except A2CConfigError as err:
-            raise MetaGradConfigError(f"metagrad setting 'validation_steps' = {self.validation_steps}: {err}") from None
-
-    def lifetime(self) -> int:
-        """Updates in a unit's life: what the optimizer's num_updates says."""
-        return self.inner_updates * (self.reset_interval if self.pipeline else self.iterations)
-
-    def to_dict(self) -> dict:
-        settings = asdict(self)
-        settings["validation_seeds"] = list(self.validation_seeds)
-        return settings
 
 
 # --------------------------------------------------------------------------------------

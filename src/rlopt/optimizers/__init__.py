@@ -8,16 +8,16 @@ PPO passes on every step.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import optax
-
-from rlopt.optimizers import handcrafted
 from rlopt.optimizers.base import EXTRA_ARG_NAMES, OptimizerConfigError, TrainingSchedule
+from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS, COUNT_HPARAMS, OWN_HPARAMS
 from rlopt.optimizers.learned import LearnedOptimizer
+
+if TYPE_CHECKING:  # nothing here imports optax (JAX): a preset is validated without it
+    import optax
 
 __all__ = [
     "EXTRA_ARG_NAMES",
@@ -43,8 +43,9 @@ class OptimizerEntry:
 
 
 REGISTRY: dict[str, OptimizerEntry] = {}
-# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast).
-LEARNED_MODULES = ["rlopt.optimizers.open", "rlopt.optimizers.optim4rl"]
+# Modules whose import registers learned optimizers (imported lazily: the CLI starts fast;
+# they import their JAX implementations only when one is built).
+LEARNED_MODULES = ["rlopt.optimizers.open_settings", "rlopt.optimizers.optim4rl_settings"]
 
 
 def register(name: str, entry: OptimizerEntry) -> None:
@@ -53,18 +54,48 @@ def register(name: str, entry: OptimizerEntry) -> None:
 
 def register_learned(learned: LearnedOptimizer, validate: Callable[[dict], dict]) -> None:
     """Registers a learned optimizer: built from its ``weights`` file, else from its
-    meta-training initialisation (seed 0)."""
+    meta-training initialisation (seed 0).
+
+    Every learned optimizer also takes ``l2`` (coupled L2, as the handcrafted optimizers':
+    the gradient it sees is g + l2 * p), which only the factory applies: meta-training and
+    the optimizer's own settings never see it.
+    """
+
+    def validate_with_l2(hparams: dict) -> dict:
+        own = {k: v for k, v in hparams.items() if k != "l2"}
+        filled = validate(own)
+        if "l2" not in hparams:
+            return filled
+        if not _is_number(hparams["l2"]) or hparams["l2"] < 0:
+            raise OptimizerConfigError(f"optimizer '{learned.name}': 'l2' must be a number >= 0, got {hparams['l2']!r}")
+        return {**filled, "l2": hparams["l2"]}
 
     def build(hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
         del schedule  # learned optimizers read their position in training from the extra arguments
-        cfg = learned.config(hparams)
-        if hparams.get("weights") is None:
+        own = {k: v for k, v in hparams.items() if k != "l2"}
+        cfg = learned.config(own)
+        if own.get("weights") is None:
             vector = learned.initial_vector(cfg, 0)
         else:
-            vector = learned.load_vector(hparams["weights"], cfg)
-        return learned.from_vector(vector, cfg)
+            vector = learned.load_vector(own["weights"], cfg)
+        tx = learned.from_vector(vector, cfg)
+        return with_coupled_l2(tx, hparams["l2"]) if "l2" in hparams else tx
 
-    register(learned.name, OptimizerEntry(build=build, validate=validate, learned=learned))
+    register(learned.name, OptimizerEntry(build=build, validate=validate_with_l2, learned=learned))
+
+
+def with_coupled_l2(tx: optax.GradientTransformationExtraArgs, l2) -> optax.GradientTransformationExtraArgs:
+    """``tx`` fed g + l2 * p instead of g; its state (and so its diagnostics) unchanged."""
+    import jax  # here, as optax: the registry is used without JAX (a preset's validation)
+    import optax
+
+    def update(updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError("coupled L2 needs the parameters")
+        decayed = jax.tree.map(lambda g, p: g + l2 * p, updates, params)
+        return tx.update(decayed, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update)
 
 
 def optimizer_names() -> list[str]:
@@ -90,10 +121,7 @@ def _is_number(value) -> bool:
 
 
 def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
-    own = {
-        k: p.default for k, p in inspect.signature(handcrafted.DIRECTIONS[name]).parameters.items()
-    }
-    allowed = {**own, **handcrafted.COMMON_HPARAMS}
+    allowed = {**OWN_HPARAMS[name], **COMMON_HPARAMS}
 
     def validate(hparams: dict) -> dict:
         unknown = sorted(set(hparams) - set(allowed))
@@ -120,16 +148,25 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
         for key in ("eps", "l2", "weight_decay"):
             if key in filled and filled[key] < 0:
                 raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be >= 0, got {filled[key]}")
+        for key in COUNT_HPARAMS:
+            if filled[key] < 0 or filled[key] != int(filled[key]):
+                raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be an integer >= 0, got {filled[key]}")
         return filled
 
     return validate
 
 
-for _name in handcrafted.DIRECTIONS:
+def _build_handcrafted(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.GradientTransformationExtraArgs:
+    from rlopt.optimizers import handcrafted
+
+    return handcrafted.build(name, hparams, schedule)
+
+
+for _name in OWN_HPARAMS:
     register(
         _name,
         OptimizerEntry(
-            build=lambda hp, sched, _n=_name: handcrafted.build(_n, hp, sched),
+            build=lambda hp, sched, _n=_name: _build_handcrafted(_n, hp, sched),
             validate=_validate_handcrafted(_name),
         ),
     )

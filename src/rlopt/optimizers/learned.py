@@ -20,11 +20,14 @@ the randomness it applies). Per-step diagnostics come through the optimizer stat
 
 A module registers its learned optimizer with ``rlopt.optimizers.register_learned``; ES
 (``rlopt.meta.es``), meta-gradients, ``rlopt metatrain``, the workflow's plan and its rules
-go through :func:`rlopt.optimizers.learned_optimizer` only.
+go through :func:`rlopt.optimizers.learned_optimizer` only. The package's own optimizers
+register from light settings modules (``open_settings``, ``optim4rl_settings``) whose entry
+imports the JAX implementation on first use (:func:`imported_on_call`).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -55,6 +58,19 @@ class LearnedOptimizer:
     def describe(self, cfg) -> dict:
         """What identifies the optimizer in a run's configuration and checkpoint hash."""
         return {"name": self.name, **asdict(cfg)}
+
+
+def imported_on_call(module: str, name: str) -> Callable:
+    """The function ``module.name``, imported when first called: a registry entry's
+    ``from_vector`` (the JAX implementation) so that the registry, and a preset's validation
+    with it, imports no JAX. It carries ``module`` as its own ``__module__``: the workflow
+    hashes the code an optimizer runs from there."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__module__, call.__name__, call.__qualname__ = module, name, name
+    return call
 
 
 def architecture_hparams(hparams: dict) -> dict:

@@ -4,7 +4,7 @@ The seven files are the work of Goldie et al. ("Can Learned Optimization Make
 Reinforcement Learning Less Difficult?", NeurIPS 2024), published in their repository
 AlexGoldie/rl-learned-optimization under the Apache License 2.0. rlopt does not ship them;
 it downloads them from that repository at a pinned commit and checks their SHA-256 sums.
-Load a verified file with :func:`rlopt.optimizers.open.load_weights`.
+Load a verified file with :func:`rlopt.optimizers.open_settings.load_weights`.
 """
 
 from __future__ import annotations

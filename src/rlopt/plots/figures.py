@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from rlopt.analysis.stats import AGGREGATE_SCOPE, scopes_in_order  # noqa: E402
 from rlopt.io import write_atomic  # noqa: E402
 
 METRIC_TITLES = {
@@ -34,7 +35,6 @@ METRIC_TITLES = {
     "median": "Median",
     "optimality_gap": "Optimality gap (lower is better)",
 }
-AGGREGATE_SCOPE = "all"
 CURVE_POINTS = 100  # x positions per return curve after binning
 PANEL_SIZE = (3.8, 2.9)  # inches per panel
 MAX_COLUMNS = 3
@@ -124,12 +124,6 @@ def _t_interval(values: pd.Series) -> tuple[float, float]:
         return (np.nan, np.nan)
     half_width = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
     return (values.mean() - half_width, values.mean() + half_width)
-
-
-def _scopes_in_order(scopes: Iterable[str]) -> list[str]:
-    """The aggregate scope first, then envs alphabetically."""
-    unique = set(scopes)
-    return [AGGREGATE_SCOPE] * (AGGREGATE_SCOPE in unique) + sorted(unique - {AGGREGATE_SCOPE})
 
 
 def _select(df: pd.DataFrame, table: str, **equal_to) -> pd.DataFrame:
@@ -294,7 +288,7 @@ def plot_intervals_per_env(
     require_columns(intervals_df, INTERVAL_COLUMNS, "intervals")
     rows = _select(intervals_df, "intervals", normalization=normalization, metric=metric)
     palette = label_palette(intervals_df["label"])
-    scopes = _scopes_in_order(rows["scope"])
+    scopes = scopes_in_order(rows["scope"])
     order = sorted(rows["label"].unique())
     fig, axes = _panel_grid(len(scopes), _interval_panel_size(len(order)), max_columns=4, sharey=True)
     for ax, scope in zip(axes, scopes):
@@ -313,7 +307,7 @@ def plot_probability_of_improvement(poi_df: pd.DataFrame, out_stem: str | os.Pat
         raise PlotInputError("probability_of_improvement table has no rows")
     palette = label_palette([*poi_df["label"], *poi_df["reference"]])
     rows = poi_df.assign(pair=poi_df["label"] + " vs " + poi_df["reference"])
-    scopes = _scopes_in_order(rows["scope"])
+    scopes = scopes_in_order(rows["scope"])
     order = sorted(rows["pair"].unique())
     fig, axes = _panel_grid(len(scopes), _interval_panel_size(len(order)), sharey=True)
     for ax, scope in zip(axes, scopes):
@@ -332,7 +326,7 @@ def plot_performance_profile(profile_df: pd.DataFrame, out_stem: str | os.PathLi
     if profile_df.empty:
         raise PlotInputError("performance_profile table has no rows")
     palette = label_palette(profile_df["label"])
-    scopes = _scopes_in_order(profile_df["scope"])
+    scopes = scopes_in_order(profile_df["scope"])
     fig, axes = _panel_grid(len(scopes))
     for ax, scope in zip(axes, scopes):
         for label, rows in profile_df[profile_df["scope"] == scope].groupby("label"):

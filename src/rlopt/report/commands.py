@@ -11,21 +11,13 @@ import subprocess
 from pathlib import Path
 
 from rlopt.errors import UsageError
+from rlopt.report.contents import TABLES_BY_OPTION, latex_declarations
 
 # Fragment files that main.tex \input's (names are part of its contract).
 PRESET_FRAGMENT = "preset.tex"
 PATHS_FRAGMENT = "paths.tex"
-TABLE_FRAGMENTS = {
-    "intervals": "table_intervals.tex",
-    "poi": "table_poi.tex",
-    "runtime": "table_runtime.tex",
-    "benchmarks": "table_cost.tex",
-    "sweeps": "table_tuning.tex",
-    "ablations": "table_ablations.tex",
-    "deepsea": "table_deepsea.tex",
-    "collapse": "table_collapse.tex",
-    "nonstationary": "table_nonstationary.tex",
-}
+CONTENTS_FRAGMENT = "contents.tex"
+TABLE_FRAGMENTS = {option: Path(table.path).name for option, table in TABLES_BY_OPTION.items()}
 TEX_INSTALL_HINT = (
     "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
 )
@@ -51,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tables.add_argument("--collapse", nargs=2, metavar=("RATES", "INTERVALS"),
                         help="rates and intervals tables of `rlopt collapse-stats`")
     tables.add_argument("--nonstationary", help="intervals table of `rlopt nonstationary-stats`")
+    tables.add_argument("--transfer", nargs=2, metavar=("INTERVALS", "POI"),
+                        help="intervals and probability_of_improvement tables of the transfer study's `rlopt stats`")
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -74,6 +68,7 @@ def write_tables(args: argparse.Namespace) -> int:
         fragments = {
             PRESET_FRAGMENT: latex.preset_fragment(_read_meta(args.meta)),
             PATHS_FRAGMENT: latex.paths_fragment(args.figures_dir),
+            CONTENTS_FRAGMENT: latex_declarations(),
         }
         table_makers = {
             "intervals": lambda path: latex.intervals_fragment(read_table(path)),
@@ -84,6 +79,7 @@ def write_tables(args: argparse.Namespace) -> int:
             "deepsea": lambda path: latex.deepsea_fragment(read_table(path)),
             "collapse": lambda paths: latex.collapse_fragment(read_table(paths[0]), read_table(paths[1])),
             "nonstationary": lambda path: latex.nonstationary_fragment(read_table(path)),
+            "transfer": lambda paths: latex.transfer_fragment(read_table(paths[0]), read_table(paths[1])),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from rlopt.analysis.stats import scopes_in_order
 from rlopt.io import write_atomic
 
-AGGREGATE_SCOPE = "all"
 MISSING_CELL = "--"
 
 _LATEX_SPECIALS = {
@@ -86,12 +86,6 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], table: str) -> Non
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ReportInputError(f"{table} table lacks column(s) {missing}; it has {list(df.columns)}")
-
-
-def scopes_in_order(scopes: Iterable[str]) -> list[str]:
-    """The aggregate scope first, then envs alphabetically."""
-    unique = set(scopes)
-    return [AGGREGATE_SCOPE] * (AGGREGATE_SCOPE in unique) + sorted(unique - {AGGREGATE_SCOPE})
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
@@ -288,6 +282,51 @@ def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
                      last("recovery_updates"), str(int(rows["num_seeds"].max()))])
     header = ["schedule", "arm", "IQM stream return", "IQM end of last segment", "IQM recovery (updates)", "seeds"]
     return tabular(header, body, "llcccr")
+
+
+def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
+    """Per arm: IQM [95% CI] of the final return normalised by the reference arm, on each
+    target env and over all of them, and P(arm > reference) [95% CI] over all target envs
+    (on the one env when there is only one). An env where the reference's mean return is not
+    positive cannot be normalised (rlopt.analysis.stats): its column shows the raw return.
+    The reference's own row has no probability."""
+    require_columns(intervals_df, ["scope", "normalization", "label", "metric", "estimate", "ci_low", "ci_high"],
+                    "transfer intervals")
+    require_columns(poi_df, ["scope", "label", "reference", "estimate", "ci_low", "ci_high"],
+                    "transfer probability_of_improvement")
+    rows = intervals_df[intervals_df["metric"] == "iqm"]
+    if rows.empty:
+        raise ReportInputError("transfer intervals table has no IQM rows")
+    normalised = set(rows.loc[rows["normalization"] == "reference", "scope"])
+    scopes = scopes_in_order(rows["scope"])
+    rows = rows[rows["normalization"] == rows["scope"].map(lambda scope: "reference" if scope in normalised else "raw")]
+    envs = [scope for scope in scopes if scope != "all"]
+    poi_scope = "all" if "all" in set(poi_df["scope"]) else (envs[0] if len(envs) == 1 else None)
+    cells = rows.set_index(["label", "scope"])
+    chances = poi_df[poi_df["scope"] == poi_scope].set_index("label")
+    references = sorted(set(poi_df["reference"]))
+
+    def interval(row) -> str:
+        return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
+
+    def cell(label: str, scope: str) -> str:
+        return interval(cells.loc[(label, scope)]) if (label, scope) in cells.index else MISSING_CELL
+
+    def chance(label: str) -> str:
+        return interval(chances.loc[label]) if label in chances.index else MISSING_CELL
+
+    against = escape_latex(references[0]) if len(references) == 1 else "reference"
+    left_out = [env for env in envs if env not in normalised]
+
+    def title(scope: str) -> str:
+        if scope == "all" and left_out:  # the aggregate covers the normalised envs only
+            return f"IQM over {', '.join(escape_latex(env) for env in envs if env in normalised)}"
+        return f"IQM {escape_latex(scope)}" + ("" if scope in normalised else " (raw)")
+
+    header = ["arm", *(title(scope) for scope in scopes), f"P(arm $>$ {against})"]
+    body = [[escape_latex(label), *(cell(label, scope) for scope in scopes), chance(label)]
+            for label in sorted(rows["label"].unique())]
+    return tabular(header, body, "l" + "c" * (len(scopes) + 1))
 
 
 def runtime_fragment(runtime_df: pd.DataFrame) -> str:

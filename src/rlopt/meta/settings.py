@@ -1,0 +1,244 @@
+"""The meta-training methods' settings: OpenAI-ES's (rlopt.meta.es) and meta-gradient
+training's (rlopt.meta.metagrad).
+
+Kept apart from the methods so that what validates a preset (rlopt.workflow_config, run by
+Snakemake while it parses the workflow) imports neither JAX nor evosax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from rlopt.agents.settings import FINAL_RETURN_ESTIMATORS, A2CConfig, A2CConfigError
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+class ESConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ESConfig:
+    """OpenAI-ES settings; defaults are the OPEN paper's MinAtar column of Table 7."""
+
+    population_size: int = 64
+    generations: int = 512
+    sigma_init: float = 0.03
+    sigma_decay: float = 0.999
+    lr: float = 0.03
+    lr_decay: float = 0.999
+    # Floors of the decaying schedules (None: none); the OPEN authors' evosax 0.1 had 0.01 and 0.001.
+    sigma_min: float | None = None
+    lr_min: float | None = None
+    rollouts: int = 1  # training seeds per member and task
+    eval_every: int = 24
+    # Held-out seeds for choosing the generation used at test time; the workflow's
+    # tuning (1000+) and evaluation (0-15) seeds must not be among them.
+    validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
+    checkpoint_every: int = 24
+    member_block: int | None = None  # members per vmapped block (bounds memory); None = all
+    # How a lifetime's final return is scored, for fitness and validation alike
+    # (rlopt.agents.settings.FINAL_RETURN_ESTIMATORS; the OPEN authors' is "last_episode").
+    return_estimator: str = "window"
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "ESConfig":
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ESConfigError(f"unknown ES setting(s) {unknown}; valid ones are {known}")
+        settings = dict(settings)
+        if "validation_seeds" in settings:
+            seeds = settings["validation_seeds"]
+            if not isinstance(seeds, (list, tuple)):
+                raise ESConfigError(f"ES setting 'validation_seeds' must be a list of integers, got {seeds!r}")
+            settings["validation_seeds"] = tuple(seeds)
+        config = cls(**settings)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("population_size", "generations", "rollouts", "eval_every", "checkpoint_every"):
+            _require_positive_int(name, getattr(self, name))
+        if self.population_size % 2:
+            raise ESConfigError(f"ES setting 'population_size' must be even (antithetic pairs), "
+                                f"got {self.population_size}")
+        for name in ("sigma_init", "lr"):
+            value = getattr(self, name)
+            if not _is_real(value) or value <= 0:
+                raise ESConfigError(f"ES setting '{name}' must be a positive number, got {value!r}")
+        for name in ("sigma_decay", "lr_decay"):
+            value = getattr(self, name)
+            if not _is_real(value) or not 0 < value <= 1:
+                raise ESConfigError(f"ES setting '{name}' must be in (0, 1], got {value!r}")
+        for name, start in (("sigma_min", "sigma_init"), ("lr_min", "lr")):
+            value = getattr(self, name)
+            if value is not None and (not _is_real(value) or not 0 < value <= getattr(self, start)):
+                raise ESConfigError(f"ES setting '{name}' must be a positive number at most "
+                                    f"{start} = {getattr(self, start)}, got {value!r}")
+        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
+            raise ESConfigError(f"ES setting 'return_estimator' must be one of {list(FINAL_RETURN_ESTIMATORS)}, "
+                                f"got {self.return_estimator!r}")
+        seeds = self.validation_seeds
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ESConfigError(f"ES setting 'validation_seeds' must be a non-empty list of non-negative "
+                                f"integers, got {list(seeds)!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ESConfigError(f"ES setting 'validation_seeds' has duplicates: {list(seeds)}")
+        if self.member_block is not None:
+            _require_positive_int("member_block", self.member_block)
+            if self.population_size % self.member_block:
+                raise ESConfigError(f"ES setting 'member_block' = {self.member_block} must divide "
+                                    f"population_size = {self.population_size} (one compile per task)")
+
+    @property
+    def block_size(self) -> int:
+        return self.member_block or self.population_size
+
+    def to_dict(self) -> dict:
+        settings = asdict(self)
+        settings["validation_seeds"] = list(self.validation_seeds)
+        return settings
+
+
+def _require_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ESConfigError(f"ES setting '{name}' must be a positive integer, got {value!r}")
+
+
+class MetaGradConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MetaGradConfig:
+    """Defaults: the official meta_rl_catch (78 iterations of 4 inner updates, R = 32, Adam
+    lr 1e-3 after a global-norm clip of 0.5; 64 units, one per env, from A2C's num_envs)."""
+
+    iterations: int = 78
+    inner_updates: int = 4
+    reset_interval: int = 32  # R, in meta-iterations
+    pipeline: bool = True
+    num_units: int | None = None  # per task; None = one per env (the A2C setting num_envs)
+    # Units per vmapped block; the blocks run one after another (lax.map). None = all units in
+    # one block (best on a GPU); on a CPU small blocks keep the backward pass in cache.
+    unit_block: int | None = None
+    lr: float | dict = 1.0  # update multiplier, one for all tasks or {env: lr}
+    meta_lr: float = 1e-3
+    grad_clip: float | None = None  # elementwise clip of the meta-gradient
+    grad_norm: float | None = 0.5  # global-norm clip of the meta-gradient
+    max_norm: float | None = None  # each task's meta-gradient rescaled to exactly this norm
+    first_order: bool = True
+    eval_every: int = 10
+    validation_seeds: tuple[int, ...] = tuple(range(2000, 2008))
+    validation_steps: int | None = None  # env steps per validation run; None = the task's A2C total_steps
+    # How a validation run's final return is scored (rlopt.agents.settings.FINAL_RETURN_ESTIMATORS, as ES)
+    return_estimator: str = "window"
+    checkpoint_seconds: float = 300.0
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "MetaGradConfig":
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise MetaGradConfigError(f"unknown metagrad setting(s) {unknown}; valid ones are {known}")
+        settings = dict(settings)
+        if "validation_seeds" in settings:
+            seeds = settings["validation_seeds"]
+            if not isinstance(seeds, (list, tuple)):
+                raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a list of integers, "
+                                          f"got {seeds!r}")
+            settings["validation_seeds"] = tuple(seeds)
+        config = cls(**settings)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("iterations", "inner_updates", "eval_every"):
+            if not _is_positive_int(getattr(self, name)):
+                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, "
+                                          f"got {getattr(self, name)!r}")
+        if not _is_positive_int(self.reset_interval):
+            raise MetaGradConfigError(f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
+                                      f"got {self.reset_interval!r}")
+        for name in ("num_units", "unit_block", "validation_steps"):
+            value = getattr(self, name)
+            if value is not None and not _is_positive_int(value):
+                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, got {value!r}")
+        for name in ("pipeline", "first_order"):
+            if not isinstance(getattr(self, name), bool):
+                raise MetaGradConfigError(f"metagrad setting '{name}' must be true or false, "
+                                          f"got {getattr(self, name)!r}")
+        lrs = self.lr.values() if isinstance(self.lr, dict) else [self.lr]
+        if not all(_is_real(v) and v > 0 for v in lrs):
+            raise MetaGradConfigError(f"metagrad setting 'lr' must be a positive number or an object "
+                                      f"{{env: positive number}}, got {self.lr!r}")
+        for name in ("meta_lr", "grad_clip", "grad_norm", "max_norm"):
+            value = getattr(self, name)
+            if (name == "meta_lr" or value is not None) and not (_is_real(value) and value > 0):
+                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive number"
+                                          f"{'' if name == 'meta_lr' else ' or null'}, got {value!r}")
+        if self.grad_clip is not None and self.grad_norm is not None:
+            raise MetaGradConfigError("metagrad settings 'grad_clip' and 'grad_norm' are alternatives; "
+                                      "set one of them to null")
+        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
+            raise MetaGradConfigError(f"metagrad setting 'return_estimator' must be one of "
+                                      f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}")
+        if not (_is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
+            raise MetaGradConfigError(f"metagrad setting 'checkpoint_seconds' must be >= 0, "
+                                      f"got {self.checkpoint_seconds!r}")
+        seeds = self.validation_seeds
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a non-empty list of "
+                                      f"non-negative integers, got {list(seeds)!r}")
+        if len(set(seeds)) != len(seeds):
+            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' has duplicates: {list(seeds)}")
+
+    def check_tasks(self, envs: list[str]) -> None:
+        """The per-task settings name exactly the tasks trained on."""
+        if isinstance(self.lr, dict):
+            extra, missing = sorted(set(self.lr) - set(envs)), sorted(set(envs) - set(self.lr))
+            if extra:
+                raise MetaGradConfigError(f"metagrad setting 'lr' names task(s) {extra} that are not trained on {envs}")
+            if missing:
+                raise MetaGradConfigError(f"metagrad setting 'lr' has no learning rate for task(s) {missing}")
+
+    def task_lr(self, env: str) -> float:
+        return float(self.lr[env] if isinstance(self.lr, dict) else self.lr)
+
+    def units_for(self, env: str, num_envs: int) -> int:
+        """Units of a task whose A2C setting num_envs is the batch they share."""
+        units = self.num_units or num_envs
+        if num_envs % units:
+            raise MetaGradConfigError(f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
+                                      f"batch of num_envs = {num_envs} envs (each unit gets the same number)")
+        if self.unit_block is not None and units % self.unit_block:
+            raise MetaGradConfigError(f"metagrad setting 'unit_block' = {self.unit_block} does not divide task "
+                                      f"'{env}''s {units} units")
+        return units
+
+    def validation_config(self, a2c_config):
+        """The A2C settings of a task's validation runs (``validation_steps`` long)."""
+        if self.validation_steps is None:
+            return a2c_config
+        try:
+            return A2CConfig.from_dict({**a2c_config.to_dict(), "total_steps": self.validation_steps})
+        except A2CConfigError as err:
+            raise MetaGradConfigError(f"metagrad setting 'validation_steps' = {self.validation_steps}: {err}") from None
+
+    def lifetime(self) -> int:
+        """Updates in a unit's life: what the optimizer's num_updates says."""
+        return self.inner_updates * (self.reset_interval if self.pipeline else self.iterations)
+
+    def to_dict(self) -> dict:
+        settings = asdict(self)
+        settings["validation_seeds"] = list(self.validation_seeds)
+        return settings
