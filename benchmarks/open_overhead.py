@@ -96,9 +96,10 @@ def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
     from jax.flatten_util import ravel_pytree
 
     from rlopt.optimizers import open as open_opt
+    from rlopt.optimizers.open_settings import load_weights
 
     cfg = open_opt.OpenConfig(size=size)
-    vector = open_opt.load_weights(weights, cfg)[0] if weights else np.zeros(open_opt.num_meta_params(cfg), np.float32)
+    vector = load_weights(weights, cfg)[0] if weights else np.zeros(open_opt.num_meta_params(cfg), np.float32)
     meta = open_opt.unflatten(jnp.asarray(vector), cfg)
     params, grads, extra = breakout_inputs()
     tx = open_opt.open_optimizer(vector, cfg)
