@@ -315,6 +315,7 @@ def test_two_steps_match_numpy_reference():
         for name, value in diagnostics.items():  # the quantities of the paper's App. F.3 / F.4
             assert float(state.diagnostics[name]) == pytest.approx(value, rel=1e-4), name
     assert np.abs(ravel_pytree(got)[0]).mean() > 1e-5
+    assert state.carry.shape == (8, 112)  # 111 parameters: the network runs on an even count
 
 
 @needs_pretrained

@@ -50,6 +50,17 @@ For "full" features with noise it equals the authors' files (their flax names in
 with H, M = 8, 16 ("small", 1211 values) or 16, 32 ("larger", 3571 values), I = number of
 features, O = 3 with noise else 2. Separated: the actor's vector, then the critic's.
 
+Cost (benchmarks/open_overhead.py profiles one update part by part). Per step the
+parameters and gradient are flattened once; everything per parameter is an (F, N) array,
+one column per parameter, so the network is a handful of wide products over all N
+columns: the three GRU gates in one (I x 3H) input-side and one (H x 3H) hidden-side
+product, each Dense layer one product. Each LayerNorm's centring is folded into the Dense
+layer before it (see ``_dense_layer_norm``), and the variance is a sum of rows mostly
+fused with the squares (``_mean_over_rows``). The learned noise is jax's default
+threefry N(0, 1), one draw over the whole tree; the network runs on N rounded up to even
+columns because XLA's CPU backend draws an odd count about 8x slower
+(``network_columns``).
+
 Factory hyperparameters (``make_optimizer("open", hparams, schedule)``): "weights" (path to
 a .npy; absent = all-zero meta-parameters, the ES initialisation), "size" (default: from the
 file's length, else "small"), "features" ("full"), "noise" (true unless "no_features"),
@@ -94,7 +105,7 @@ class OpenState(NamedTuple):
     step's diagnostics (see :func:`step_diagnostics`)."""
 
     momentum: jax.Array  # (6, N)
-    carry: jax.Array  # (GRU width, N)
+    carry: jax.Array  # (GRU width, network_columns(N))
     diagnostics: dict  # name -> float32 ()
 
 
@@ -149,8 +160,15 @@ def _matmul_columns(kernel: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _mean_over_rows(x: jax.Array) -> jax.Array:
-    """(F, N) -> (1, N). As a product: XLA's CPU reductions over a leading axis are slow."""
-    return _matmul_columns(jnp.full((x.shape[0], 1), 1.0 / x.shape[0], x.dtype), x)
+    """(F, N) -> (1, N) by adding halves of the rows until one is left. XLA fuses the
+    first halving with what produces x, so only F/2 rows are written out: on CPU its
+    reduction over a leading axis is ~10x slower, and a product with a ones vector
+    first writes out all F rows (~1.5-2x slower at F = 16, 32)."""
+    count = x.shape[0]
+    while x.shape[0] > 1:
+        half = x.shape[0] // 2
+        x = jnp.concatenate([x[:half] + x[half:2 * half], x[2 * half:]])
+    return x * (1.0 / count)
 
 
 def _gru_cell(gru: dict, inputs: jax.Array, carry: jax.Array) -> jax.Array:
@@ -168,19 +186,23 @@ def _gru_cell(gru: dict, inputs: jax.Array, carry: jax.Array) -> jax.Array:
     return (1.0 - update) * candidate + update * carry
 
 
-def _layer_norm(layer: dict, x: jax.Array) -> jax.Array:
-    centred = x - _mean_over_rows(x)
-    variance = _mean_over_rows(jnp.square(centred))
-    return centred * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * layer["scale"][:, None] + layer["bias"][:, None]
-
-
 def _dense(layer: dict, x: jax.Array) -> jax.Array:
     return _matmul_columns(layer["kernel"], x) + layer["bias"][:, None]
 
 
+def _dense_layer_norm(dense: dict, norm: dict, x: jax.Array) -> jax.Array:
+    """LayerNorm(dense(x)). Centring is linear, so it is folded into the Dense layer:
+    y - mean(y) = (W - mean_out W)^T x + (b - mean(b)); only the variance is left to
+    take over the rows, which saves a mean and a pass over (M, N) per LayerNorm."""
+    kernel, bias = dense["kernel"], dense["bias"]
+    centred = _dense({"kernel": kernel - jnp.mean(kernel, axis=1, keepdims=True), "bias": bias - jnp.mean(bias)}, x)
+    variance = _mean_over_rows(jnp.square(centred))
+    return centred * jax.lax.rsqrt(variance + LAYER_NORM_EPS) * norm["scale"][:, None] + norm["bias"][:, None]
+
+
 def _mlp(mlp: dict, x: jax.Array) -> jax.Array:
-    x = jax.nn.relu(_layer_norm(mlp["layers_1"], _dense(mlp["layers_0"], x)))
-    x = jax.nn.relu(_layer_norm(mlp["layers_4"], _dense(mlp["layers_3"], x)))
+    x = jax.nn.relu(_dense_layer_norm(mlp["layers_0"], mlp["layers_1"], x))
+    x = jax.nn.relu(_dense_layer_norm(mlp["layers_3"], mlp["layers_4"], x))
     return _dense(mlp["layers_6"], x)
 
 
@@ -287,16 +309,15 @@ def _dormancy(activations: dict, leaves: tuple[_Leaf, ...]) -> jax.Array:
                             for leaf in leaves])
 
 
-def _input_columns(cfg: OpenConfig, params: dict, grads: dict, momentum: jax.Array, *, update_index,
-                   num_updates, epoch_index, num_epochs, activations) -> jax.Array:
-    """The network inputs, (number of features of ``cfg``, N); momentum (6, N) is the
-    already updated one."""
+def _input_columns(cfg: OpenConfig, leaves: tuple[_Leaf, ...], flat_params: jax.Array, flat_grads: jax.Array,
+                   momentum: jax.Array, *, update_index, num_updates, epoch_index, num_epochs,
+                   activations) -> jax.Array:
+    """The network inputs, (number of features of ``cfg``, N), from the flat parameters
+    and gradient (N,) and the already updated momentum (6, N), each flattened once per
+    step by the caller."""
     uses_dormancy = FEATURE_NAMES.index("dormancy") in cfg.feature_indices
     if uses_dormancy and activations is None:
         raise ValueError(f"OPEN features {cfg.features!r} need the 'activations' extra argument")
-    leaves = _leaves(params)
-    flat_params, _ = ravel_pytree(params)
-    flat_grads, _ = ravel_pytree(grads)
     momentum_sign, momentum_log = _signed_log(momentum)
     grad_sign, grad_log = _signed_log(flat_grads)
     gradient_block = jnp.concatenate(
@@ -334,21 +355,18 @@ def compute_inputs(
 ) -> jax.Array:
     """The network inputs of every parameter, (N, number of features of ``cfg``), rows in
     ravel_pytree order. ``momentum`` (N, 6) is the already updated momentum."""
-    return _input_columns(cfg, params, grads, momentum.T, update_index=update_index, num_updates=num_updates,
-                          epoch_index=epoch_index, num_epochs=num_epochs, activations=activations).T
+    return _input_columns(cfg, _leaves(params), ravel_pytree(params)[0], ravel_pytree(grads)[0], momentum.T,
+                          update_index=update_index, num_updates=num_updates, epoch_index=epoch_index,
+                          num_epochs=num_epochs, activations=activations).T
 
 
-def _actor_noise(key: jax.Array, params: dict, size: int) -> jax.Array:
-    """N(0, 1) per element of the joint tree, drawn only for the actor's elements (they
-    come first in ravel order; the mask zeroes the rest anyway), zeros after them.
-
-    With partitionable threefry (jax's default) element i of a draw depends only on
-    (key, i), so this equals one draw over the whole tree at half the cost; on CPU the
-    draw is a large part of an OPEN step."""
-    if not params or min(params) != "actor" or not jax.config.jax_threefry_partitionable:
-        return jax.random.normal(key, (size,))
-    num_actor = ravel_pytree(params["actor"])[0].size
-    return jnp.pad(jax.random.normal(key, (num_actor,)), (0, size - num_actor))
+def network_columns(num_params: int) -> int:
+    """Columns the per-parameter network runs on: N rounded up to even, the extra column
+    being no parameter (zero inputs, its outputs dropped). XLA's CPU backend runs the
+    N(0, 1) draw (threefry, then erf_inv) about 8x slower over an odd element count
+    (59,909 values: 3.3 ms, 59,908: 0.4 ms), and as slowly when a pad or slice is fused
+    with it, as drawing only the actor's elements would need."""
+    return num_params + num_params % 2
 
 
 def diagnostic_names(cfg: OpenConfig) -> tuple[str, ...]:
@@ -379,8 +397,9 @@ def step_diagnostics(step: jax.Array, noise_weight: jax.Array | None, flat_param
 def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTransformationExtraArgs:
     """OPEN with the given flat meta-parameters (may be traced, e.g. vmapped by ES).
 
-    The state holds the momentum (6, N) and GRU carry (H, N) of the N parameters of the
-    joint tree in ravel_pytree order (feature-major); both start at zero and are never reset.
+    The state holds the momentum (6, N) and GRU carry (H, ``network_columns(N)``) of the N
+    parameters of the joint tree in ravel_pytree order (feature-major); both start at zero
+    and are never reset.
     """
     meta = unflatten(jnp.asarray(meta_vector, jnp.float32), cfg)
 
@@ -388,7 +407,7 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
         num_params = ravel_pytree(params)[0].size
         return OpenState(
             momentum=jnp.zeros((len(MOMENTUM_DECAYS), num_params), jnp.float32),
-            carry=jnp.zeros((cfg.gru_width, num_params), jnp.float32),
+            carry=jnp.zeros((cfg.gru_width, network_columns(num_params)), jnp.float32),
             diagnostics={name: jnp.float32(0.0) for name in diagnostic_names(cfg)},
         )
 
@@ -406,19 +425,27 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
                activations=None, actor_mask, key, **_unused):
         if params is None:
             raise ValueError("OPEN needs the current params: call update(grads, state, params, ...)")
-        momentum = _update_momentum_columns(state.momentum, ravel_pytree(grads)[0])
+        flat_params, unravel = ravel_pytree(params)
+        flat_grads = ravel_pytree(grads)[0]
+        momentum = _update_momentum_columns(state.momentum, flat_grads)
         inputs = _input_columns(
-            cfg, params, grads, momentum, update_index=update_index, num_updates=num_updates,
-            epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
+            cfg, _leaves(params), flat_params, flat_grads, momentum, update_index=update_index,
+            num_updates=num_updates, epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
         )
+        num_params = flat_params.size
+        columns = network_columns(num_params)
+        inputs = jnp.pad(inputs, ((0, 0), (0, columns - num_params)))
         carry, out = apply(inputs, state.carry, params)
         step = out[0] * STEP_MULT * jnp.exp(out[1] * EXP_MULT)
-        flat_params, unravel = ravel_pytree(params)
         mask, noise_weight, raw = None, None, step
         if cfg.noise:  # learned noise scale, actor leaves only
             mask = ravel_pytree(jax.tree.map(lambda m, p: jnp.broadcast_to(m, p.shape), actor_mask, params))[0]
-            noise_weight = out[2] * STEP_MULT * mask
-            raw = step + noise_weight * _actor_noise(key, params, step.size)
+            noise_weight = out[2] * STEP_MULT * jnp.pad(mask, (0, columns - num_params))
+            # One draw over the whole tree (the extra column's value unused): with
+            # partitionable threefry, jax's default, element i depends only on (key, i).
+            raw = step + noise_weight * jax.random.normal(key, (columns,))
+            noise_weight = noise_weight[:num_params]
+        step, raw = step[:num_params], raw[:num_params]
         # One mean over every actor and critic update (not per tensor); optax adds the
         # returned update while OPEN subtracts u, hence -u.
         flat_updates = -(raw - jnp.mean(raw))
