@@ -31,11 +31,11 @@ def main() -> None:
     import numpy as np
 
     from rlopt.agents.ppo import init_params_block, make_train
+    from rlopt.agents.settings import ppo_config_for
     from rlopt.envs.registry import make_env
     from rlopt.meta.es import ESConfig, es_generation, make_strategy, ppo_task, training_keys
     from rlopt.optimizers import learned_optimizer
     from rlopt.optimizers.open import OpenConfig, num_meta_params, open_optimizer
-    from rlopt.agents.settings import ppo_config_for
 
     opt_cfg = OpenConfig()
     ppo = ppo_config_for("breakout", {**PPO, "total_steps": args.total_steps})
@@ -55,8 +55,11 @@ def main() -> None:
     def lifetime(meta_vector, key, network_params):
         return make_train(env, ppo, open_optimizer(meta_vector, opt_cfg)).train(key, network_params, env_params)
 
-    plain = jax.jit(jax.vmap(jax.vmap(lambda m, k, p: lifetime(m, k, p).final_return, in_axes=(None, 0, 0)),
-                             in_axes=(0, None, None)))
+    plain = jax.jit(
+        jax.vmap(
+            jax.vmap(lambda m, k, p: lifetime(m, k, p).final_return, in_axes=(None, 0, 0)), in_axes=(0, None, None)
+        )
+    )
 
     def run_plain():
         return np.asarray(plain(population, split[:, 1], params))
@@ -72,7 +75,7 @@ def main() -> None:
     print(f"compiled both in {time.perf_counter() - start:.1f}s", flush=True)
     times = {"es": [], "plain": []}
     for generation in range(1, args.generations + 1):
-        for name, step in (("es", lambda: run_es(generation)), ("plain", run_plain)):
+        for name, step in (("es", lambda generation=generation: run_es(generation)), ("plain", run_plain)):
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)

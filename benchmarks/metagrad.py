@@ -81,8 +81,9 @@ def main() -> None:
                 rollout_key, opt_key = jax.random.split(key)
                 env_state, obs, steps = core.rollout(params, env_state, obs, rollout_key, env_params)
                 (_, (stats, _)), grads = core.gradient(params, steps, obs)
-                params, opt_state, _ = core.optimizer_step(tx, params, opt_state, grads, stats, opt_key, index,
-                                                           jnp.int32(m))
+                params, opt_state, _ = core.optimizer_step(
+                    tx, params, opt_state, grads, stats, opt_key, index, jnp.int32(m)
+                )
                 return (params, opt_state, env_state, obs, index + 1), None
 
             carry, _ = jax.lax.scan(update, (params, opt_state, env_state, obs, jnp.int32(0)), keys)
@@ -102,8 +103,9 @@ def main() -> None:
             tx = learned.from_vector(phi, opt_cfg)
             state = tx.init(params)
             for index in range(m):
-                params, state, _ = core.optimizer_step(tx, params, state, grad, None, jax.random.PRNGKey(index),
-                                                       jnp.int32(index), jnp.int32(m))
+                params, state, _ = core.optimizer_step(
+                    tx, params, state, grad, None, jax.random.PRNGKey(index), jnp.int32(index), jnp.int32(m)
+                )
             return sum(jnp.sum(p * g) for p, g in zip(jax.tree.leaves(params), jax.tree.leaves(grad)))
 
         blocked = jax.tree.map(lambda x: x.reshape((n // block, block) + x.shape[1:]), (units.params, grads))
@@ -123,8 +125,10 @@ def main() -> None:
         start = time.perf_counter()
         jax.block_until_ready(stage(jax.random.PRNGKey(0)))
         rss[name] = peak_rss_gib()
-        print(f"{name}: compiled and ran once in {time.perf_counter() - start:.1f}s, peak RSS {rss[name]:.2f} GiB",
-              flush=True)
+        print(
+            f"{name}: compiled and ran once in {time.perf_counter() - start:.1f}s, peak RSS {rss[name]:.2f} GiB",
+            flush=True,
+        )
     times = {name: [] for name in stages}
     for i in range(1, args.iterations + 1):
         for name, stage in stages.items():
@@ -133,15 +137,19 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     means = {name: float(np.mean(t)) for name, t in times.items()}
     plain = means[f"plain A2C updates, {args.optimizer}"]
-    print(f"\n{args.env}: {n} units x {config.num_envs // n} envs (meta-gradient blocks of {args.unit_block or n} "
-          f"units), {m} inner updates of {config.num_steps} steps, "
-          f"{args.optimizer} ({learned.num_meta_params(opt_cfg)} meta-parameters), {args.iterations} timed iterations")
+    print(
+        f"\n{args.env}: {n} units x {config.num_envs // n} envs (meta-gradient blocks of {args.unit_block or n} "
+        f"units), {m} inner updates of {config.num_steps} steps, "
+        f"{args.optimizer} ({learned.num_meta_params(opt_cfg)} meta-parameters), {args.iterations} timed iterations"
+    )
     print(f"{'':40s} {'s/iteration':>12s} {'vs plain':>9s} {'peak RSS':>9s}")
     for name in stages:
         print(f"{name:40s} {means[name]:12.3f} {means[name] / plain:8.2f}x {rss[name]:8.2f}G")
     alone = means[f"{args.optimizer} alone, with meta-gradient"] / means[f"{args.optimizer} alone, forward"]
-    print(f"meta-iteration with pipeline / plain updates: {means['meta-iteration, pipeline (resets)'] / plain:.2f} "
-          f"(target <= 3); the optimizer's own backward alone: {alone:.2f}x its forward")
+    print(
+        f"meta-iteration with pipeline / plain updates: {means['meta-iteration, pipeline (resets)'] / plain:.2f} "
+        f"(target <= 3); the optimizer's own backward alone: {alone:.2f}x its forward"
+    )
 
 
 if __name__ == "__main__":

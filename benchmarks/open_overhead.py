@@ -28,8 +28,14 @@ import time
 from pathlib import Path
 
 STEPS_PER_UPDATE = 64 * 128
-BREAKOUT = {"num_envs": 64, "num_steps": 128, "num_minibatches": 8, "update_epochs": 4, "hidden_size": 64,
-            "num_hidden_layers": 2}
+BREAKOUT = {
+    "num_envs": 64,
+    "num_steps": 128,
+    "num_minibatches": 8,
+    "update_epochs": 4,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+}
 ADAM = {"lr": 0.01, "b1": 0.9, "b2": 0.99, "eps": 1e-5}
 SIZES = {"open": "small", "open_multi": "larger"}
 PROFILE_CALLS = 50
@@ -73,16 +79,30 @@ def breakout_inputs():
     from rlopt.envs.registry import make_env
 
     spec = make_env("breakout").spec
-    params = init_actor_critic(jax.random.PRNGKey(0), spec.obs_dim, spec.action_dim, BREAKOUT["hidden_size"],
-                               BREAKOUT["num_hidden_layers"], spec.continuous)
+    params = init_actor_critic(
+        jax.random.PRNGKey(0),
+        spec.obs_dim,
+        spec.action_dim,
+        BREAKOUT["hidden_size"],
+        BREAKOUT["num_hidden_layers"],
+        spec.continuous,
+    )
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
     grads = jax.tree.unflatten(treedef, [1e-3 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
     obs = jax.random.uniform(jax.random.PRNGKey(2), (1024, spec.obs_dim))
     _, _, activations = forward(params, obs, "relu")
-    extra = dict(update_index=jnp.int32(3), num_updates=jnp.int32(40), epoch_index=jnp.int32(1),
-                 num_epochs=jnp.int32(4), minibatch_index=jnp.int32(2), num_minibatches=jnp.int32(8),
-                 activations=activations, actor_mask=actor_mask(params), key=jax.random.PRNGKey(3))
+    extra = dict(
+        update_index=jnp.int32(3),
+        num_updates=jnp.int32(40),
+        epoch_index=jnp.int32(1),
+        num_epochs=jnp.int32(4),
+        minibatch_index=jnp.int32(2),
+        num_minibatches=jnp.int32(8),
+        activations=activations,
+        actor_mask=actor_mask(params),
+        key=jax.random.PRNGKey(3),
+    )
     return params, grads, extra
 
 
@@ -111,8 +131,15 @@ def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
     def features(grads, momentum, params):
         flat_grads = ravel_pytree(grads)[0]
         momentum = open_opt._update_momentum_columns(momentum, flat_grads)
-        return open_opt._input_columns(cfg, open_opt._leaves(params), ravel_pytree(params)[0], flat_grads, momentum,
-                                       activations=extra["activations"], **schedule)
+        return open_opt._input_columns(
+            cfg,
+            open_opt._leaves(params),
+            ravel_pytree(params)[0],
+            flat_grads,
+            momentum,
+            activations=extra["activations"],
+            **schedule,
+        )
 
     inputs = jax.jit(features)(grads, state.momentum, params)
     carry = 0.1 * jax.random.normal(jax.random.PRNGKey(4), state.carry.shape)
@@ -128,8 +155,9 @@ def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
     }
     times = {name: best_call_ms(jax.jit(function), *args) for name, (function, *args) in parts.items()}
     times["sum of the parts"] = sum(times.values())
-    times["whole OPEN update"] = best_call_ms(jax.jit(lambda g, s, p: tx.update(g, s, p, **extra)),
-                                              grads, state, params)
+    times["whole OPEN update"] = best_call_ms(
+        jax.jit(lambda g, s, p: tx.update(g, s, p, **extra)), grads, state, params
+    )
     times["Adam update"] = best_call_ms(jax.jit(adam.update), grads, adam.init(params), params)
     times["empty jit call (dispatch floor)"] = best_call_ms(jax.jit(lambda x: x + 1.0), raw)
     return times
@@ -173,14 +201,20 @@ def main() -> None:
     best = {name: float("inf") for name in contenders}
     for repeat in range(args.repeats):
         for name, hparams in contenders.items():
-            result = run_block("breakout", "open" if name.startswith("open") else name, hparams, [0], ppo,
-                               progress=False)
+            result = run_block(
+                "breakout", "open" if name.startswith("open") else name, hparams, [0], ppo, progress=False
+            )
             best[name] = min(best[name], result.run_seconds)
-            print(f"repeat {repeat}: {name:10s} {result.run_seconds:7.2f}s run ({result.steps_per_second:,.0f} "
-                  f"steps/s), {result.compile_seconds:.1f}s compile", flush=True)
+            print(
+                f"repeat {repeat}: {name:10s} {result.run_seconds:7.2f}s run ({result.steps_per_second:,.0f} "
+                f"steps/s), {result.compile_seconds:.1f}s compile",
+                flush=True,
+            )
     described = {name: f"{SIZES[name]}, {'pretrained' if weights[name] else 'all-zero'} weights" for name in SIZES}
-    print(f"\nBreakout config, {ppo['total_steps'] // STEPS_PER_UPDATE} updates, 1 seed, OPEN full features "
-          f"with noise; best of {args.repeats}:")
+    print(
+        f"\nBreakout config, {ppo['total_steps'] // STEPS_PER_UPDATE} updates, 1 seed, OPEN full features "
+        f"with noise; best of {args.repeats}:"
+    )
     for name, seconds in best.items():
         print(f"  {name:10s} {seconds:7.2f}s  {described.get(name, '')}")
     for name in SIZES:

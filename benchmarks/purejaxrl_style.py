@@ -58,7 +58,8 @@ def make_train(config: dict):
 
     def step(keys, state, action):
         obs, state, reward, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            keys, state, action, env_params)
+            keys, state, action, env_params
+        )
         return obs.reshape(obs.shape[0], -1), state, reward, term | trunc
 
     def init(rng):
@@ -66,8 +67,9 @@ def make_train(config: dict):
         return network.init(rng, jnp.zeros((1, obs_dim)))
 
     def train(rng, params):
-        tx = optax.chain(optax.clip_by_global_norm(config["MAX_GRAD_NORM"]),
-                         optax.adam(config["LR"], b1=0.9, b2=0.99, eps=1e-5))
+        tx = optax.chain(
+            optax.clip_by_global_norm(config["MAX_GRAD_NORM"]), optax.adam(config["LR"], b1=0.9, b2=0.99, eps=1e-5)
+        )
         train_state = TrainState.create(apply_fn=network.apply, params=params, tx=tx)
         rng, reset_rng = jax.random.split(rng)
         obs, env_state = reset(jax.random.split(reset_rng, config["NUM_ENVS"]))
@@ -80,8 +82,7 @@ def make_train(config: dict):
                 logits, value = network.apply(train_state.params, obs)
                 action = jax.random.categorical(a_rng, logits)
                 log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], -1)[:, 0]
-                next_obs, env_state, reward, done = step(
-                    jax.random.split(s_rng, config["NUM_ENVS"]), env_state, action)
+                next_obs, env_state, reward, done = step(jax.random.split(s_rng, config["NUM_ENVS"]), env_state, action)
                 ep_ret = ep_ret + reward
                 transition = Step(done, action, value, reward, log_prob, obs, jnp.where(done, ep_ret, 0.0))
                 return (train_state, env_state, next_obs, jnp.where(done, 0.0, ep_ret), rng), transition
@@ -125,8 +126,7 @@ def make_train(config: dict):
                 perm = jax.random.permutation(perm_rng, batch_size)
                 batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj, advantages, targets))
                 shuffled = jax.tree.map(lambda x: jnp.take(x, perm, axis=0), batch)
-                minibatches = jax.tree.map(
-                    lambda x: x.reshape((config["NUM_MINIBATCHES"], -1) + x.shape[1:]), shuffled)
+                minibatches = jax.tree.map(lambda x: x.reshape((config["NUM_MINIBATCHES"], -1) + x.shape[1:]), shuffled)
                 train_state, _ = jax.lax.scan(minibatch, train_state, minibatches)
                 return (train_state, rng), None
 

@@ -28,16 +28,24 @@ class TargetState(NamedTuple):
 
 
 class TargetEnv:
-    spec = EnvSpec(name="target", obs_dim=24, action_dim=OBS_SHAPE[2], continuous=False,
-                   max_episode_steps=HORIZON, obs_shape=OBS_SHAPE)
+    spec = EnvSpec(
+        name="target",
+        obs_dim=24,
+        action_dim=OBS_SHAPE[2],
+        continuous=False,
+        max_episode_steps=HORIZON,
+        obs_shape=OBS_SHAPE,
+    )
 
     def default_params(self):
         return jnp.float32(1.0)  # the reward for naming the right column
 
     def _draw(self, key, num_envs):
         row_key, column_key = jax.random.split(key)
-        return (jax.random.randint(row_key, (num_envs,), 0, OBS_SHAPE[1]),
-                jax.random.randint(column_key, (num_envs,), 0, OBS_SHAPE[2]))
+        return (
+            jax.random.randint(row_key, (num_envs,), 0, OBS_SHAPE[1]),
+            jax.random.randint(column_key, (num_envs,), 0, OBS_SHAPE[2]),
+        )
 
     def _obs(self, row, column):
         cell = jax.nn.one_hot(row * OBS_SHAPE[2] + column, OBS_SHAPE[1] * OBS_SHAPE[2])

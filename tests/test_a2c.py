@@ -10,14 +10,13 @@ import numpy as np
 import optax
 import pandas as pd
 import pytest
-from target_env import HORIZON, OBS_SHAPE, RANDOM_RETURN, TargetEnv
 
 from rlopt.agents import a2c
 from rlopt.agents.a2c import A2CConfig, init_params_block, make_core, make_train
 from rlopt.agents.settings import A2CConfigError, a2c_config_for
 from rlopt.cli import main
-from rlopt.optimizers import TrainingSchedule, make_optimizer
 from rlopt.training import seed_keys
+from target_env import HORIZON, OBS_SHAPE, RANDOM_RETURN, TargetEnv
 
 TINY = {"num_envs": 8, "total_steps": 8 * 20 * 4}
 
@@ -47,7 +46,7 @@ def numpy_conv_same_2x2(images, kernel, bias):
     out = np.zeros((batch, rows, columns, kernel.shape[-1]))
     for i in range(rows):
         for j in range(columns):
-            window = padded[:, i:i + 2, j:j + 2, :]
+            window = padded[:, i : i + 2, j : j + 2, :]
             out[:, i, j, :] = np.einsum("bxyc,xycf->bf", window, kernel)
     return out + bias
 
@@ -96,10 +95,13 @@ def test_lambda_return_of_the_last_step_bootstraps_on_the_last_value():
 def hand_built_rollout(rng):
     """T = 3 steps of E = 2 envs; env 0's episode ends (time limit) after step 1."""
     obs = rng.random((4, 2, 24)).astype(np.float32)
-    rollout = a2c.Rollout(obs=jnp.asarray(obs[:3]), action=jnp.array([[0, 3], [2, 1], [1, 1]]),
-                          reward=jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
-                          done=jnp.array([[False, False], [True, False], [False, False]]),
-                          completed_return=jnp.zeros((3, 2)))
+    rollout = a2c.Rollout(
+        obs=jnp.asarray(obs[:3]),
+        action=jnp.array([[0, 3], [2, 1], [1, 1]]),
+        reward=jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        done=jnp.array([[False, False], [True, False], [False, False]]),
+        completed_return=jnp.zeros((3, 2)),
+    )
     return rollout, jnp.asarray(obs[3])
 
 
@@ -194,8 +196,14 @@ def test_critic_gradient_reaches_the_shared_torso():
 
 def test_dormancy_counts_dead_torso_units():
     cfg = config(network="conv", conv_features=4, hidden_size=6)
-    stats = {"actor": {"Conv_0": jnp.array([0.0, 1.0, 2.0, 0.0]), "Dense_1": jnp.array([1.0, 0, 1, 1, 1, 1]),
-                       "Dense_2": jnp.zeros(4)}, "critic": {"Dense_2": jnp.zeros(1)}}
+    stats = {
+        "actor": {
+            "Conv_0": jnp.array([0.0, 1.0, 2.0, 0.0]),
+            "Dense_1": jnp.array([1.0, 0, 1, 1, 1, 1]),
+            "Dense_2": jnp.zeros(4),
+        },
+        "critic": {"Dense_2": jnp.zeros(1)},
+    }
     assert float(a2c.torso_dormancy(stats, cfg)) == pytest.approx(3 / 10)
 
 
@@ -244,8 +252,15 @@ class RecorderState(NamedTuple):
     diagnostics: dict
 
 
-RECORDED = ("update_index", "num_updates", "epoch_index", "num_epochs", "minibatch_index", "num_minibatches",
-            "actor_mask_sum")
+RECORDED = (
+    "update_index",
+    "num_updates",
+    "epoch_index",
+    "num_epochs",
+    "minibatch_index",
+    "num_minibatches",
+    "actor_mask_sum",
+)
 
 
 def extra_args_recorder() -> optax.GradientTransformationExtraArgs:
@@ -255,15 +270,35 @@ def extra_args_recorder() -> optax.GradientTransformationExtraArgs:
     def init(params):
         return RecorderState({name: jnp.float32(0) for name in RECORDED})
 
-    def update(grads, state, params=None, *, update_index, num_updates, epoch_index, num_epochs,
-               minibatch_index, num_minibatches, activations, actor_mask, key):
+    def update(
+        grads,
+        state,
+        params=None,
+        *,
+        update_index,
+        num_updates,
+        epoch_index,
+        num_epochs,
+        minibatch_index,
+        num_minibatches,
+        activations,
+        actor_mask,
+        key,
+    ):
         for net in params:
             assert set(activations[net]) == set(params[net]), net
             for layer, leaf in params[net].items():
                 assert activations[net][layer].shape == leaf["bias"].shape, (net, layer)
         assert key.shape == (2,)
-        values = (update_index, num_updates, epoch_index, num_epochs, minibatch_index, num_minibatches,
-                  sum(jnp.sum(m) for m in jax.tree.leaves(actor_mask)))
+        values = (
+            update_index,
+            num_updates,
+            epoch_index,
+            num_epochs,
+            minibatch_index,
+            num_minibatches,
+            sum(jnp.sum(m) for m in jax.tree.leaves(actor_mask)),
+        )
         updates = jax.tree.map(lambda g: -1e-3 * g, grads)
         return updates, RecorderState({n: jnp.asarray(v, jnp.float32) for n, v in zip(RECORDED, values)})
 
@@ -288,8 +323,9 @@ def test_open_trains_under_a2c_and_logs_its_diagnostics():
     open_opt = learned_optimizer("open")
     cfg_open = open_opt.config({"size": "small", "features": "full", "noise": True, "separated": False})
     phi = 0.1 * np.random.default_rng(0).normal(size=open_opt.num_meta_params(cfg_open)).astype(np.float32)
-    out = train_block(config(network="conv", conv_features=4, hidden_size=8), [0],
-                      tx=open_opt.from_vector(jnp.asarray(phi), cfg_open))
+    out = train_block(
+        config(network="conv", conv_features=4, hidden_size=8), [0], tx=open_opt.from_vector(jnp.asarray(phi), cfg_open)
+    )
     assert not bool(np.asarray(out.diverged)[0])
     assert np.all(np.asarray(out.losses["update_size"]) > 0)
     assert np.all(np.isfinite(np.asarray(out.losses["randomness"])))
@@ -310,17 +346,20 @@ def test_defaults_are_the_papers_appendix_c_settings():
     assert a2c_config_for("breakout").network == "mlp"
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"num_env": 8}, "unknown A2C setting(s) ['num_env']"),
-    ({"num_steps": 0}, "'num_steps' must be a positive integer"),
-    ({"td_lambda": 1.5}, "'td_lambda' must be in [0, 1]"),
-    ({"grad_clip": -1}, "'grad_clip' must be >= 0"),
-    ({"reward_scale": 0}, "'reward_scale' must be positive"),
-    ({"network": "lstm"}, "'network' must be one of ['mlp', 'conv']"),
-    ({"conv_layout": "nchw"}, "'conv_layout' must be one of"),
-    ({"total_steps": 100}, "less than one A2C update"),
-    ({"gamma": float("nan")}, "'gamma' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"num_env": 8}, "unknown A2C setting(s) ['num_env']"),
+        ({"num_steps": 0}, "'num_steps' must be a positive integer"),
+        ({"td_lambda": 1.5}, "'td_lambda' must be in [0, 1]"),
+        ({"grad_clip": -1}, "'grad_clip' must be >= 0"),
+        ({"reward_scale": 0}, "'reward_scale' must be positive"),
+        ({"network": "lstm"}, "'network' must be one of ['mlp', 'conv']"),
+        ({"conv_layout": "nchw"}, "'conv_layout' must be one of"),
+        ({"total_steps": 100}, "less than one A2C update"),
+        ({"gamma": float("nan")}, "'gamma' must be a finite number"),
+    ],
+)
 def test_config_rejects_bad_settings(settings, message):
     with pytest.raises(A2CConfigError) as err:
         A2CConfig.from_dict({**TINY, **settings})
@@ -348,25 +387,35 @@ def test_missing_settings_and_envs_without_defaults_are_named():
 
 
 def train_args(tmp_path, **overrides):
-    args = {"--agent": "a2c", "--env": "breakout", "--optimizer": "rmsprop", "--hparams": '{"lr": 0.001}',
-            "--seeds": "0:2", "--total-steps": "3200", "--agent-settings": '{"num_envs": 8, "hidden_size": 16}',
-            "--out": str(tmp_path / "run")}
+    args = {
+        "--agent": "a2c",
+        "--env": "breakout",
+        "--optimizer": "rmsprop",
+        "--hparams": '{"lr": 0.001}',
+        "--seeds": "0:2",
+        "--total-steps": "3200",
+        "--agent-settings": '{"num_envs": 8, "hidden_size": 16}',
+        "--out": str(tmp_path / "run"),
+    }
     args.update(overrides)
     return ["train"] + [word for key, value in args.items() for word in (key, value)]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"--agent-settings": '{"num_env": 8}'}, "unknown A2C setting(s) ['num_env']"),
-    ({"--ppo": '{"num_envs": 8, "network": "conv"}'}, "A2C network 'conv' needs an image observation"),
-    ({"--env": "ant"}, "no A2C defaults for environment 'ant'"),
-    ({"--total-steps": "100"}, "less than one A2C update"),
-    ({"--agent": "dqn"}, None),  # argparse's own error (exit status 2)
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"--agent-settings": '{"num_env": 8}'}, "unknown A2C setting(s) ['num_env']"),
+        ({"--ppo": '{"num_envs": 8, "network": "conv"}'}, "A2C network 'conv' needs an image observation"),
+        ({"--env": "ant"}, "no A2C defaults for environment 'ant'"),
+        ({"--total-steps": "100"}, "less than one A2C update"),
+        ({"--agent": "dqn"}, None),  # argparse's own error (exit status 2)
+    ],
+)
 def test_bad_a2c_input_fails_fast_naming_the_problem(tmp_path, capsys, overrides, message):
     args = train_args(tmp_path, **overrides)
     if "--ppo" in overrides:
         index = args.index("--agent-settings")
-        del args[index:index + 2]
+        del args[index : index + 2]
     start = time.monotonic()
     if message is None:
         with pytest.raises(SystemExit) as exit_info:
@@ -388,8 +437,18 @@ def test_train_agent_a2c_writes_the_same_outputs_as_ppo(tmp_path):
     returns = pd.read_parquet(out / "returns.parquet")
     assert list(returns.columns) == ["seed", "global_step", "episodic_return"]
     updates = pd.read_parquet(out / "updates.parquet")
-    assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy", "dormancy",
-                                     "param_change_l1", "update_max_abs", "update_mean_abs"]
+    assert list(updates.columns) == [
+        "seed",
+        "update",
+        "global_step",
+        "actor_loss",
+        "value_loss",
+        "entropy",
+        "dormancy",
+        "param_change_l1",
+        "update_max_abs",
+        "update_mean_abs",
+    ]
     # one step per update: the parameters' L1 change is the step's |update| summed
     assert (updates["update_max_abs"] <= updates["param_change_l1"]).all() and (updates["update_mean_abs"] > 0).all()
     assert len(updates) == 2 * 20 and updates["global_step"].max() == 3200
@@ -404,13 +463,26 @@ def test_open_reads_the_conv_networks_layers_in_depth_order():
     _, activations = a2c.forward(params, jnp.ones((1, 24)), cfg, OBS_SHAPE)[1:]
     size = sum(leaf.size for leaf in jax.tree.leaves(params))
     inputs = open_module.compute_inputs(
-        open_module.OpenConfig(), params, params, jnp.zeros((size, 6)), update_index=0, num_updates=2,
-        epoch_index=0, num_epochs=1, activations=activations)
+        open_module.OpenConfig(),
+        params,
+        params,
+        jnp.zeros((size, 6)),
+        update_index=0,
+        num_updates=2,
+        epoch_index=0,
+        num_epochs=1,
+        activations=activations,
+    )
     proportion = np.asarray(inputs[:, open_module.FEATURE_NAMES.index("layer_proportion")])
     depth = {"Conv_0": 0.0, "Dense_1": 0.5, "Dense_2": 1.0}  # the critic's single layer: 0
-    expected = np.concatenate([np.full(leaf.size, depth[layer] if net == "actor" else 0.0)
-                               for net in ("actor", "critic") for layer in sorted(params[net])
-                               for leaf in jax.tree.leaves(params[net][layer])])  # ravel_pytree order
+    expected = np.concatenate(
+        [
+            np.full(leaf.size, depth[layer] if net == "actor" else 0.0)
+            for net in ("actor", "critic")
+            for layer in sorted(params[net])
+            for leaf in jax.tree.leaves(params[net][layer])
+        ]
+    )  # ravel_pytree order
     np.testing.assert_array_equal(proportion, expected)
 
 

@@ -16,9 +16,17 @@ def write_run(root, variant, optimizer, returns, dormancy, first_seed=3000):
     run = root / variant / optimizer
     run.mkdir(parents=True)
     seeds = list(range(first_seed, first_seed + len(returns)))
-    (run / "summary.json").write_text(json.dumps({
-        "label": variant, "seeds": seeds, "final_returns": returns, "final_dormancy": dormancy,
-        "diverged": [False] * len(returns)}))
+    (run / "summary.json").write_text(
+        json.dumps(
+            {
+                "label": variant,
+                "seeds": seeds,
+                "final_returns": returns,
+                "final_dormancy": dormancy,
+                "diverged": [False] * len(returns),
+            }
+        )
+    )
     return run
 
 
@@ -64,8 +72,9 @@ def test_iqm_is_over_optimizer_means_and_dormancy_over_the_iqr_optimizers(runs):
 
 def test_ablation_statistics_are_deterministic(tmp_path):
     rng = np.random.default_rng(0)
-    runs = [write_run(tmp_path, "open", f"opt{i}", rng.normal(size=3).tolist(), rng.random(3).tolist())
-            for i in range(9)]
+    runs = [
+        write_run(tmp_path, "open", f"opt{i}", rng.normal(size=3).tolist(), rng.random(3).tolist()) for i in range(9)
+    ]
     first = ablation_intervals(ablation_runs(runs), reps=300, seed=4)
     pd.testing.assert_frame_equal(first, ablation_intervals(ablation_runs(runs), reps=300, seed=4))
     other = ablation_intervals(ablation_runs(runs), reps=300, seed=5)
@@ -75,8 +84,9 @@ def test_ablation_statistics_are_deterministic(tmp_path):
 def test_a_summary_without_dormancy_is_rejected(tmp_path):
     run = tmp_path / "open" / "opt0"
     run.mkdir(parents=True)
-    (run / "summary.json").write_text(json.dumps({"label": "open", "seeds": [0], "final_returns": [1.0],
-                                                  "diverged": [False]}))
+    (run / "summary.json").write_text(
+        json.dumps({"label": "open", "seeds": [0], "final_returns": [1.0], "diverged": [False]})
+    )
     with pytest.raises(InvalidRunError, match="final_dormancy"):
         ablation_runs([run])
     with pytest.raises(InvalidRunError, match="does not exist"):
@@ -89,8 +99,9 @@ def test_cli_writes_tables_figure_and_report_fragment(runs, tmp_path, capsys):
     intervals = pd.read_parquet(out / "intervals.parquet")
     assert set(intervals["metric"]) == {"final_return_iqm", "dormant_percent_iqr"}
     assert json.loads((out / "stats.json").read_text())["reps"] == 200
-    assert main(["plot", "ablations", "--intervals", str(out / "intervals.parquet"),
-                 "--out", str(tmp_path / "fig")]) == 0
+    assert (
+        main(["plot", "ablations", "--intervals", str(out / "intervals.parquet"), "--out", str(tmp_path / "fig")]) == 0
+    )
     assert (tmp_path / "fig.pdf").stat().st_size > 0 and (tmp_path / "fig.png").stat().st_size > 0
 
     from rlopt.report.latex import ablations_fragment

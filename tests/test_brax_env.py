@@ -60,9 +60,7 @@ def actions():
 
 @pytest.fixture(scope="module")
 def raw_env():
-    return BraxVecEnv(
-        "ant", episode_length=EPISODE_LENGTH, normalize_obs=False, normalize_reward=False
-    )
+    return BraxVecEnv("ant", episode_length=EPISODE_LENGTH, normalize_obs=False, normalize_reward=False)
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +115,7 @@ def test_episodes_truncate_reset_fresh_and_report_raw_return(raw_results, normal
     assert not np.delete(transitions.done, last, axis=1).any()
 
     first_episode_return = transitions.reward[:, :EPISODE_LENGTH].sum(axis=1)
-    np.testing.assert_allclose(
-        transitions.completed_return[:, last], first_episode_return, rtol=1e-5
-    )
+    np.testing.assert_allclose(transitions.completed_return[:, last], first_episode_return, rtol=1e-5)
     assert (np.delete(transitions.completed_return, last, axis=1) == 0).all()
 
     # The obs after the reset is a new random start: near the initial torso height
@@ -137,9 +133,10 @@ def test_episodes_truncate_reset_fresh_and_report_raw_return(raw_results, normal
 def test_initial_auto_reset_returns_each_env_to_its_first_start_state(actions):
     """Brax's AutoResetWrapper (the OPEN authors'): the second episode starts where the first
     did, so the same actions replay it exactly; the fresh option starts elsewhere."""
-    env = BraxVecEnv("ant", episode_length=EPISODE_LENGTH, normalize_obs=False, normalize_reward=False,
-                     auto_reset="initial")
-    replayed = jnp.concatenate([actions[:EPISODE_LENGTH], actions[:NUM_STEPS - EPISODE_LENGTH]])
+    env = BraxVecEnv(
+        "ant", episode_length=EPISODE_LENGTH, normalize_obs=False, normalize_reward=False, auto_reset="initial"
+    )
+    replayed = jnp.concatenate([actions[:EPISODE_LENGTH], actions[: NUM_STEPS - EPISODE_LENGTH]])
     rollout, _ = compile_seeded_rollout(env)
     reset_obs, transitions = jax.device_get(rollout(SEED_KEYS, env.default_params(), replayed))
     last = EPISODE_LENGTH - 1
@@ -200,9 +197,7 @@ def test_normalisers_match_numpy_reference(raw_results, normalised_results, seed
         np.testing.assert_allclose(normalised.reward[t], expected_reward, rtol=1e-3, atol=1e-5)
 
 
-def test_physics_params_change_dynamics_without_retracing(
-    raw_env, raw_rollout, raw_results, actions
-):
+def test_physics_params_change_dynamics_without_retracing(raw_env, raw_rollout, raw_results, actions):
     rollout, trace_count = raw_rollout
     params = raw_env.default_params()
     default_obs = raw_results[1].obs

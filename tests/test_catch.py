@@ -23,18 +23,27 @@ def step(env):
 
 
 def one_state(ball_row, ball_column, paddle_column):
-    return CatchState(jnp.array([ball_row], jnp.int32), jnp.array([ball_column], jnp.int32),
-                      jnp.array([paddle_column], jnp.int32), jnp.zeros(1, jnp.float32))
+    return CatchState(
+        jnp.array([ball_row], jnp.int32),
+        jnp.array([ball_column], jnp.int32),
+        jnp.array([paddle_column], jnp.int32),
+        jnp.zeros(1, jnp.float32),
+    )
 
 
 def test_spec(env):
     assert (env.spec.obs_dim, env.spec.obs_shape, env.spec.action_dim, env.spec.max_episode_steps) == (
-        50, (1, 10, 5), 3, 9)
+        50,
+        (1, 10, 5),
+        3,
+        9,
+    )
     assert not env.spec.continuous and env.default_params() is None
 
 
-@pytest.mark.parametrize("paddle, action, reward", [(2, RIGHT, 1.0), (2, STAY, -1.0), (4, LEFT, 1.0),
-                                                    (3, STAY, 1.0), (4, RIGHT, -1.0)])
+@pytest.mark.parametrize(
+    "paddle, action, reward", [(2, RIGHT, 1.0), (2, STAY, -1.0), (4, LEFT, 1.0), (3, STAY, 1.0), (4, RIGHT, -1.0)]
+)
 def test_the_last_fall_pays_one_for_a_catch_and_minus_one_for_a_miss(step, paddle, action, reward):
     ball_column = 3
     state, transition = step(jax.random.PRNGKey(0), one_state(8, ball_column, paddle), jnp.array([action]), None)
@@ -107,8 +116,15 @@ def test_catch_takes_no_options():
 def test_ppo_with_adam_learns_to_catch():
     from rlopt.training import run_block
 
-    ppo = {"num_envs": 32, "num_steps": 18, "total_steps": 32 * 18 * 60, "num_minibatches": 4, "update_epochs": 4,
-           "hidden_size": 64, "activation": "relu"}
+    ppo = {
+        "num_envs": 32,
+        "num_steps": 18,
+        "total_steps": 32 * 18 * 60,
+        "num_minibatches": 4,
+        "update_epochs": 4,
+        "hidden_size": 64,
+        "activation": "relu",
+    }
     result = run_block("catch", "adam", {"lr": 3e-3}, [0, 1], ppo, progress=False)
     assert not result.diverged.any()
     np.testing.assert_array_less(0.8, result.final_returns)  # a blind policy gets -0.6

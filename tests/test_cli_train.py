@@ -14,8 +14,15 @@ SMALL_PPO = '{"num_envs": 8, "num_steps": 16, "num_minibatches": 2, "update_epoc
 
 
 def train_args(tmp_path, **overrides):
-    args = {"--env": "breakout", "--optimizer": "adam", "--hparams": '{"lr": 0.003}', "--seeds": "0:2",
-            "--total-steps": "2048", "--ppo": SMALL_PPO, "--out": str(tmp_path / "run")}
+    args = {
+        "--env": "breakout",
+        "--optimizer": "adam",
+        "--hparams": '{"lr": 0.003}',
+        "--seeds": "0:2",
+        "--total-steps": "2048",
+        "--ppo": SMALL_PPO,
+        "--out": str(tmp_path / "run"),
+    }
     args.update(overrides)
     return ["train"] + [word for key, value in args.items() for word in (key, value)]
 
@@ -28,7 +35,7 @@ def train_args(tmp_path, **overrides):
         ({"--hparams": '{"lr": 0.01, "beta1": 0.9}'}, "unknown hyperparameter(s) ['beta1']"),
         ({"--hparams": '{"lr": -1}'}, "'lr' must be positive"),
         ({"--hparams": '{"lr": 0.01'}, "--hparams: malformed JSON"),
-        ({"--hparams": '[0.01]'}, "--hparams: expected a JSON object"),
+        ({"--hparams": "[0.01]"}, "--hparams: expected a JSON object"),
         ({"--hparams": '{"b1": 0.9}'}, "'lr' is required"),
         ({"--total-steps": "0"}, "--total-steps: expected a positive integer"),
         ({"--total-steps": "-5"}, "--total-steps: expected a positive integer"),
@@ -70,8 +77,18 @@ def test_train_writes_long_table_and_summary(tmp_path):
     assert prov["library_versions"]["jax"]
     assert not list(out.glob("*.tmp"))
     updates = pd.read_parquet(out / "updates.parquet")  # 2048 steps = 16 updates of 8 envs x 16 steps
-    assert list(updates.columns) == ["seed", "update", "global_step", "actor_loss", "value_loss", "entropy",
-                                    "dormancy", "param_change_l1", "update_max_abs", "update_mean_abs"]
+    assert list(updates.columns) == [
+        "seed",
+        "update",
+        "global_step",
+        "actor_loss",
+        "value_loss",
+        "entropy",
+        "dormancy",
+        "param_change_l1",
+        "update_max_abs",
+        "update_mean_abs",
+    ]
     assert len(updates) == 2 * 16 and updates["global_step"].max() == 2048
     assert updates.drop(columns=["seed", "update", "global_step"]).notna().all().all()
     final_window = updates[updates["update"] == 15].set_index("seed")["dormancy"]  # 5% of 16 updates: the last
@@ -98,7 +115,23 @@ def test_cpu_devices_shard_the_seed_block_from_the_command_line(tmp_path):
 def test_module_entry_point_reports_bad_input_in_one_line(tmp_path):
     """The rules run ``python -m rlopt.cli``: there too a usage error is one line, exit 2
     (the error class must not be defined in the module that runs as __main__)."""
-    done = subprocess.run([sys.executable, "-m", "rlopt.cli", "train", "--env", "pong", "--optimizer", "adam",
-                           "--seeds", "0:1", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlopt.cli",
+            "train",
+            "--env",
+            "pong",
+            "--optimizer",
+            "adam",
+            "--seeds",
+            "0:1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "unknown environment 'pong'" in done.stderr

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from rlopt.analysis.collapse import (COLLAPSED, FAILED, LEARNED, CollapseInputError, CollapseThresholds,
-                                     classify_curve, clopper_pearson, trailing_mean)
+from rlopt.analysis.collapse import (
+    COLLAPSED,
+    FAILED,
+    LEARNED,
+    CollapseInputError,
+    CollapseThresholds,
+    classify_curve,
+    clopper_pearson,
+    trailing_mean,
+)
 
 BASELINE, REFERENCE = 0.0, 100.0
 
@@ -73,8 +81,12 @@ def test_late_drop_shorter_than_persistence_is_not_collapse():
     # The crash covers the last 5 points; persistence asks for 10% of 100 points.
     curve = rise_then(np.concatenate([np.full(65, 100.0), np.full(5, 0.0)]))
     assert classify_curve(curve, BASELINE, REFERENCE, CollapseThresholds(window=1)).status == LEARNED
-    assert classify_curve(curve, BASELINE, REFERENCE,
-                          CollapseThresholds(window=1, persistence=0.05, final_fraction=0.05)).status == COLLAPSED
+    assert (
+        classify_curve(
+            curve, BASELINE, REFERENCE, CollapseThresholds(window=1, persistence=0.05, final_fraction=0.05)
+        ).status
+        == COLLAPSED
+    )
 
 
 def test_negative_returns_are_normalised_by_the_gain():

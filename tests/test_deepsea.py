@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlopt.agents.settings import ppo_config_for
 from rlopt.envs.deepsea import DeepSeaParams
 from rlopt.envs.registry import make_env
-from rlopt.agents.settings import ppo_config_for
 from rlopt.training import run_block
 
 MAX_SIZE = 12
@@ -32,7 +32,8 @@ def test_padded_env_matches_gymnax_step_for_step(size, mapping_seed):
     num_envs = 32
     state, obs = ours.reset(jax.random.PRNGKey(0), num_envs, params)
     their_obs, their_state = jax.vmap(theirs.reset, in_axes=(0, None))(
-        jax.random.split(jax.random.PRNGKey(0), num_envs), their_params)
+        jax.random.split(jax.random.PRNGKey(0), num_envs), their_params
+    )
     rng = np.random.default_rng(size)
     for t in range(3 * size + 1):  # three episodes and a step
         grid = np.asarray(obs).reshape(num_envs, MAX_SIZE, MAX_SIZE)
@@ -40,8 +41,9 @@ def test_padded_env_matches_gymnax_step_for_step(size, mapping_seed):
         assert grid.sum() == num_envs  # nothing outside the board
         action = jnp.asarray(rng.integers(0, 2, num_envs), jnp.int32)
         keys = jax.random.split(jax.random.PRNGKey(t), num_envs)
-        their_obs, their_state, reward, terminated, truncated, _ = jax.vmap(
-            theirs.step, in_axes=(0, 0, 0, None))(keys, their_state, action, their_params)
+        their_obs, their_state, reward, terminated, truncated, _ = jax.vmap(theirs.step, in_axes=(0, 0, 0, None))(
+            keys, their_state, action, their_params
+        )
         state, transition = ours.step(jax.random.PRNGKey(t), state, action, params)
         obs = transition.obs
         np.testing.assert_array_equal(transition.reward, reward)  # bit for bit
@@ -116,19 +118,25 @@ def test_default_options_and_ppo_settings():
     assert ppo_config_for("deepsea").activation == "relu"
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"sise": 4}, "unknown deepsea option(s) ['sise']; valid options are ['size', 'max_size', 'train_sizes', "
-                  "'train_mapping']"),
-    ({"train_mapping": "fixed"}, "'train_mapping' must be one of ['fresh', 'default'], got 'fixed'"),
-    ({"size": 0}, "'size' must be a positive integer, got 0"),
-    ({"size": 4.0}, "'size' must be a positive integer, got 4.0"),
-    ({"size": True}, "'size' must be a positive integer, got True"),
-    ({"max_size": "20"}, "'max_size' must be a positive integer, got '20'"),
-    ({"size": 16, "max_size": 12}, "'max_size' = 12 is smaller than size = 16"),
-    ({"train_sizes": [4]}, "'train_sizes' must be [low, high] (inclusive), got [4]"),
-    ({"train_sizes": [8, 4]}, "'train_sizes' must have low <= high, got [8, 4]"),
-    ({"train_sizes": [0, 4]}, "'train_sizes' must be a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"sise": 4},
+            "unknown deepsea option(s) ['sise']; valid options are ['size', 'max_size', 'train_sizes', "
+            "'train_mapping']",
+        ),
+        ({"train_mapping": "fixed"}, "'train_mapping' must be one of ['fresh', 'default'], got 'fixed'"),
+        ({"size": 0}, "'size' must be a positive integer, got 0"),
+        ({"size": 4.0}, "'size' must be a positive integer, got 4.0"),
+        ({"size": True}, "'size' must be a positive integer, got True"),
+        ({"max_size": "20"}, "'max_size' must be a positive integer, got '20'"),
+        ({"size": 16, "max_size": 12}, "'max_size' = 12 is smaller than size = 16"),
+        ({"train_sizes": [4]}, "'train_sizes' must be [low, high] (inclusive), got [4]"),
+        ({"train_sizes": [8, 4]}, "'train_sizes' must have low <= high, got [8, 4]"),
+        ({"train_sizes": [0, 4]}, "'train_sizes' must be a positive integer, got 0"),
+    ],
+)
 def test_bad_options_fail_naming_the_option(options, message):
     with pytest.raises(ValueError) as err:
         make_env("deepsea", **options)
@@ -145,8 +153,14 @@ def test_a_training_range_beyond_the_grid_fails_only_when_sampling():
 
 
 def test_ppo_with_adam_learns_to_reach_the_reward_on_size_4():
-    ppo = {"num_envs": 16, "num_steps": 16, "total_steps": 16 * 16 * 40, "num_minibatches": 4,
-           "update_epochs": 4, "hidden_size": 32}
+    ppo = {
+        "num_envs": 16,
+        "num_steps": 16,
+        "total_steps": 16 * 16 * 40,
+        "num_minibatches": 4,
+        "update_epochs": 4,
+        "hidden_size": 32,
+    }
     result = run_block("deepsea", "adam", {"lr": 3e-3}, [0, 1], ppo, env_options={"size": 4}, progress=False)
     assert not result.diverged.any()
     np.testing.assert_array_less(0.9, result.final_returns)  # the optimum is 0.99, always-left 0

@@ -30,12 +30,26 @@ def write_run(root, variant, size, returns, first_seed=3000, env="deepsea"):
     run = root / variant / f"size{size}"
     run.mkdir(parents=True)
     seeds = list(range(first_seed, first_seed + len(returns)))
-    (run / "summary.json").write_text(json.dumps({
-        "label": variant, "env": env, "hparams": {"weights": "w.npy", "size": "small", **VARIANTS[variant]},
-        "env_options": {"size": size, "max_size": 30}, "seeds": seeds, "final_returns": returns,
-        "diverged": [False] * len(returns)}))
-    updates = pd.DataFrame([{"seed": seed, "update": u, "global_step": (u + 1) * 64, "dormancy": 0.0,
-                             "update_size": 0.01} for seed in seeds for u in range(NUM_UPDATES)])
+    (run / "summary.json").write_text(
+        json.dumps(
+            {
+                "label": variant,
+                "env": env,
+                "hparams": {"weights": "w.npy", "size": "small", **VARIANTS[variant]},
+                "env_options": {"size": size, "max_size": 30},
+                "seeds": seeds,
+                "final_returns": returns,
+                "diverged": [False] * len(returns),
+            }
+        )
+    )
+    updates = pd.DataFrame(
+        [
+            {"seed": seed, "update": u, "global_step": (u + 1) * 64, "dormancy": 0.0, "update_size": 0.01}
+            for seed in seeds
+            for u in range(NUM_UPDATES)
+        ]
+    )
     if VARIANTS[variant]["noise"]:  # as rlopt train writes it: a column only where OPEN has noise
         updates["randomness"] = [randomness_of(size, r.seed, r.update) for r in updates.itertuples()]
     updates.to_parquet(run / "updates.parquet")
@@ -139,20 +153,49 @@ def test_cli_writes_tables_figures_and_report_fragment(runs, tmp_path, capsys):
     assert json.loads((out / "stats.json").read_text())["reps"] == 200
     assert len(pd.read_parquet(out / "randomness.parquet")) == 2 * 2 * 8 * NUM_UPDATES
 
-    for kind, flag, table, extra in (("deepsea", "--intervals", "intervals", ["--train-sizes", "4", "26"]),
-                                     ("deepsea-gains", "--gains", "gains", ["--train-sizes", "4", "26"]),
-                                     ("deepsea-randomness", "--randomness", "randomness", [])):
+    for kind, flag, table, extra in (
+        ("deepsea", "--intervals", "intervals", ["--train-sizes", "4", "26"]),
+        ("deepsea-gains", "--gains", "gains", ["--train-sizes", "4", "26"]),
+        ("deepsea-randomness", "--randomness", "randomness", []),
+    ):
         stem = tmp_path / "figures" / kind
         assert main(["plot", kind, flag, str(out / f"{table}.parquet"), *extra, "--out", str(stem)]) == 0
         assert stem.with_suffix(".pdf").stat().st_size > 0 and stem.with_suffix(".png").stat().st_size > 0
-    assert main(["plot", "deepsea-randomness", "--randomness", str(out / "randomness.parquet"), "--sizes", "12",
-                 "--out", str(tmp_path / "figures" / "bad")]) == 2
+    assert (
+        main(
+            [
+                "plot",
+                "deepsea-randomness",
+                "--randomness",
+                str(out / "randomness.parquet"),
+                "--sizes",
+                "12",
+                "--out",
+                str(tmp_path / "figures" / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "no randomness rows for size(s) [12]" in capsys.readouterr().err
 
     fragments = tmp_path / "fragments"
-    assert main(["report", "tables", "--meta", '{"preset": "t", "description": "d", "total_steps": {}, '
-                 '"num_seeds": 1, "bootstrap_reps": 10}', "--figures-dir", str(tmp_path),
-                 "--out-dir", str(fragments), "--deepsea", str(out / "intervals.parquet")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "tables",
+                "--meta",
+                '{"preset": "t", "description": "d", "total_steps": {}, "num_seeds": 1, "bootstrap_reps": 10}',
+                "--figures-dir",
+                str(tmp_path),
+                "--out-dir",
+                str(fragments),
+                "--deepsea",
+                str(out / "intervals.parquet"),
+            ]
+        )
+        == 0
+    )
     table = (fragments / "table_deepsea.tex").read_text()
     assert "stochastic\\_separated" in table and "\n30 &" in table
 

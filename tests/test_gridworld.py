@@ -8,17 +8,20 @@ import numpy as np
 import pytest
 
 from rlopt.envs import gridworld
-from rlopt.envs.gridworld import (GROOVE_MOVES, OPTIM4RL_MOVES, GridTask, GridworldState, GridworldVecEnv,
-                                  groove_random_walls, make_gridworld)
+from rlopt.envs.gridworld import (
+    GROOVE_MOVES,
+    OPTIM4RL_MOVES,
+    GridTask,
+    GridworldState,
+    GridworldVecEnv,
+    groove_random_walls,
+    make_gridworld,
+)
 from rlopt.envs.registry import GRIDWORLDS, default_ppo_settings, make_env
 
 STAY, UP, RIGHT, DOWN, LEFT, DOWN_LEFT, DOWN_RIGHT, UP_RIGHT, UP_LEFT = range(9)  # Optim4RL's order
 
-ROOM = ("#####",
-        "#...#",
-        "#.#.#",
-        "#...#",
-        "#####")
+ROOM = ("#####", "#...#", "#.#.#", "#...#", "#####")
 WIDTH = 5
 
 
@@ -35,9 +38,13 @@ def one_state(agent, object_cells, present=None, time=0, num_envs=1):
     """``num_envs`` copies of one hand-built state."""
     object_cells = np.asarray(object_cells, np.int32)
     present = np.ones(len(object_cells), bool) if present is None else np.asarray(present, bool)
-    return GridworldState(jnp.full(num_envs, agent, jnp.int32), jnp.tile(object_cells, (num_envs, 1)),
-                          jnp.tile(present, (num_envs, 1)), jnp.full(num_envs, time, jnp.int32),
-                          jnp.zeros(num_envs, jnp.float32))
+    return GridworldState(
+        jnp.full(num_envs, agent, jnp.int32),
+        jnp.tile(object_cells, (num_envs, 1)),
+        jnp.tile(present, (num_envs, 1)),
+        jnp.full(num_envs, time, jnp.int32),
+        jnp.zeros(num_envs, jnp.float32),
+    )
 
 
 _compiled_steps = {}
@@ -118,9 +125,13 @@ def test_a_map_without_border_clips_at_its_edge_and_its_padding_is_wall():
     open_map = ("...",) * 3
     env, params = room_env(((1.0, 0.0, 0.0),), layout=open_map, max_height=5, max_width=5)
     assert np.asarray(params.walls).sum() == 25 - 9
-    for start, action, end in [(cell(0, 0), UP, cell(0, 0)), (cell(0, 0), UP_LEFT, cell(0, 0)),
-                               (cell(2, 2), DOWN_RIGHT, cell(2, 2)), (cell(2, 2), RIGHT, cell(2, 2)),
-                               (cell(1, 1), DOWN_RIGHT, cell(2, 2))]:
+    for start, action, end in [
+        (cell(0, 0), UP, cell(0, 0)),
+        (cell(0, 0), UP_LEFT, cell(0, 0)),
+        (cell(2, 2), DOWN_RIGHT, cell(2, 2)),
+        (cell(2, 2), RIGHT, cell(2, 2)),
+        (cell(1, 1), DOWN_RIGHT, cell(2, 2)),
+    ]:
         state, _ = step(env, params, one_state(start, [cell(0, 2)]), action)
         assert int(state.agent[0]) == end, (start, action)
 
@@ -139,8 +150,9 @@ def test_the_time_limit_ends_the_episode_as_a_termination():
 def test_auto_reset_puts_the_agent_and_objects_on_distinct_empty_cells():
     num_envs = 4000
     env, params = room_env(((1.0, 0.0, 0.0), (1.0, 0.0, 0.0), (1.0, 0.0, 0.0)), max_steps=1)
-    state, transition = step(env, params, one_state(cell(1, 1), [cell(3, 1), cell(3, 2), cell(3, 3)],
-                                                    num_envs=num_envs), STAY)
+    state, transition = step(
+        env, params, one_state(cell(1, 1), [cell(3, 1), cell(3, 2), cell(3, 3)], num_envs=num_envs), STAY
+    )
     assert bool(transition.done.all()) and bool(state.object_present.all())
     cells = np.concatenate([np.asarray(state.agent)[:, None], np.asarray(state.object_cells)], axis=1)
     assert all(len(set(row)) == 4 for row in cells.tolist())
@@ -225,10 +237,14 @@ def test_one_compiled_rollout_serves_two_tasks():
 # --- the registered settings --------------------------------------------------------------
 
 OPTIM4RL_TABLE = {  # the authors' envs/gridworld.py: map, empty cells, objects, max_steps, obs shape
-    "small_sparse_short": ((5, 10), 24, 2, 50), "small_sparse_long": ((10, 5), 24, 2, 500),
-    "small_dense_short": ((6, 8), 24, 2, 50), "small_dense_long": ((8, 6), 24, 2, 500),
-    "big_sparse_short": ((12, 14), 120, 4, 50), "big_sparse_long": ((14, 12), 120, 4, 500),
-    "big_dense_short": ((11, 15), 117, 4, 50), "big_dense_long": ((15, 11), 117, 4, 500),
+    "small_sparse_short": ((5, 10), 24, 2, 50),
+    "small_sparse_long": ((10, 5), 24, 2, 500),
+    "small_dense_short": ((6, 8), 24, 2, 50),
+    "small_dense_long": ((8, 6), 24, 2, 500),
+    "big_sparse_short": ((12, 14), 120, 4, 50),
+    "big_sparse_long": ((14, 12), 120, 4, 500),
+    "big_dense_short": ((11, 15), 117, 4, 50),
+    "big_dense_long": ((15, 11), 117, 4, 500),
 }
 
 
@@ -246,14 +262,15 @@ def test_optim4rl_grids_match_the_spec_table(name):
     half = num_objects // 2
     expected = [[1.0, 0.0, respawn]] * half + [[-1.0, 0.5, respawn]] * half
     np.testing.assert_allclose(params.objects, expected)
-    np.testing.assert_array_equal(params.moves, [[0, 0], [-1, 0], [0, 1], [1, 0], [0, -1], [1, -1], [1, 1],
-                                                 [-1, 1], [-1, -1]])
+    np.testing.assert_array_equal(
+        params.moves, [[0, 0], [-1, 0], [0, 1], [1, 0], [0, -1], [1, -1], [1, 1], [-1, 1], [-1, -1]]
+    )
 
 
 def test_groove_test_grids_follow_groove_configs():
     for name, size, objects, max_steps in [
-        ("rand_dense", 11, [[1, 0, .05], [1, 0, .05], [-1, .5, .1], [-1, 0, .5]], 500),
-        ("rand_long", 11, [[1, 0, .01], [1, 0, .01], [-1, .5, 1], [-1, .5, 1]], 1000),
+        ("rand_dense", 11, [[1, 0, 0.05], [1, 0, 0.05], [-1, 0.5, 0.1], [-1, 0, 0.5]], 500),
+        ("rand_long", 11, [[1, 0, 0.01], [1, 0, 0.01], [-1, 0.5, 1], [-1, 0.5, 1]], 1000),
         ("rand_sparse", 7, [[1, 1, 1], [-1, 1, 1], [-1, 1, 1]], 50),
     ]:
         env = make_env(name)
@@ -298,7 +315,7 @@ def test_gridworld_all_samples_groove_all():
     in_grid = np.array([w[:s, :s].sum() for w, s in zip(walls, sizes)])
     assert in_grid.max() <= 15
     # 15 of the 100 indices are walls; those below size^2 land in the grid.
-    np.testing.assert_allclose(in_grid.mean(), (15 * sizes ** 2 / 100).mean(), rtol=0.05)
+    np.testing.assert_allclose(in_grid.mean(), (15 * sizes**2 / 100).mean(), rtol=0.05)
     used = np.asarray(tasks.object_used)
     counts = used.sum(axis=1)
     assert set(counts.tolist()) == {1, 2, 3, 4, 5} and (used == (np.arange(5) < counts[:, None])).all()
@@ -326,39 +343,61 @@ def test_random_walls_index_the_grid_like_groove_and_leave_room(monkeypatch):
 
 
 def test_every_grid_is_registered_with_the_gridworld_ppo_family():
-    assert set(GRIDWORLDS) == {*OPTIM4RL_TABLE, "gridworld_all", "rand_dense", "rand_sparse", "rand_long",
-                               "standard_maze", "sixteen_rooms", "labyrinth"}
+    assert set(GRIDWORLDS) == {
+        *OPTIM4RL_TABLE,
+        "gridworld_all",
+        "rand_dense",
+        "rand_sparse",
+        "rand_long",
+        "standard_maze",
+        "sixteen_rooms",
+        "labyrinth",
+    }
     settings = default_ppo_settings("rand_dense")  # the OPEN paper's Table 3 gridworld column
-    assert (settings["num_envs"], settings["num_steps"], settings["total_steps"], settings["num_minibatches"],
-            settings["update_epochs"], settings["hidden_size"], settings["activation"]) == (
-        1024, 20, 30_000_000, 16, 2, 16, "tanh")
+    assert (
+        settings["num_envs"],
+        settings["num_steps"],
+        settings["total_steps"],
+        settings["num_minibatches"],
+        settings["update_epochs"],
+        settings["hidden_size"],
+        settings["activation"],
+    ) == (1024, 20, 30_000_000, 16, 2, 16, "tanh")
     assert default_ppo_settings("big_dense_long") == settings
     assert not hasattr(make_env("rand_dense"), "sample_params")  # a fixed task, not a distribution
 
 
-@pytest.mark.parametrize("name, options, message", [
-    ("small_dense_long", {"max_hight": 9}, "unknown gridworld option(s) ['max_hight']"),
-    ("small_dense_long", {"max_height": 0}, "'max_height' must be a positive integer, got 0"),
-    ("small_dense_long", {"max_width": 2.0}, "'max_width' must be a positive integer, got 2.0"),
-    ("small_dense_long", {"max_height": 6}, "'small_dense_long' needs 8 height, more than max_height = 6"),
-    ("big_dense_long", {"max_objects": 2}, "needs 4 objects, more than max_objects = 2"),
-    ("gridworld_all", {"max_actions": 4}, "needs 5 actions, more than max_actions = 4"),
-    ("rand_dense", {"reward_scale": -1}, "'reward_scale' must be a positive number, got -1"),
-])
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("small_dense_long", {"max_hight": 9}, "unknown gridworld option(s) ['max_hight']"),
+        ("small_dense_long", {"max_height": 0}, "'max_height' must be a positive integer, got 0"),
+        ("small_dense_long", {"max_width": 2.0}, "'max_width' must be a positive integer, got 2.0"),
+        ("small_dense_long", {"max_height": 6}, "'small_dense_long' needs 8 height, more than max_height = 6"),
+        ("big_dense_long", {"max_objects": 2}, "needs 4 objects, more than max_objects = 2"),
+        ("gridworld_all", {"max_actions": 4}, "needs 5 actions, more than max_actions = 4"),
+        ("rand_dense", {"reward_scale": -1}, "'reward_scale' must be a positive number, got -1"),
+    ],
+)
 def test_bad_options_fail_naming_the_option(name, options, message):
     with pytest.raises(ValueError) as err:
         make_env(name, **options)
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("task, message", [
-    (GridTask(("#.#", "##"), ((1.0, 0.0, 0.0),), 5, GROOVE_MOVES), "rows of equal length"),
-    (GridTask(("#x#",), ((1.0, 0.0, 0.0),), 5, GROOVE_MOVES), "layout characters"),
-    (GridTask(("...",), ((1.0, 1.5, 0.0),), 5, GROOVE_MOVES), "probabilities in [0, 1]"),
-    (GridTask(("...",), ((1.0, 0.0, 0.0),), 0, GROOVE_MOVES), "max_steps must be a positive integer"),
-    (GridTask(("#..",), ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0)), 5, GROOVE_MOVES),
-     "2 empty cells cannot hold the agent and 2 objects"),
-])
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        (GridTask(("#.#", "##"), ((1.0, 0.0, 0.0),), 5, GROOVE_MOVES), "rows of equal length"),
+        (GridTask(("#x#",), ((1.0, 0.0, 0.0),), 5, GROOVE_MOVES), "layout characters"),
+        (GridTask(("...",), ((1.0, 1.5, 0.0),), 5, GROOVE_MOVES), "probabilities in [0, 1]"),
+        (GridTask(("...",), ((1.0, 0.0, 0.0),), 0, GROOVE_MOVES), "max_steps must be a positive integer"),
+        (
+            GridTask(("#..",), ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0)), 5, GROOVE_MOVES),
+            "2 empty cells cannot hold the agent and 2 objects",
+        ),
+    ],
+)
 def test_bad_tasks_fail_on_the_host(task, message):
     with pytest.raises(ValueError) as err:
         GridworldVecEnv("bad", task)
@@ -424,21 +463,23 @@ def first_episodes(env, params, num_envs: int) -> tuple[np.ndarray, np.ndarray]:
     return completed[first, np.arange(num_envs)], first + 1
 
 
-WALLED = ("#######",
-          "#..#..#",
-          "#.##..#",
-          "#.....#",
-          "#..#..#",
-          "#######")
+WALLED = ("#######", "#..#..#", "#.##..#", "#.....#", "#..#..#", "#######")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: make_env("small_dense_short"),
-    lambda: make_env("rand_sparse"),
-    # walls, diagonals, a padding object row, mixed rewards and probabilities
-    lambda: GridworldVecEnv("walled", GridTask(WALLED, ((1.0, 0.1, 0.3), (-0.5, 0.0, 0.9), (0.3, 0.3, 0.05)), 30,
-                                                OPTIM4RL_MOVES), max_objects=4),
-], ids=["small_dense_short", "rand_sparse", "walled"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: make_env("small_dense_short"),
+        lambda: make_env("rand_sparse"),
+        # walls, diagonals, a padding object row, mixed rewards and probabilities
+        lambda: GridworldVecEnv(
+            "walled",
+            GridTask(WALLED, ((1.0, 0.1, 0.3), (-0.5, 0.0, 0.9), (0.3, 0.3, 0.05)), 30, OPTIM4RL_MOVES),
+            max_objects=4,
+        ),
+    ],
+    ids=["small_dense_short", "rand_sparse", "walled"],
+)
 def test_random_policy_returns_match_a_numpy_reference(make):
     env = make()
     params = env.default_params()

@@ -64,10 +64,24 @@ TOY_MODULE = textwrap.dedent('''
         ablations={"toy_step": {}, "bigger_start": {"initial_log_step": -3.0}},
     ), validate)
 ''')
-TINY_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 4, "num_minibatches": 4, "update_epochs": 2,
-            "hidden_size": 16}
-TINY_ES = {"population_size": 4, "generations": 2, "rollouts": 2, "validation_seeds": [2000, 2001],
-           "eval_every": 1, "checkpoint_every": 1, "member_block": 1, "sigma_init": 0.5}
+TINY_PPO = {
+    "num_envs": 8,
+    "num_steps": 16,
+    "total_steps": 8 * 16 * 4,
+    "num_minibatches": 4,
+    "update_epochs": 2,
+    "hidden_size": 16,
+}
+TINY_ES = {
+    "population_size": 4,
+    "generations": 2,
+    "rollouts": 2,
+    "validation_seeds": [2000, 2001],
+    "eval_every": 1,
+    "checkpoint_every": 1,
+    "member_block": 1,
+    "sigma_init": 0.5,
+}
 
 
 @pytest.fixture
@@ -87,9 +101,23 @@ def rlopt(env, *args):
 
 def test_a_learned_optimizer_defined_outside_the_library_is_meta_trained_and_evaluated(tmp_path, toy_environment):
     out = tmp_path / "metatrain"
-    rlopt(toy_environment, "metatrain", "--optimizer", "toy_step", "--envs", "breakout",
-          "--es", json.dumps(TINY_ES), "--ppo", json.dumps({"breakout": TINY_PPO}),
-          "--checkpoint-dir", str(tmp_path / "ckpt"), "--out", str(out), "--quiet")
+    rlopt(
+        toy_environment,
+        "metatrain",
+        "--optimizer",
+        "toy_step",
+        "--envs",
+        "breakout",
+        "--es",
+        json.dumps(TINY_ES),
+        "--ppo",
+        json.dumps({"breakout": TINY_PPO}),
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--out",
+        str(out),
+        "--quiet",
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["optimizer"] == "toy_step" and summary["num_meta_params"] == 1
     best = np.load(out / "best.npy")
@@ -98,9 +126,25 @@ def test_a_learned_optimizer_defined_outside_the_library_is_meta_trained_and_eva
     assert sorted(history["generation"].unique()) == [0, 1, 2]
 
     evaluation = tmp_path / "eval"
-    rlopt(toy_environment, "train", "--optimizer", "toy_step", "--env", "breakout", "--seeds", "0:2",
-          "--hparams", json.dumps({"weights": str(out / "best.npy")}), "--ppo", json.dumps(TINY_PPO),
-          "--label", "toy", "--out", str(evaluation), "--quiet")
+    rlopt(
+        toy_environment,
+        "train",
+        "--optimizer",
+        "toy_step",
+        "--env",
+        "breakout",
+        "--seeds",
+        "0:2",
+        "--hparams",
+        json.dumps({"weights": str(out / "best.npy")}),
+        "--ppo",
+        json.dumps(TINY_PPO),
+        "--label",
+        "toy",
+        "--out",
+        str(evaluation),
+        "--quiet",
+    )
     result = json.loads((evaluation / "summary.json").read_text())
     assert result["label"] == "toy" and len(result["final_returns"]) == 2
 

@@ -12,8 +12,8 @@ import pytest
 from rlopt.agents.ppo import PPOConfig, init_params_block, make_train
 from rlopt.envs.base import EnvSpec, Transition
 from rlopt.envs.nonstationary import NonstationaryBraxEnv, humanoid_legs
-from rlopt.envs.schedules import Schedule, ScheduleError
 from rlopt.envs.registry import make_env
+from rlopt.envs.schedules import Schedule, ScheduleError
 from rlopt.optimizers import TrainingSchedule, make_optimizer
 
 STEPS = 25
@@ -95,8 +95,11 @@ def test_ant_leg_wear_scales_hip_and_ankle_of_each_leg_together():
 
 
 def test_humanoid_fatigue_alternates_legs_with_the_model_s_indices():
-    env = make_env("humanoid", backend="spring",
-                   schedule={"kind": "leg_fatigue", "num_segments": 4, "segment_updates": 2, "level": 0.6})
+    env = make_env(
+        "humanoid",
+        backend="spring",
+        schedule={"kind": "leg_fatigue", "num_segments": 4, "segment_updates": 2, "level": 0.6},
+    )
     targets = np.asarray(env.draw_targets(jax.random.PRNGKey(0)))
     right, left = np.zeros(17), np.zeros(17)
     right[3:7], left[7:11] = 1, 1  # right_hip_x/z/y, right_knee; left_hip_x/z/y, left_knee
@@ -144,13 +147,26 @@ class ClockEnv:
 
 
 def test_ppo_runs_each_update_under_the_params_of_that_update():
-    config = PPOConfig(num_envs=2, num_steps=4, total_steps=2 * 4 * 5, num_minibatches=2, update_epochs=1,
-                       gamma=0.99, gae_lambda=0.95, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, max_grad_norm=0.5,
-                       hidden_size=4, activation="tanh")
+    config = PPOConfig(
+        num_envs=2,
+        num_steps=4,
+        total_steps=2 * 4 * 5,
+        num_minibatches=2,
+        update_epochs=1,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_eps=0.2,
+        vf_coef=0.5,
+        ent_coef=0.0,
+        max_grad_norm=0.5,
+        hidden_size=4,
+        activation="tanh",
+    )
     env = ClockEnv()
     optimizer = make_optimizer("adam", {"lr": 1e-3}, TrainingSchedule(config.num_updates, 1, 2))
     params = init_params_block(env, config, jax.random.PRNGKey(0)[None])
     output = jax.jit(make_train(env, config, optimizer).train)(
-        jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], params), env.default_params())
+        jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], params), env.default_params()
+    )
     per_update = np.asarray(output.return_sum).sum(axis=1) / np.asarray(output.return_count).sum(axis=1)
     np.testing.assert_allclose(per_update, 10.0 * np.arange(5) + 1.0)

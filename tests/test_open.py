@@ -20,10 +20,15 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from rlopt.optimizers import OptimizerConfigError, TrainingSchedule, make_optimizer, validate_hparams
+from rlopt.optimizers import (
+    OptimizerConfigError,
+    TrainingSchedule,
+    make_optimizer,
+    open_settings,
+    pretrained,
+    validate_hparams,
+)
 from rlopt.optimizers import open as open_opt
-from rlopt.optimizers import open_settings
-from rlopt.optimizers import pretrained
 
 PRETRAINED_DIR = Path(os.environ.get("RLOPT_OPEN_PRETRAINED_DIR", "missing-pretrained-dir"))
 needs_pretrained = pytest.mark.skipif(
@@ -103,8 +108,16 @@ def np_features(params, grads, momentum, activations, update_index, num_updates,
 
     def leaf(p, g, m, layer_proportion, score):
         p, g, m = (np.asarray(x, np.float64) for x in (p, g, m))
-        block = np.concatenate([p[..., None], np.sign(m), np.log(np.abs(m) + 1e-13), np.sign(g)[..., None],
-                                np.log(np.abs(g) + 1e-13)[..., None]], axis=-1)
+        block = np.concatenate(
+            [
+                p[..., None],
+                np.sign(m),
+                np.log(np.abs(m) + 1e-13),
+                np.sign(g)[..., None],
+                np.log(np.abs(g) + 1e-13)[..., None],
+            ],
+            axis=-1,
+        )
         block = block / np.sqrt(1e-5 + (block**2).reshape(-1, 15).mean(0))
         scalars = [update_index / (num_updates - 1), layer_proportion, epoch_index / (num_epochs - 1)]
         unnormalised = [np.full(p.shape, x) for x in scalars] + [np.broadcast_to(score, p.shape)]
@@ -118,8 +131,10 @@ def np_features(params, grads, momentum, activations, update_index, num_updates,
             a = np.asarray(activations[net][name], np.float64) + 1e-11
             score = a / np.abs(a).sum() * a.size
             feats[net][name] = jax.tree.map(
-                lambda p, g, m: leaf(p, g, m, i / (len(names) - 1), score),
-                layers[name], grads[net][name], momentum[net][name],
+                lambda p, g, m: leaf(p, g, m, i / (len(names) - 1), score),  # noqa: B023
+                layers[name],
+                grads[net][name],
+                momentum[net][name],
             )
     return feats
 
@@ -136,7 +151,9 @@ def np_open_step(vector, params, grads, state, activations, actor_mask, noise, s
     out = jax.tree.map(lambda t: t[1], carry_and_out, is_leaf=is_pair)
     raw = jax.tree.map(
         lambda o, mask, eps: o[..., 0] * 1e-3 * np.exp(o[..., 1] * 1e-3) + o[..., 2] * mask * eps * 1e-3,
-        out, actor_mask, noise,
+        out,
+        actor_mask,
+        noise,
     )
     mean = ravel_pytree(raw)[0].mean()
     flat = lambda tree: np.asarray(ravel_pytree(tree)[0], np.float64)  # noqa: E731
@@ -144,8 +161,10 @@ def np_open_step(vector, params, grads, state, activations, actor_mask, noise, s
     weight = flat(jax.tree.map(lambda o, mask: o[..., 2] * mask * 1e-3, out, actor_mask))
     magnitude = np.abs(flat(params))
     on_actor = flat(jax.tree.map(lambda p, mask: np.full(np.shape(p), mask), params, actor_mask))
-    diagnostics = {"update_size": np.abs(step).mean() / magnitude.mean(),
-                   "randomness": np.abs(weight).sum() / (magnitude * on_actor).sum()}
+    diagnostics = {
+        "update_size": np.abs(step).mean() / magnitude.mean(),
+        "randomness": np.abs(weight).sum() / (magnitude * on_actor).sum(),
+    }
     return jax.tree.map(lambda u: -(u - mean), raw), (momentum, carry), diagnostics
 
 
@@ -166,8 +185,10 @@ def small_tree(key, scale=1.0):
             if name == "log_std":
                 tree[net][name] = scale * jax.random.normal(next(keys), shape)
             else:
-                tree[net][name] = {"kernel": scale * jax.random.normal(next(keys), shape),
-                                   "bias": scale * jax.random.normal(next(keys), shape[1:])}
+                tree[net][name] = {
+                    "kernel": scale * jax.random.normal(next(keys), shape),
+                    "bias": scale * jax.random.normal(next(keys), shape[1:]),
+                }
     return tree
 
 
@@ -188,7 +209,7 @@ def mean_abs_activations(params):
 
 
 ACTIVATIONS = mean_abs_activations(PARAMS)
-ACTOR_MASK = {net: jax.tree.map(lambda _: float(net == "actor"), PARAMS[net]) for net in PARAMS}
+ACTOR_MASK = {net: jax.tree.map(lambda _, net=net: float(net == "actor"), PARAMS[net]) for net in PARAMS}
 SCHEDULES = [(3, 61, 1, 4), (4, 61, 3, 4)]  # (update_index, num_updates, epoch_index, num_epochs)
 
 
@@ -197,15 +218,24 @@ def schedule_args(schedule):
 
 
 def extra_args(schedule, key, actor_mask=ACTOR_MASK):
-    return dict(**schedule_args(schedule), minibatch_index=0, num_minibatches=8, activations=ACTIVATIONS,
-                actor_mask=actor_mask, key=key)
+    return dict(
+        **schedule_args(schedule),
+        minibatch_index=0,
+        num_minibatches=8,
+        activations=ACTIVATIONS,
+        actor_mask=actor_mask,
+        key=key,
+    )
 
 
 compute_inputs = jax.jit(open_opt.compute_inputs, static_argnums=0)
 
 
+KEY0 = jax.random.PRNGKey(0)
+
+
 @functools.partial(jax.jit, static_argnums=1)
-def first_update(meta_vector, cfg, key=jax.random.PRNGKey(0), actor_mask=ACTOR_MASK):
+def first_update(meta_vector, cfg, key=KEY0, actor_mask=ACTOR_MASK):
     """The update of a fresh optimizer on GRADS[0]; jitted so each cfg compiles once."""
     tx = open_opt.open_optimizer(meta_vector, cfg)
     return tx.update(GRADS[0], tx.init(PARAMS), PARAMS, **extra_args(SCHEDULES[0], key, actor_mask))[0]
@@ -232,10 +262,16 @@ def test_layout_matches_spec_table(size, length):
     assert offsets == [row[1 if size == "small" else 2] for row in LAYOUT_TABLE]
 
 
-@pytest.mark.parametrize("cfg", [
-    open_opt.OpenConfig(), open_opt.OpenConfig(size="larger"), open_opt.OpenConfig(features="no_dormancy"),
-    open_opt.OpenConfig(features="no_features", noise=False), open_opt.OpenConfig(separated=True),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        open_opt.OpenConfig(),
+        open_opt.OpenConfig(size="larger"),
+        open_opt.OpenConfig(features="no_dormancy"),
+        open_opt.OpenConfig(features="no_features", noise=False),
+        open_opt.OpenConfig(separated=True),
+    ],
+)
 def test_unflatten_inverts_ravel_pytree(cfg):
     vector = jnp.arange(open_opt.num_meta_params(cfg), dtype=jnp.float32)
     assert np.array_equal(ravel_pytree(open_opt.unflatten(vector, cfg))[0], vector)
@@ -283,10 +319,16 @@ def test_features_match_numpy_reference():
     assert np.allclose(rows["actor", "log_std"][:, 18], 1.0) and np.allclose(got[:, 15], 4 / 60)
 
 
-@pytest.mark.parametrize("features,dropped", [
-    ("no_training_proportion", [15]), ("no_layer_proportion", [16]), ("no_batch_proportion", [17]),
-    ("no_dormancy", [18]), ("no_features", [0, 15, 16, 17, 18]),
-])
+@pytest.mark.parametrize(
+    "features,dropped",
+    [
+        ("no_training_proportion", [15]),
+        ("no_layer_proportion", [16]),
+        ("no_batch_proportion", [17]),
+        ("no_dormancy", [18]),
+        ("no_features", [0, 15, 16, 17, 18]),
+    ],
+)
 def test_ablations_drop_their_inputs(features, dropped):
     momentum = open_opt.update_momentum(jnp.zeros((ravel_pytree(PARAMS)[0].size, 6)), ravel_pytree(GRADS[0])[0])
     args = (PARAMS, GRADS[0], momentum)
@@ -309,8 +351,9 @@ def test_two_steps_match_numpy_reference():
         key = jax.random.PRNGKey(100 + step)
         got, state = update(grads, state, PARAMS, **extra_args(schedule, key))
         noise = noise_like(key, PARAMS)
-        want, np_state, diagnostics = np_open_step(vector, PARAMS, grads, np_state, ACTIVATIONS, ACTOR_MASK,
-                                                   noise, schedule)
+        want, np_state, diagnostics = np_open_step(
+            vector, PARAMS, grads, np_state, ACTIVATIONS, ACTOR_MASK, noise, schedule
+        )
         np.testing.assert_allclose(ravel_pytree(got)[0], ravel_pytree(want)[0], atol=2e-7, rtol=1e-4)
         for name, value in diagnostics.items():  # the quantities of the paper's App. F.3 / F.4
             assert float(state.diagnostics[name]) == pytest.approx(value, rel=1e-4), name
@@ -389,12 +432,15 @@ def _save(tmp_path, name, array):
     return path
 
 
-@pytest.mark.parametrize("array,message", [
-    (np.zeros(1000, np.float32), "1211 (small) or 3571 (larger)"),
-    (np.zeros(1211, np.float64), "float32"),
-    (np.zeros((1211, 1), np.float32), "1-D"),
-    (np.full(1211, np.nan, np.float32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (np.zeros(1000, np.float32), "1211 (small) or 3571 (larger)"),
+        (np.zeros(1211, np.float64), "float32"),
+        (np.zeros((1211, 1), np.float32), "1-D"),
+        (np.full(1211, np.nan, np.float32), "NaN"),
+    ],
+)
 def test_load_weights_rejects_bad_files(tmp_path, array, message):
     path = _save(tmp_path, "bad.npy", array)
     with pytest.raises(OptimizerConfigError, match=re.escape(message)) as err:
@@ -463,6 +509,7 @@ def test_download_pretrained_with_fake_opener(tmp_path):
             requested.append(url)
             data = (PRETRAINED_DIR / url.rsplit("/", 1)[1]).read_bytes()
             return io.BytesIO(data + b"x" if tamper else data)
+
         return opener
 
     with pytest.raises(pretrained.PretrainedWeightsError, match="nothing was written"):
@@ -491,7 +538,6 @@ def test_breakout_pretrained_weights_learn_breakout():
     seeds 0 and 1 gave 10.25 and 6.65 (CPU, jax 0.10.2)."""
     from rlopt.training import run_block  # imports the environments: only this test needs them
 
-    block = run_block("breakout", "open", {"weights": str(BREAKOUT)}, [0, 1], {"total_steps": 500_000},
-                      progress=False)
+    block = run_block("breakout", "open", {"weights": str(BREAKOUT)}, [0, 1], {"total_steps": 500_000}, progress=False)
     assert not block.diverged.any()
     assert block.final_returns.min() > 3.0 and block.final_returns.mean() > 5.0

@@ -3,8 +3,9 @@ the factory, and a tiny PPO run.
 
 The references here are written from a description of the Optim4RL authors' optimizers
 (components/optim.py) and the paper (arXiv:2302.01470, Alg. 1, App. C), independently of
-rlopt.optimizers.optim4rl: flax modules built as that description gives the official ones (their parameter trees pin the flat layout), a NumPy
-implementation of the update rules on those trees, and hand-computed values.
+rlopt.optimizers.optim4rl: flax modules built as that description gives the official ones
+(their parameter trees pin the flat layout), a NumPy implementation of the update rules on
+those trees, and hand-computed values.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from rlopt.optimizers import (OptimizerConfigError, TrainingSchedule, learned_optimizer, make_optimizer,
-                              validate_hparams)
+from rlopt.optimizers import OptimizerConfigError, TrainingSchedule, learned_optimizer, make_optimizer, validate_hparams
 from rlopt.optimizers import optim4rl as o4
 from rlopt.optimizers import optim4rl_settings as o4_settings
 
@@ -102,8 +102,11 @@ def np_head(w, x):
 
 def np_l2l_inputs(g):
     log_part = np.log(np.abs(g) + 1e-8) / 10
-    return np.where((log_part >= -1)[:, None], np.stack([log_part, np.sign(g)], 1),
-                    np.stack([-np.ones_like(g), np.exp(10.0) * g], 1))
+    return np.where(
+        (log_part >= -1)[:, None],
+        np.stack([log_part, np.sign(g)], 1),
+        np.stack([-np.ones_like(g), np.exp(10.0) * g], 1),
+    )
 
 
 def np_step(kind, params, g, carries, lr, grad_clip=None):
@@ -136,16 +139,30 @@ def np_step(kind, params, g, carries, lr, grad_clip=None):
 
 def tree_like(key, scale):
     k = jax.random.split(key, 3)
-    return {"actor": {"Dense_0": {"kernel": scale * jax.random.normal(k[0], (3, 4)),
-                                  "bias": scale * jax.random.normal(k[1], (4,))}},
-            "critic": {"Dense_0": {"kernel": scale * jax.random.normal(k[2], (3, 1))}}}
+    return {
+        "actor": {
+            "Dense_0": {
+                "kernel": scale * jax.random.normal(k[0], (3, 4)),
+                "bias": scale * jax.random.normal(k[1], (4,)),
+            }
+        },
+        "critic": {"Dense_0": {"kernel": scale * jax.random.normal(k[2], (3, 1))}},
+    }
 
 
 PARAMS = tree_like(jax.random.PRNGKey(0), 1.0)
 GRADS = [tree_like(jax.random.PRNGKey(i), s) for i, s in ((1, 0.05), (2, 2.0), (3, 0.5))]  # step 2 is clipped
-PPO_EXTRAS = dict(update_index=jnp.int32(0), num_updates=jnp.int32(10), epoch_index=jnp.int32(0),
-                  num_epochs=jnp.int32(2), minibatch_index=jnp.int32(0), num_minibatches=jnp.int32(4),
-                  activations={}, actor_mask={}, key=jax.random.PRNGKey(0))
+PPO_EXTRAS = dict(
+    update_index=jnp.int32(0),
+    num_updates=jnp.int32(10),
+    epoch_index=jnp.int32(0),
+    num_epochs=jnp.int32(2),
+    minibatch_index=jnp.int32(0),
+    num_minibatches=jnp.int32(4),
+    activations={},
+    actor_mask={},
+    key=jax.random.PRNGKey(0),
+)
 
 
 def config(kind, architecture="paper", lr=0.1, grad_clip=None):
@@ -166,11 +183,17 @@ def run_steps(vector, cfg, grads=GRADS, params=PARAMS):
 # Layout
 
 
-@pytest.mark.parametrize("kind,architecture,count", [
-    ("optim4rl", "code", 514), ("optim4rl", "paper", 1362),
-    ("linear_optim", "code", 275), ("linear_optim", "paper", 715),
-    ("l2lgd2", "code", 281), ("l2lgd2", "paper", 705),
-])
+@pytest.mark.parametrize(
+    "kind,architecture,count",
+    [
+        ("optim4rl", "code", 514),
+        ("optim4rl", "paper", 1362),
+        ("linear_optim", "code", 275),
+        ("linear_optim", "paper", 715),
+        ("l2lgd2", "code", 281),
+        ("l2lgd2", "paper", 705),
+    ],
+)
 def test_meta_parameter_counts(kind, architecture, count):
     """514 = 2 x (GRU 248 + Dense 9) (spec §1.2); the paper's heads add 8*16+16 + 16*16+16 +
     16*O+O per network instead of 8*O+O; 275 and 281 as spec §1.3-1.4."""
@@ -245,8 +268,9 @@ def test_clipping_is_elementwise():
     cfg = config("optim4rl", "code", grad_clip=0.5)
     vector = o4_settings.initial_vector(cfg, 0)
     clipped = run_steps(vector, cfg, grads=[{"p": jnp.array([3.0, -0.2, -7.0])}], params={"p": jnp.ones(3)})[0][0]
-    plain = run_steps(vector, config("optim4rl", "code"), grads=[{"p": jnp.array([0.5, -0.2, -0.5])}],
-                      params={"p": jnp.ones(3)})[0][0]
+    plain = run_steps(
+        vector, config("optim4rl", "code"), grads=[{"p": jnp.array([0.5, -0.2, -0.5])}], params={"p": jnp.ones(3)}
+    )[0][0]
     np.testing.assert_array_equal(clipped["p"], plain["p"])
 
 
@@ -269,10 +293,10 @@ def test_hand_computed_optim4rl_two_steps():
     Step 2 (g = -0.5): n = -0.4621172, h' = n/2 + h/2 = -0.1155293, o1 = -0.2310586,
     u = -0.1 (-1) e^o1 / 2 = 0.0396846."""
     cfg = config("optim4rl", "code")
-    vector = set_leaves(cfg, {"rnn1.in.kernel": 1.0, "mlp1.layers_0.kernel": 0.25,
-                              "mlp2.layers_0.bias": math.log(4.0)})
-    updates, state = run_steps(vector, cfg, grads=[{"p": jnp.array([0.5])}, {"p": jnp.array([-0.5])}],
-                               params={"p": jnp.ones(1)})
+    vector = set_leaves(cfg, {"rnn1.in.kernel": 1.0, "mlp1.layers_0.kernel": 0.25, "mlp2.layers_0.bias": math.log(4.0)})
+    updates, state = run_steps(
+        vector, cfg, grads=[{"p": jnp.array([0.5])}, {"p": jnp.array([-0.5])}], params={"p": jnp.ones(1)}
+    )
     np.testing.assert_allclose([u["p"][0] for u in updates], [-0.0793716, 0.0396846], rtol=1e-5)
     np.testing.assert_allclose(state.carry[0, :, 0], -0.1155293, rtol=1e-5)
     np.testing.assert_array_equal(state.carry[1], 0.0)
@@ -357,12 +381,17 @@ def test_initialised_optim4rl_is_sign_sgd_for_small_gradients(architecture):
 def test_vmap_over_meta_vectors(kind):
     cfg = config(kind, "paper")
     population = jnp.asarray(o4_settings.initial_vector(cfg, 0)) + 0.1 * jax.random.normal(
-        jax.random.PRNGKey(4), (3, o4.num_meta_params(cfg)))
+        jax.random.PRNGKey(4), (3, o4.num_meta_params(cfg))
+    )
     batched = jax.jit(jax.vmap(lambda v: run_steps(v, cfg)[0][-1]))(population)
     for i in range(3):
         single = run_steps(population[i], cfg)[0][-1]
-        np.testing.assert_allclose(ravel_pytree(jax.tree.map(lambda leaf: leaf[i], batched))[0],
-                                   ravel_pytree(single)[0], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            ravel_pytree(jax.tree.map(lambda leaf, i=i: leaf[i], batched))[0],
+            ravel_pytree(single)[0],
+            rtol=1e-5,
+            atol=1e-7,
+        )
 
 
 def meta_loss(vector, cfg, grads):
@@ -378,8 +407,13 @@ def np_meta_loss(vector, kind, architecture, lr, grad_clip):
     """meta_loss in float64 NumPy, the vector read in the flax tree's leaf order."""
     leaves, treedef = jax.tree.flatten(reference_params(kind, architecture))
     offsets = np.cumsum([0] + [leaf.size for leaf in leaves])
-    params = jax.tree.unflatten(treedef, [np.asarray(vector[start:stop], np.float64).reshape(leaf.shape)
-                                          for leaf, start, stop in zip(leaves, offsets[:-1], offsets[1:])])
+    params = jax.tree.unflatten(
+        treedef,
+        [
+            np.asarray(vector[start:stop], np.float64).reshape(leaf.shape)
+            for leaf, start, stop in zip(leaves, offsets[:-1], offsets[1:])
+        ],
+    )
     flat_params = np.asarray(ravel_pytree(PARAMS)[0], np.float64)
     carries = [np.zeros((flat_params.size, 8)) for _ in NETWORKS[kind]]
     for g in GRADS:
@@ -402,8 +436,10 @@ def test_meta_gradient_matches_finite_difference(kind, architecture):
     direction = np.random.default_rng(9).normal(size=vector.shape)
     direction /= np.linalg.norm(direction)
     step = 1e-5
-    finite_difference = (np_meta_loss(vector + step * direction, kind, architecture, lr, grad_clip)
-                         - np_meta_loss(vector - step * direction, kind, architecture, lr, grad_clip)) / (2 * step)
+    finite_difference = (
+        np_meta_loss(vector + step * direction, kind, architecture, lr, grad_clip)
+        - np_meta_loss(vector - step * direction, kind, architecture, lr, grad_clip)
+    ) / (2 * step)
     np.testing.assert_allclose(np.dot(np.asarray(grad, np.float64), direction), finite_difference, rtol=1e-3)
 
 
@@ -438,12 +474,21 @@ def test_registered_with_the_contract():
     for kind in KINDS:
         learned = learned_optimizer(kind)
         cfg = learned.config(validate_hparams(kind, {"lr": 3e-4, "grad_clip": 1.0}))
-        assert learned.describe(cfg) == {"name": kind, "kind": kind, "lr": 3e-4, "architecture": "paper",
-                                         "grad_clip": 1.0}
+        assert learned.describe(cfg) == {
+            "name": kind,
+            "kind": kind,
+            "lr": 3e-4,
+            "architecture": "paper",
+            "grad_clip": 1.0,
+        }
         assert learned.num_meta_params(cfg) == {"optim4rl": 1362, "linear_optim": 715, "l2lgd2": 705}[kind]
         assert not learned.has_noise(cfg)
-    assert validate_hparams("optim4rl", {"lr": 1e-3}) == {"lr": 1e-3, "grad_clip": None, "architecture": "paper",
-                                                          "weights": None}
+    assert validate_hparams("optim4rl", {"lr": 1e-3}) == {
+        "lr": 1e-3,
+        "grad_clip": None,
+        "architecture": "paper",
+        "weights": None,
+    }
 
 
 def test_factory_builds_from_weights_or_the_initialisation(tmp_path):
@@ -451,9 +496,10 @@ def test_factory_builds_from_weights_or_the_initialisation(tmp_path):
     cfg = config("optim4rl", "code", lr=0.01, grad_clip=1.0)
     path = tmp_path / "phi.npy"
     np.save(path, o4_settings.initial_vector(cfg, 5))
-    for built, vector in [(make_optimizer("optim4rl", {**hparams, "weights": str(path)}, SCHEDULE),
-                           o4_settings.initial_vector(cfg, 5)),
-                          (make_optimizer("optim4rl", hparams, SCHEDULE), o4_settings.initial_vector(cfg, 0))]:
+    for built, vector in [
+        (make_optimizer("optim4rl", {**hparams, "weights": str(path)}, SCHEDULE), o4_settings.initial_vector(cfg, 5)),
+        (make_optimizer("optim4rl", hparams, SCHEDULE), o4_settings.initial_vector(cfg, 0)),
+    ]:
         got, _ = built.update(GRADS[1], built.init(PARAMS), PARAMS, **PPO_EXTRAS)
         want = run_steps(jnp.asarray(vector), cfg, grads=[GRADS[1]])[0][0]
         np.testing.assert_array_equal(ravel_pytree(got)[0], ravel_pytree(want)[0])
@@ -473,8 +519,11 @@ def test_factory_validation_errors(tmp_path):
         ("optim4rl", {"lr": True}, "'lr' must be a positive finite number"),
         ("optim4rl", {"lr": 1e-3, "grad_clip": -1}, "'grad_clip' must be a positive.*omit it"),
         ("optim4rl", {"lr": 1e-3, "architecture": "mlp"}, "'architecture' must be one of \\['paper', 'code'\\]"),
-        ("optim4rl", {"lr": 1e-3, "weights": str(code_file)},
-         re.escape("has 514 values (the 'code' architecture's length") + ".*expects 1362"),
+        (
+            "optim4rl",
+            {"lr": 1e-3, "weights": str(code_file)},
+            re.escape("has 514 values (the 'code' architecture's length") + ".*expects 1362",
+        ),
         ("optim4rl", {"lr": 1e-3, "weights": str(odd_file), "architecture": "code"}, "has 100 values; .*expects 514"),
         ("l2lgd2", {"lr": 1e-3, "weights": str(tmp_path / "absent.npy")}, "does not exist"),
         ("linear_optim", {"lr": 1e-3, "weights": 3}, "'weights' must be a path"),
@@ -490,14 +539,23 @@ def test_factory_validation_errors(tmp_path):
 # PPO
 
 
-TINY_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 3, "num_minibatches": 4,
-            "update_epochs": 2, "hidden_size": 16}
+TINY_PPO = {
+    "num_envs": 8,
+    "num_steps": 16,
+    "total_steps": 8 * 16 * 3,
+    "num_minibatches": 4,
+    "update_epochs": 2,
+    "hidden_size": 16,
+}
 
 
-@pytest.mark.parametrize("kind,hparams", [
-    ("optim4rl", {"lr": 3e-3, "grad_clip": 1.0}),
-    ("linear_optim", {"lr": 3e-3, "architecture": "code"}),
-])
+@pytest.mark.parametrize(
+    "kind,hparams",
+    [
+        ("optim4rl", {"lr": 3e-3, "grad_clip": 1.0}),
+        ("linear_optim", {"lr": 3e-3, "architecture": "code"}),
+    ],
+)
 def test_tiny_ppo_run(kind, hparams):
     """make_optimizer inside PPO (traced lr and grad_clip, vmapped seeds): runs, logs the
     update size per update, and moves the parameters."""

@@ -39,8 +39,9 @@ def rlopt_updates(tx, grads: np.ndarray) -> np.ndarray:
     state = tx.init(params)
     out = []
     for step, g in enumerate(grads):
-        updates, state = tx.update({"w": jnp.asarray(g, jnp.float32)}, state, params,
-                                   update_index=jnp.int32(step // STEPS_PER_UPDATE))
+        updates, state = tx.update(
+            {"w": jnp.asarray(g, jnp.float32)}, state, params, update_index=jnp.int32(step // STEPS_PER_UPDATE)
+        )
         out.append(np.asarray(updates["w"]))
     return np.array(out)
 
@@ -51,11 +52,14 @@ def gradients(seed=0, steps=16, size=5):
     return rng.normal(size=(steps, size)) * np.repeat([0.01, 1.0, 0.1, 3.0], steps // 4)[:, None]
 
 
-@pytest.mark.parametrize("every, segments, restarts", [
-    (2, 0, {2, 4, 6}),  # every two updates, for ever
-    (2, 3, {2, 4}),  # three segments: the last one holds
-    (3, 0, {3, 6}),
-])
+@pytest.mark.parametrize(
+    "every, segments, restarts",
+    [
+        (2, 0, {2, 4, 6}),  # every two updates, for ever
+        (2, 3, {2, 4}),  # three segments: the last one holds
+        (3, 0, {3, 6}),
+    ],
+)
 def test_adam_restarts_at_each_segment_change_as_numpy_adam(every, segments, restarts):
     grads = gradients()
     tx = make_optimizer("adam", {"lr": LR, "reset_every": every, "reset_segments": segments}, SCHEDULE)
@@ -132,15 +136,25 @@ def test_the_reset_arm_resets_at_each_change_of_its_schedule_and_has_no_control(
     plan = load_plan(smoke, root=repo)
     schedule = smoke["studies"]["nonstationary"]["schedules"]["slippery"]
     changing = json.loads(plan.study_train_args("nonstationary", "adam_reset", "slippery")["hparams"])
-    assert changing == {"lr": 0.0003, "reset_every": schedule["segment_updates"],
-                        "reset_segments": schedule["num_segments"]}
+    assert changing == {
+        "lr": 0.0003,
+        "reset_every": schedule["segment_updates"],
+        "reset_segments": schedule["num_segments"],
+    }
     assert ("slippery", "adam_reset") in plan.nonstationary_runs
     assert ("stationary", "adam_reset") not in plan.nonstationary_runs  # it would be the adam arm's control
     for study, entry, match in [
-        ("collapse", {"optimizer": "adam", "hparams": {"lr": 0.1}, "reset_at_changes": True}, "only the non-stationary"),
+        (
+            "collapse",
+            {"optimizer": "adam", "hparams": {"lr": 0.1}, "reset_at_changes": True},
+            "only the non-stationary",
+        ),
         ("nonstationary", {"optimizer": "open", "reset_at_changes": True}, "unknown hyperparameter"),
-        ("nonstationary", {"optimizer": "adam", "hparams": {"lr": 0.1, "reset_every": 3}, "reset_at_changes": True},
-         "no reset_every"),
+        (
+            "nonstationary",
+            {"optimizer": "adam", "hparams": {"lr": 0.1, "reset_every": 3}, "reset_at_changes": True},
+            "no reset_every",
+        ),
     ]:
         config = copy.deepcopy(smoke)
         config["studies"][study]["arms"]["bad"] = entry
@@ -154,16 +168,28 @@ def test_the_reset_arm_resets_at_each_change_of_its_schedule_and_has_no_control(
 def test_a_learned_optimizer_with_l2_sees_the_gradient_plus_l2_times_the_parameters():
     l2 = 0.1
     rng = np.random.default_rng(5)
-    params = {"actor": {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)},
-              "critic": {"w": jnp.asarray(rng.normal(size=(2,)), jnp.float32)}}
+    params = {
+        "actor": {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)},
+        "critic": {"w": jnp.asarray(rng.normal(size=(2,)), jnp.float32)},
+    }
     grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
-    extra = {"update_index": jnp.int32(0), "num_updates": jnp.int32(4), "epoch_index": jnp.int32(0),
-             "num_epochs": jnp.int32(1), "minibatch_index": jnp.int32(0), "num_minibatches": jnp.int32(1),
-             "activations": {}, "actor_mask": jax.tree.map(jnp.ones_like, params), "key": jax.random.PRNGKey(0)}
+    extra = {
+        "update_index": jnp.int32(0),
+        "num_updates": jnp.int32(4),
+        "epoch_index": jnp.int32(0),
+        "num_epochs": jnp.int32(1),
+        "minibatch_index": jnp.int32(0),
+        "num_minibatches": jnp.int32(1),
+        "activations": {},
+        "actor_mask": jax.tree.map(jnp.ones_like, params),
+        "key": jax.random.PRNGKey(0),
+    }
     with_l2 = make_optimizer("optim4rl", {"lr": 1e-3, "l2": l2}, SCHEDULE)
     plain = make_optimizer("optim4rl", {"lr": 1e-3}, SCHEDULE)
-    decayed = {"actor": {"w": grads["actor"]["w"] + l2 * params["actor"]["w"]},
-               "critic": {"w": grads["critic"]["w"] + l2 * params["critic"]["w"]}}
+    decayed = {
+        "actor": {"w": grads["actor"]["w"] + l2 * params["actor"]["w"]},
+        "critic": {"w": grads["critic"]["w"] + l2 * params["critic"]["w"]},
+    }
     got, state = with_l2.update(grads, with_l2.init(params), params, **extra)
     want, plain_state = plain.update(decayed, plain.init(params), params, **extra)
     for leaf, expected in zip(jax.tree.leaves(got), jax.tree.leaves(want)):

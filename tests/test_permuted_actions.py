@@ -63,10 +63,13 @@ def test_every_seed_has_its_own_sequence_and_the_same_one_under_any_arm():
     assert not np.array_equal(first[0], first[1])
 
 
-@pytest.mark.parametrize("schedule, match", [
-    ({**SCHEDULE, "ramp_updates": 1}, "abruptly"),
-    ({**SCHEDULE, "kind": "friction"}, "takes the schedule kind 'action_permutation'"),
-])
+@pytest.mark.parametrize(
+    "schedule, match",
+    [
+        ({**SCHEDULE, "ramp_updates": 1}, "abruptly"),
+        ({**SCHEDULE, "kind": "friction"}, "takes the schedule kind 'action_permutation'"),
+    ],
+)
 def test_unusable_schedules_are_named(schedule, match):
     with pytest.raises(ScheduleError, match=match):
         make_env("catch", schedule=schedule)
@@ -74,15 +77,20 @@ def test_unusable_schedules_are_named(schedule, match):
 
 def test_the_plan_matches_schedule_kinds_to_envs():
     smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    for env, schedule in [("catch", {"kind": "friction", "num_segments": 2, "segment_updates": 2}),
-                          ("ant", {"kind": "action_permutation", "num_segments": 2, "segment_updates": 2})]:
+    for env, schedule in [
+        ("catch", {"kind": "friction", "num_segments": 2, "segment_updates": 2}),
+        ("ant", {"kind": "action_permutation", "num_segments": 2, "segment_updates": 2}),
+    ]:
         config = copy.deepcopy(smoke)
         config["studies"]["nonstationary"]["env"] = env
         config["studies"]["nonstationary"]["schedules"] = {"changing": schedule}
         with pytest.raises(ConfigError, match=f"'studies.nonstationary.env'.*'{schedule['kind']}'"):
             load_plan(config, root=REPO)
     config = copy.deepcopy(smoke)
-    config["studies"]["nonstationary"] = {"env": "catch", "schedules": {"relabelled": SCHEDULE},
-                                          "arms": {"adam": {"optimizer": "adam", "hparams": {"lr": 0.001}}}}
+    config["studies"]["nonstationary"] = {
+        "env": "catch",
+        "schedules": {"relabelled": SCHEDULE},
+        "arms": {"adam": {"optimizer": "adam", "hparams": {"lr": 0.001}}},
+    }
     plan = load_plan(config, root=REPO)
     assert ("relabelled", "adam") in plan.nonstationary_runs

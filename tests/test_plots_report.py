@@ -79,8 +79,14 @@ def plot_commands(tables: dict[str, Path]) -> dict[str, list[str]]:
     return {
         "curves": ["curves", "--curves", str(tables["curves"])],
         "intervals": ["intervals", "--intervals", str(tables["intervals"])],
-        "intervals_per_env": ["intervals", "--intervals", str(tables["intervals"]), "--per-env",
-                              "--normalization", "raw"],  # fmt: skip
+        "intervals_per_env": [
+            "intervals",
+            "--intervals",
+            str(tables["intervals"]),
+            "--per-env",
+            "--normalization",
+            "raw",
+        ],  # fmt: skip
         "intervals_env_scope": ["intervals", "--intervals", str(tables["intervals"]), "--scope", "ant"],
         "normalised": ["normalised", "--final-returns", str(tables["final_returns"]), "--reference", "adam"],
         "poi": ["poi", "--poi", str(tables["poi"])],

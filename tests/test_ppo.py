@@ -11,16 +11,21 @@ import numpy as np
 import pytest
 
 from rlopt.agents.networks import dormant_fraction, forward
-from rlopt.agents.ppo import (PPOConfig, compute_gae, estimated_final_return, init_params_block,
-                              make_train)
+from rlopt.agents.ppo import PPOConfig, compute_gae, estimated_final_return, init_params_block, make_train
+from rlopt.agents.settings import ppo_config_for
 from rlopt.envs.base import EnvSpec, Transition
 from rlopt.envs.registry import make_env
 from rlopt.optimizers import TrainingSchedule, make_optimizer
-from rlopt.agents.settings import ppo_config_for
 from rlopt.training import run_block, seed_keys
 
-SMALL_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
-             "update_epochs": 2, "hidden_size": 16}
+SMALL_PPO = {
+    "num_envs": 8,
+    "num_steps": 16,
+    "total_steps": 8 * 16 * 6,
+    "num_minibatches": 4,
+    "update_epochs": 2,
+    "hidden_size": 16,
+}
 
 
 def numpy_gae(rewards, values, dones, last_value, gamma, lam):
@@ -43,8 +48,9 @@ def test_gae_matches_numpy_reference():
     values = rng.normal(size=(37, 5)).astype(np.float32)
     dones = rng.random((37, 5)) < 0.1
     last = rng.normal(size=5).astype(np.float32)
-    adv, targets = compute_gae(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(dones), jnp.asarray(last),
-                               0.99, 0.95)
+    adv, targets = compute_gae(
+        jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(dones), jnp.asarray(last), 0.99, 0.95
+    )
     ref_adv, ref_targets = numpy_gae(rewards, values, dones.astype(np.float32), last, 0.99, 0.95)
     np.testing.assert_allclose(np.asarray(adv), ref_adv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(targets), ref_targets, rtol=1e-5, atol=1e-5)
@@ -77,7 +83,8 @@ def test_chunked_host_loop_equals_one_jitted_run():
     init_keys, train_keys = seed_keys([4, 5])
     params = init_params_block(env, config, init_keys)
     whole = jax.jit(jax.vmap(make_train(env, config, tx).train, in_axes=(0, 0, None)))(
-        train_keys, params, env.default_params())
+        train_keys, params, env.default_params()
+    )
     # Traced vs constant hyperparameters let XLA order float operations differently.
     for a, b in zip(jax.tree.leaves(block.output), jax.tree.leaves(whole)):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-3, atol=1e-4)
@@ -156,10 +163,16 @@ def test_eight_seed_block_runs_repeatedly_without_hanging():
 
 def test_dormant_fraction_counts_dead_hidden_units_only():
     stats = {
-        "actor": {"Dense_0": jnp.array([0.0, 1.0, 2.0, 3.0]), "Dense_1": jnp.array([0.0, 0.0, 1.0, 1.0]),
-                  "Dense_2": jnp.array([0.0, 4.0])},  # output layer: never counted
-        "critic": {"Dense_0": jnp.array([1.0, 1.0, 1.0, 1.0]), "Dense_1": jnp.array([0.0, 2.0, 2.0, 2.0]),
-                   "Dense_2": jnp.array([0.0])},
+        "actor": {
+            "Dense_0": jnp.array([0.0, 1.0, 2.0, 3.0]),
+            "Dense_1": jnp.array([0.0, 0.0, 1.0, 1.0]),
+            "Dense_2": jnp.array([0.0, 4.0]),
+        },  # output layer: never counted
+        "critic": {
+            "Dense_0": jnp.array([1.0, 1.0, 1.0, 1.0]),
+            "Dense_1": jnp.array([0.0, 2.0, 2.0, 2.0]),
+            "Dense_2": jnp.array([0.0]),
+        },
     }
     assert float(dormant_fraction(stats)) == pytest.approx(4 / 16)
     # tau is relative to the layer's mean activation (OPEN paper eq. 6)
@@ -213,13 +226,22 @@ class ScriptedEpisodes:
     def step(self, key, step, action, params):
         done = self.done[step]
         zeros = jnp.zeros(done.shape, jnp.float32)
-        return step + 1, Transition(obs=zeros[:, None], reward=zeros, done=done,
-                                    completed_return=jnp.where(done, self.returns[step], 0.0))
+        return step + 1, Transition(
+            obs=zeros[:, None], reward=zeros, done=done, completed_return=jnp.where(done, self.returns[step], 0.0)
+        )
 
 
 # 4 envs, 10 updates of 8 steps: the final window is the last update, steps 72-79.
-SCRIPT_PPO = PPOConfig.from_dict({**ppo_config_for("breakout").to_dict(), "num_envs": 4, "num_steps": 8,
-                                  "total_steps": 4 * 8 * 10, "num_minibatches": 2, "hidden_size": 8})
+SCRIPT_PPO = PPOConfig.from_dict(
+    {
+        **ppo_config_for("breakout").to_dict(),
+        "num_envs": 4,
+        "num_steps": 8,
+        "total_steps": 4 * 8 * 10,
+        "num_minibatches": 2,
+        "hidden_size": 8,
+    }
+)
 
 
 def scripted_estimates(episode_ends: dict) -> tuple[float, float]:
@@ -235,26 +257,32 @@ def scripted_estimates(episode_ends: dict) -> tuple[float, float]:
     init_keys, train_keys = seed_keys([0])
     params = jax.tree.map(lambda x: x[0], init_params_block(env, SCRIPT_PPO, init_keys))
     output = jax.jit(trainer.train)(train_keys[0], params, None)
-    return (float(estimated_final_return(output, "window")),
-            float(estimated_final_return(output, "last_episode")))
+    return (float(estimated_final_return(output, "window")), float(estimated_final_return(output, "last_episode")))
 
 
 def test_estimators_differ_where_short_episodes_end_late_and_envs_end_early():
     assert SCRIPT_PPO.final_window_points * (SCRIPT_PPO.num_steps // SCRIPT_PPO.log_chunks) == 8
-    window, last_episode = scripted_estimates({
-        0: [(10, 50.0), (73, 1.0), (77, 2.0)],  # two short, poor episodes in the window
-        1: [(40, 30.0), (75, 10.0)],
-        2: [(50, 7.0)],  # nothing ends in the window: counts only for the authors' estimator
-        3: [],  # never finishes: 0 for the authors' estimator (their log wrapper starts at 0)
-    })
+    window, last_episode = scripted_estimates(
+        {
+            0: [(10, 50.0), (73, 1.0), (77, 2.0)],  # two short, poor episodes in the window
+            1: [(40, 30.0), (75, 10.0)],
+            2: [(50, 7.0)],  # nothing ends in the window: counts only for the authors' estimator
+            3: [],  # never finishes: 0 for the authors' estimator (their log wrapper starts at 0)
+        }
+    )
     assert window == pytest.approx((1.0 + 2.0 + 10.0) / 3)  # every episode ending in the window
     assert last_episode == pytest.approx((2.0 + 10.0 + 7.0 + 0.0) / 4)  # each env's latest, over envs
 
 
 def test_estimators_agree_when_every_env_ends_one_episode_in_the_window():
-    window, last_episode = scripted_estimates({
-        0: [(20, 99.0), (72, 4.0)], 1: [(79, 6.0)], 2: [(5, -3.0), (60, 1.0), (74, 8.0)], 3: [(76, 2.0)],
-    })
+    window, last_episode = scripted_estimates(
+        {
+            0: [(20, 99.0), (72, 4.0)],
+            1: [(79, 6.0)],
+            2: [(5, -3.0), (60, 1.0), (74, 8.0)],
+            3: [(76, 2.0)],
+        }
+    )
     assert window == pytest.approx(5.0) and last_episode == pytest.approx(5.0)
 
 

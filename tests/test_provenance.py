@@ -17,11 +17,16 @@ def test_train_closure_follows_lazy_imports_and_stops_at_optimizer_modules():
 
 
 def test_an_optimizer_closure_holds_its_module_its_settings_and_the_contract_only():
-    assert closure("rlopt.optimizers.open") == {"optimizers/__init__.py", "optimizers/base.py",
-                                                "optimizers/learned.py", "optimizers/open.py",
-                                                "optimizers/open_settings.py"}
+    assert closure("rlopt.optimizers.open") == {
+        "optimizers/__init__.py",
+        "optimizers/base.py",
+        "optimizers/learned.py",
+        "optimizers/open.py",
+        "optimizers/open_settings.py",
+    }
     assert {"optimizers/handcrafted.py", "optimizers/handcrafted_settings.py"} <= closure(
-        "rlopt.optimizers.handcrafted")
+        "rlopt.optimizers.handcrafted"
+    )
     # the registry's light settings modules belong to their optimizer, not to every command
     assert not {"optimizers/handcrafted_settings.py", "optimizers/open_settings.py"} & closure(COMMANDS["train"])
 

@@ -32,8 +32,15 @@ UNAVAILABLE = 3  # local_slurm.sh: SLURM cannot be installed or run here
 PARTITION = "local"  # the local cluster's only partition
 SITE_ENTRIES = {"slurm_partition": PARTITION, "slurm_account": ""}  # no accounts without a database
 GPU_ENTRIES = ("gpu", "cpus_per_gpu")
-TRAINING_RULES = {"tune_point", "evaluate_block", "evaluate_learned", "ablate_evaluate", "deepsea_evaluate",
-                  "study_collapse_train", "study_nonstationary_train"}
+TRAINING_RULES = {
+    "tune_point",
+    "evaluate_block",
+    "evaluate_learned",
+    "ablate_evaluate",
+    "deepsea_evaluate",
+    "study_collapse_train",
+    "study_nonstationary_train",
+}
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 
 pytestmark = pytest.mark.slow
@@ -47,8 +54,13 @@ class Cluster:
 
     def squeue(self) -> list[list[str]]:
         """(job id, state, comment) of every job, finished ones included."""
-        out = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%k"],
-                             env=self.env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%k"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return [line.split("|", 2) for line in out.splitlines() if line.strip()]
 
 
@@ -60,6 +72,7 @@ def local_overrides(profile: dict, has_gpu: bool, memory_mb: int) -> list[str]:
     node are capped at a third of this machine's, so that jobs run side by side on its cores
     (the smoke preset's jobs need far less).
     """
+
     def local(resources: dict) -> dict:
         kept = {k: v for k, v in resources.items() if has_gpu or k not in GPU_ENTRIES}
         if "mem_mb" in kept:
@@ -70,16 +83,32 @@ def local_overrides(profile: dict, has_gpu: bool, memory_mb: int) -> list[str]:
         return repr(value) if isinstance(value, str) else str(value)
 
     defaults = [f"{k}={arg(v)}" for k, v in local(profile["default-resources"]).items()]
-    per_rule = [f"{rule}:{k}={arg(v)}" for rule, resources in profile["set-resources"].items()
-                for k, v in local(resources).items()]
+    per_rule = [
+        f"{rule}:{k}={arg(v)}"
+        for rule, resources in profile["set-resources"].items()
+        for k, v in local(resources).items()
+    ]
     return ["--default-resources", *defaults, "--set-resources", *per_rule]
 
 
 def slurm_command(*targets: str, overrides: list[str]) -> list[str]:
-    return [sys.executable, "-m", "snakemake", *targets, "--workflow-profile", "profiles/slurm",
-            "--configfile", "config/smoke.yaml", "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-            *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets,
+        "--workflow-profile",
+        "profiles/slurm",
+        "--configfile",
+        "config/smoke.yaml",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
+        *overrides,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +121,11 @@ def cluster(tmp_path_factory):
     conf = state / "slurm.conf"
     try:
         text = conf.read_text()
-        yield Cluster(env={**os.environ, "SLURM_CONF": str(conf)}, has_gpu="Gres=gpu" in text,
-                      memory_mb=int(re.search(r"RealMemory=(\d+)", text).group(1)))
+        yield Cluster(
+            env={**os.environ, "SLURM_CONF": str(conf)},
+            has_gpu="Gres=gpu" in text,
+            memory_mb=int(re.search(r"RealMemory=(\d+)", text).group(1)),
+        )
     finally:
         subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, text=True)
 
@@ -105,17 +137,24 @@ class Work:
     overrides: list[str]
     log: str  # Snakemake's output of the whole pipeline
 
-    def run(self, *targets: str, extra: tuple[str, ...] = (), overrides: list[str] | None = None,
-            timeout: float = 900) -> subprocess.CompletedProcess:
+    def run(
+        self, *targets: str, extra: tuple[str, ...] = (), overrides: list[str] | None = None, timeout: float = 900
+    ) -> subprocess.CompletedProcess:
         command = slurm_command(*targets, overrides=self.overrides if overrides is None else overrides)
-        return subprocess.run([*command, *extra], cwd=self.root, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [*command, *extra], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def start(self, *targets: str, output: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
         """Snakemake in the background, its output going to ``output`` (a pipe could fill up)."""
         with output.open("w") as file:
-            return subprocess.Popen([*slurm_command(*targets, overrides=self.overrides), *extra], cwd=self.root,
-                                    env=self.env, stdout=file, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [*slurm_command(*targets, overrides=self.overrides), *extra],
+                cwd=self.root,
+                env=self.env,
+                stdout=file,
+                stderr=subprocess.STDOUT,
+            )
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +197,10 @@ def job_blocks(log: str) -> list[tuple[str, str, str]]:
 
 
 def running_job(cluster: Cluster, rule: str) -> str | None:
-    return next((job for job, state, comment in cluster.squeue()
-                 if state == "RUNNING" and comment.startswith(f"rule_{rule}_")), None)
+    return next(
+        (job for job, state, comment in cluster.squeue() if state == "RUNNING" and comment.startswith(f"rule_{rule}_")),
+        None,
+    )
 
 
 def test_every_job_ran_as_a_slurm_job_and_the_report_was_built(cluster, pipeline):
@@ -204,8 +245,13 @@ def cancelled(cluster, pipeline) -> Cancelled:
     its command is under way: the training job once its log exists, the meta-training job
     once it has written a checkpoint. The profile's retries resubmit both."""
     training = sorted((pipeline.root / "results" / "tune").glob("breakout/adam/h*/summary.json"))[0]
-    training_log = pipeline.root / "results" / "logs" / "tune_point" / training.parent.relative_to(
-        pipeline.root / "results" / "tune").with_suffix(".log")
+    training_log = (
+        pipeline.root
+        / "results"
+        / "logs"
+        / "tune_point"
+        / training.parent.relative_to(pipeline.root / "results" / "tune").with_suffix(".log")
+    )
     training_log.unlink(missing_ok=True)
     # One generation more than the smoke preset's two, so a cancel after the first lands mid-run.
     preset = pipeline.root / "config" / "smoke.yaml"
@@ -267,15 +313,19 @@ def test_cancelled_metatraining_job_resumes_from_its_checkpoint(cancelled):
     assert summary["provenance"]["slurm_job_id"] == attempts[1]
 
 
-@pytest.mark.parametrize("entry, slurm_message", [
-    ("slurm_partition='nosuch'", "Invalid partition name specified"),
-    ("mem_mb=100000000", "Requested node configuration is not available"),
-])
+@pytest.mark.parametrize(
+    "entry, slurm_message",
+    [
+        ("slurm_partition='nosuch'", "Invalid partition name specified"),
+        ("mem_mb=100000000", "Requested node configuration is not available"),
+    ],
+)
 def test_impossible_request_fails_at_once_with_slurms_message(pipeline, entry, slurm_message):
     overrides = [*pipeline.overrides, f"select_best:{entry}"]  # appended to --set-resources
     started = time.monotonic()
-    result = pipeline.run("results/tune/breakout/adam/best_hparams.json", extra=("--force",), overrides=overrides,
-                          timeout=300)
+    result = pipeline.run(
+        "results/tune/breakout/adam/best_hparams.json", extra=("--force",), overrides=overrides, timeout=300
+    )
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert slurm_message in out, out[-4000:]

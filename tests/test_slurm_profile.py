@@ -8,15 +8,39 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_RULES = {"tune_point", "evaluate_block", "evaluate_learned", "ablate_evaluate", "deepsea_evaluate",
-             "study_collapse_train", "study_nonstationary_train", "study_transfer_train", "metatrain"}
+GPU_RULES = {
+    "tune_point",
+    "evaluate_block",
+    "evaluate_learned",
+    "ablate_evaluate",
+    "deepsea_evaluate",
+    "study_collapse_train",
+    "study_nonstationary_train",
+    "study_transfer_train",
+    "metatrain",
+}
 
 
 def snakemake(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                           "--configfile", str(REPO / "config" / "smoke.yaml"), "--directory", str(tmp_path), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--configfile",
+            str(REPO / "config" / "smoke.yaml"),
+            "--directory",
+            str(tmp_path),
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_workflow_passes_snakemake_lint(tmp_path):

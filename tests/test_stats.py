@@ -22,8 +22,7 @@ TAUS = np.linspace(0.0, 2.0, 5)
 def final_returns_table(returns: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
     """{(label, env): returns by seed 0, 1, ...} -> final_returns table."""
     rows = [
-        {"label": label, "optimizer": label, "env": env, "seed": seed,
-         "final_return": value, "diverged": False}
+        {"label": label, "optimizer": label, "env": env, "seed": seed, "final_return": value, "diverged": False}
         for (label, env), values in returns.items()
         for seed, value in enumerate(values)
     ]
@@ -36,8 +35,10 @@ def statistics(table: pd.DataFrame, seed: int = 0, reference: str = "adam"):
 
 def estimate(intervals, scope, normalization, label, metric) -> pd.Series:
     row = intervals[
-        (intervals["scope"] == scope) & (intervals["normalization"] == normalization)
-        & (intervals["label"] == label) & (intervals["metric"] == metric)
+        (intervals["scope"] == scope)
+        & (intervals["normalization"] == normalization)
+        & (intervals["label"] == label)
+        & (intervals["metric"] == metric)
     ]
     assert len(row) == 1
     return row.iloc[0]
@@ -67,18 +68,20 @@ def test_iqm_matches_scipy_trim_mean(two_env_result):
     row = estimate(intervals, "cartpole", "raw", "open", "iqm")
     assert row["estimate"] == pytest.approx(trim_mean(raw, 0.25))
 
-    normalised = np.concatenate([
-        np.array(TWO_ENVS[("open", env)]) / np.mean(TWO_ENVS[("adam", env)])
-        for env in ("breakout", "cartpole")
-    ])
+    normalised = np.concatenate(
+        [np.array(TWO_ENVS[("open", env)]) / np.mean(TWO_ENVS[("adam", env)]) for env in ("breakout", "cartpole")]
+    )
     row = estimate(intervals, "all", "reference", "open", "iqm")
     assert row["estimate"] == pytest.approx(trim_mean(normalised, 0.25))
     assert row["num_runs"] == 16 and row["reps"] == REPS
 
 
 def test_confidence_intervals_contain_the_estimate(two_env_result):
-    for table in (two_env_result.intervals, two_env_result.probability_of_improvement,
-                  two_env_result.performance_profile):
+    for table in (
+        two_env_result.intervals,
+        two_env_result.probability_of_improvement,
+        two_env_result.performance_profile,
+    ):
         value = "fraction" if "fraction" in table else "estimate"
         assert (table["ci_low"] <= table[value] + 1e-12).all()
         assert (table[value] <= table["ci_high"] + 1e-12).all()
@@ -125,9 +128,7 @@ def test_same_seed_gives_identical_output_and_keeps_global_rng(two_env_result):
     again = statistics(table, seed=0)
     assert np.random.rand() == expected_draw
     pd.testing.assert_frame_equal(again.intervals, two_env_result.intervals)
-    pd.testing.assert_frame_equal(
-        again.probability_of_improvement, two_env_result.probability_of_improvement
-    )
+    pd.testing.assert_frame_equal(again.probability_of_improvement, two_env_result.probability_of_improvement)
     pd.testing.assert_frame_equal(again.performance_profile, two_env_result.performance_profile)
     other_seed = statistics(table, seed=1)
     assert not other_seed.intervals["ci_low"].equals(two_env_result.intervals["ci_low"])
@@ -156,10 +157,14 @@ def test_reference_missing_on_an_env_is_named():
 
 
 def test_unequal_seed_counts_use_the_minimum_for_the_aggregate():
-    table = final_returns_table({
-        ("adam", "a"): [1.0, 2.0, 3.0], ("adam", "b"): [1.0, 2.0, 3.0],
-        ("open", "a"): [2.0, 3.0, 4.0, 5.0, 6.0], ("open", "b"): [2.0, 3.0, 4.0],
-    })
+    table = final_returns_table(
+        {
+            ("adam", "a"): [1.0, 2.0, 3.0],
+            ("adam", "b"): [1.0, 2.0, 3.0],
+            ("open", "a"): [2.0, 3.0, 4.0, 5.0, 6.0],
+            ("open", "b"): [2.0, 3.0, 4.0],
+        }
+    )
     with pytest.warns(StatsWarning, match="'open' has different run counts"):
         result = statistics(table)
     intervals = result.intervals
@@ -170,9 +175,13 @@ def test_unequal_seed_counts_use_the_minimum_for_the_aggregate():
 
 
 def test_label_missing_on_an_env_is_left_out_of_the_aggregate():
-    table = final_returns_table({
-        ("adam", "a"): [1.0, 2.0], ("adam", "b"): [1.0, 2.0], ("open", "a"): [3.0, 4.0],
-    })
+    table = final_returns_table(
+        {
+            ("adam", "a"): [1.0, 2.0],
+            ("adam", "b"): [1.0, 2.0],
+            ("open", "a"): [3.0, 4.0],
+        }
+    )
     with pytest.warns(StatsWarning, match="'open' has no runs on env.*b"):
         result = statistics(table)
     labels_in_all = result.intervals.loc[result.intervals["scope"] == "all", "label"]
@@ -182,9 +191,12 @@ def test_label_missing_on_an_env_is_left_out_of_the_aggregate():
 
 
 def test_nonfinite_final_returns_are_dropped_and_counted():
-    table = final_returns_table({
-        ("adam", "a"): [1.0, 2.0, 3.0], ("open", "a"): [2.0, np.nan, 4.0, 5.0],
-    })
+    table = final_returns_table(
+        {
+            ("adam", "a"): [1.0, 2.0, 3.0],
+            ("open", "a"): [2.0, np.nan, 4.0, 5.0],
+        }
+    )
     with pytest.warns(StatsWarning, match="dropped 1 of 4 runs"):
         result = statistics(table)
     assert result.dropped_runs.to_dict(orient="records") == [
@@ -195,10 +207,14 @@ def test_nonfinite_final_returns_are_dropped_and_counted():
 
 
 def test_env_without_positive_reference_mean_gets_raw_statistics_only():
-    table = final_returns_table({
-        ("adam", "pendulum"): [-300.0, -200.0], ("open", "pendulum"): [-150.0, -100.0],
-        ("adam", "cartpole"): [100.0, 200.0], ("open", "cartpole"): [300.0, 400.0],
-    })
+    table = final_returns_table(
+        {
+            ("adam", "pendulum"): [-300.0, -200.0],
+            ("open", "pendulum"): [-150.0, -100.0],
+            ("adam", "cartpole"): [100.0, 200.0],
+            ("open", "cartpole"): [300.0, 400.0],
+        }
+    )
     with pytest.warns(StatsWarning, match="'pendulum'.*positive mean"):
         result = statistics(table)
     assert result.aggregate_envs == ["cartpole"]
@@ -210,10 +226,14 @@ def test_env_without_positive_reference_mean_gets_raw_statistics_only():
 
 
 def test_env_where_every_reference_run_is_nan_gets_raw_statistics_only():
-    table = final_returns_table({
-        ("adam", "a"): [np.nan, np.nan], ("open", "a"): [3.0, 4.0],
-        ("adam", "b"): [1.0, 2.0], ("open", "b"): [3.0, 4.0],
-    })
+    table = final_returns_table(
+        {
+            ("adam", "a"): [np.nan, np.nan],
+            ("open", "a"): [3.0, 4.0],
+            ("adam", "b"): [1.0, 2.0],
+            ("open", "b"): [3.0, 4.0],
+        }
+    )
     with pytest.warns(StatsWarning):
         result = statistics(table)
     assert "label 'adam', env 'a': dropped 2 of 2 runs" in result.warnings[0]
@@ -238,19 +258,32 @@ def test_bad_parameters_are_rejected():
 def write_run(run_dir, label, env, seeds, finals, curve_rows, optimizer=None, last_episode=None):
     run_dir.mkdir(parents=True)
     summary = {
-        "env": env, "optimizer": optimizer or label, "label": label, "hparams": {}, "ppo": {},
-        "seeds": seeds, "final_returns": finals,
+        "env": env,
+        "optimizer": optimizer or label,
+        "label": label,
+        "hparams": {},
+        "ppo": {},
+        "seeds": seeds,
+        "final_returns": finals,
         "final_returns_last_episode": [f + 1.0 for f in finals] if last_episode is None else last_episode,
         "diverged": [False] * len(seeds),
-        "total_steps": 1000, "steps_per_second": 5000.0, "wall_seconds": 12.5,
-        "compile_seconds": 3.0, "provenance": {},
+        "total_steps": 1000,
+        "steps_per_second": 5000.0,
+        "wall_seconds": 12.5,
+        "compile_seconds": 3.0,
+        "provenance": {},
     }
     write_json_atomic(summary, run_dir / "summary.json")
     returns = pd.DataFrame(curve_rows, columns=["seed", "global_step", "episodic_return"])
-    write_parquet_atomic(returns.astype({"seed": "int64", "global_step": "int64"}),
-                         run_dir / "returns.parquet")
-    updates = pd.DataFrame({"seed": np.repeat(seeds, 2), "update": np.tile([0, 1], len(seeds)),
-                            "global_step": np.tile([500, 1000], len(seeds)), "dormancy": 0.25})
+    write_parquet_atomic(returns.astype({"seed": "int64", "global_step": "int64"}), run_dir / "returns.parquet")
+    updates = pd.DataFrame(
+        {
+            "seed": np.repeat(seeds, 2),
+            "update": np.tile([0, 1], len(seeds)),
+            "global_step": np.tile([500, 1000], len(seeds)),
+            "dormancy": 0.25,
+        }
+    )
     if label == "open":  # as OPEN logs it: a diagnostic the other optimizers lack
         updates["randomness"] = 0.01
     write_parquet_atomic(updates, run_dir / "updates.parquet")
@@ -260,18 +293,37 @@ def write_run(run_dir, label, env, seeds, finals, curve_rows, optimizer=None, la
 @pytest.fixture
 def run_dirs(tmp_path):
     return [
-        write_run(tmp_path / "runs" / "open_cartpole", "open", "cartpole", [0, 1],
-                  [450.0, float("nan")], [(0, 500, 20.0), (0, 1000, 450.0)]),
-        write_run(tmp_path / "runs" / "adam_cartpole", "adam", "cartpole", [0, 1],
-                  [300.0, 310.0], [(0, 1000, 300.0), (1, 1000, 310.0)]),
+        write_run(
+            tmp_path / "runs" / "open_cartpole",
+            "open",
+            "cartpole",
+            [0, 1],
+            [450.0, float("nan")],
+            [(0, 500, 20.0), (0, 1000, 450.0)],
+        ),
+        write_run(
+            tmp_path / "runs" / "adam_cartpole",
+            "adam",
+            "cartpole",
+            [0, 1],
+            [300.0, 310.0],
+            [(0, 1000, 300.0), (1, 1000, 310.0)],
+        ),
     ]
 
 
 def test_collect_builds_the_three_tables(run_dirs):
     tables = collect_tables(run_dirs)
     final = tables.final_returns
-    assert list(final.columns) == ["label", "optimizer", "env", "seed", "final_return",
-                                   "final_return_last_episode", "diverged"]
+    assert list(final.columns) == [
+        "label",
+        "optimizer",
+        "env",
+        "seed",
+        "final_return",
+        "final_return_last_episode",
+        "diverged",
+    ]
     assert final["label"].tolist() == ["adam", "adam", "open", "open"]
     assert final["final_return"].tolist()[:3] == [300.0, 310.0, 450.0]
     assert final["final_return_last_episode"].tolist()[:3] == [301.0, 311.0, 451.0]
@@ -279,21 +331,32 @@ def test_collect_builds_the_three_tables(run_dirs):
     assert final["seed"].dtype == np.int64 and final["diverged"].dtype == bool
 
     curves = tables.curves
-    assert list(curves.columns) == [
-        "label", "optimizer", "env", "seed", "global_step", "episodic_return"
-    ]
+    assert list(curves.columns) == ["label", "optimizer", "env", "seed", "global_step", "episodic_return"]
     assert len(curves) == 4 and curves["global_step"].dtype == np.int64
 
     runtime = tables.runtime
     assert list(runtime.columns) == [
-        "label", "optimizer", "env", "num_seeds", "total_steps", "steps_per_second",
+        "label",
+        "optimizer",
+        "env",
+        "num_seeds",
+        "total_steps",
+        "steps_per_second",
         "wall_seconds",
     ]
     assert runtime["num_seeds"].tolist() == [2, 2]
 
     updates = tables.updates
-    assert list(updates.columns) == ["label", "optimizer", "env", "seed", "update", "global_step",
-                                     "dormancy", "randomness"]
+    assert list(updates.columns) == [
+        "label",
+        "optimizer",
+        "env",
+        "seed",
+        "update",
+        "global_step",
+        "dormancy",
+        "randomness",
+    ]
     assert len(updates) == 2 * 2 * 2 and (updates["dormancy"] == 0.25).all()
     assert updates.loc[updates["label"] == "adam", "randomness"].isna().all()
     assert (updates.loc[updates["label"] == "open", "randomness"] == 0.01).all()
@@ -323,17 +386,57 @@ def test_collect_and_stats_commands_write_their_outputs(run_dirs, tmp_path, caps
     assert all((collected / f"{name}.parquet").is_file() for name in ("curves", "runtime", "updates"))
     for metric in ("dormancy", "randomness"):  # randomness: OPEN's rows only
         stem = tmp_path / "figures" / metric
-        assert main(["plot", "dynamics", "--updates", str(collected / "updates.parquet"), "--metric", metric,
-                     "--out", str(stem)]) == 0
+        assert (
+            main(
+                [
+                    "plot",
+                    "dynamics",
+                    "--updates",
+                    str(collected / "updates.parquet"),
+                    "--metric",
+                    metric,
+                    "--out",
+                    str(stem),
+                ]
+            )
+            == 0
+        )
         assert stem.with_suffix(".png").stat().st_size > 0
-    assert main(["plot", "dynamics", "--updates", str(collected / "updates.parquet"), "--metric", "randomness",
-                 "--labels", "adam", "--out", str(tmp_path / "figures" / "none")]) == 2
+    assert (
+        main(
+            [
+                "plot",
+                "dynamics",
+                "--updates",
+                str(collected / "updates.parquet"),
+                "--metric",
+                "randomness",
+                "--labels",
+                "adam",
+                "--out",
+                str(tmp_path / "figures" / "none"),
+            ]
+        )
+        == 2
+    )
     assert "no finite 'randomness'" in capsys.readouterr().err
 
     stats_dir = tmp_path / "stats"
-    argv = ["stats", "--final-returns", str(collected / "final_returns.parquet"),
-            "--reference", "adam", "--reps", "50", "--seed", "3", "--taus", "0:2:5",
-            "--out-dir", str(stats_dir)]
+    argv = [
+        "stats",
+        "--final-returns",
+        str(collected / "final_returns.parquet"),
+        "--reference",
+        "adam",
+        "--reps",
+        "50",
+        "--seed",
+        "3",
+        "--taus",
+        "0:2:5",
+        "--out-dir",
+        str(stats_dir),
+    ]
     assert main(argv) == 0
     assert "dropped 1 of 2 runs" in capsys.readouterr().err
     profile = pd.read_parquet(stats_dir / "performance_profile.parquet")
@@ -347,15 +450,28 @@ def test_collect_and_stats_commands_write_their_outputs(run_dirs, tmp_path, caps
     assert not list(stats_dir.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("change", [
-    {"--taus": "0:2"}, {"--taus": "a:b:3"}, {"--taus": "2:0:5"}, {"--taus": "0:2:0"},
-    {"--reps": "0"}, {"--reference": "lion"}, {"--final-returns": "missing.parquet"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"--taus": "0:2"},
+        {"--taus": "a:b:3"},
+        {"--taus": "2:0:5"},
+        {"--taus": "0:2:0"},
+        {"--reps": "0"},
+        {"--reference": "lion"},
+        {"--final-returns": "missing.parquet"},
+    ],
+)
 def test_stats_command_rejects_bad_input(change, tmp_path, capsys):
     path = tmp_path / "final_returns.parquet"
     final_returns_table({("adam", "a"): [1.0, 2.0]}).to_parquet(path)
-    options = {"--final-returns": str(path), "--reference": "adam", "--reps": "10",
-               "--out-dir": str(tmp_path / "out"), **change}
+    options = {
+        "--final-returns": str(path),
+        "--reference": "adam",
+        "--reps": "10",
+        "--out-dir": str(tmp_path / "out"),
+        **change,
+    }
     argv = ["stats"] + [part for item in options.items() for part in item]
     assert main(argv) == 2
     assert "rlopt stats: error:" in capsys.readouterr().err
@@ -364,9 +480,10 @@ def test_stats_command_rejects_bad_input(change, tmp_path, capsys):
 
 @pytest.mark.parametrize("estimator, expected", [(None, 3.0), ("window", 3.0), ("last_episode", 10.0)])
 def test_reference_returns_average_the_chosen_estimator_per_env(tmp_path, estimator, expected):
-    runs = [write_run(tmp_path / "runs" / f"block{i}", "adam", "breakout", seeds, finals, [],
-                      last_episode=last)
-            for i, (seeds, finals, last) in enumerate([([0, 1], [2.0, 4.0], [9.0, 12.0]), ([2], [3.0], [9.0])])]
+    runs = [
+        write_run(tmp_path / "runs" / f"block{i}", "adam", "breakout", seeds, finals, [], last_episode=last)
+        for i, (seeds, finals, last) in enumerate([([0, 1], [2.0, 4.0], [9.0, 12.0]), ([2], [3.0], [9.0])])
+    ]
     out = tmp_path / "reference.json"
     choice = [] if estimator is None else ["--estimator", estimator]
     assert main(["reference-returns", "--runs", *map(str, runs), *choice, "--out", str(out)]) == 0
@@ -389,7 +506,7 @@ def test_collect_command_rejects_a_missing_directory(tmp_path, capsys):
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "table.parquet"
     write_parquet_atomic(pd.DataFrame({"a": [1, 2]}), path)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pyarrow's ArrowInvalid: a column mixing ints and strings
         write_parquet_atomic(pd.DataFrame({"a": [1, "mixed"]}), path)
     pd.testing.assert_frame_equal(pd.read_parquet(path), pd.DataFrame({"a": [1, 2]}))
     assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]

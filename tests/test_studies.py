@@ -23,16 +23,36 @@ def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3):
     path.mkdir(parents=True)
     seeds = list(range(len(curves)))
     env_options = {"schedule": schedule} if schedule else {}
-    summary = {"label": label, "env": "ant", "optimizer": "adam", "hparams": hparams or {"lr": 1e-3},
-               "ppo": {"num_envs": 1, "num_steps": BATCH, "total_steps": BATCH * UPDATES},
-               "seeds": seeds, "env_options": env_options, "final_returns": [float(c[-1]) for c in curves],
-               "diverged": [False] * len(curves)}
+    summary = {
+        "label": label,
+        "env": "ant",
+        "optimizer": "adam",
+        "hparams": hparams or {"lr": 1e-3},
+        "ppo": {"num_envs": 1, "num_steps": BATCH, "total_steps": BATCH * UPDATES},
+        "seeds": seeds,
+        "env_options": env_options,
+        "final_returns": [float(c[-1]) for c in curves],
+        "diverged": [False] * len(curves),
+    }
     steps = (np.arange(UPDATES) + 1) * BATCH
-    returns = pd.concat([pd.DataFrame({"seed": s, "global_step": steps, "episodic_return": c})
-                         for s, c in zip(seeds, curves)])
-    updates = pd.concat([pd.DataFrame({"seed": s, "update": np.arange(UPDATES), "global_step": steps,
-                                       "update_max_abs": max_abs, "update_mean_abs": max_abs / 10,
-                                       "param_change_l1": 0.5}) for s in seeds])
+    returns = pd.concat(
+        [pd.DataFrame({"seed": s, "global_step": steps, "episodic_return": c}) for s, c in zip(seeds, curves)]
+    )
+    updates = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "seed": s,
+                    "update": np.arange(UPDATES),
+                    "global_step": steps,
+                    "update_max_abs": max_abs,
+                    "update_mean_abs": max_abs / 10,
+                    "param_change_l1": 0.5,
+                }
+            )
+            for s in seeds
+        ]
+    )
     returns.to_parquet(path / "returns.parquet")
     updates.to_parquet(path / "updates.parquet")
     (path / "summary.json").write_text(json.dumps(summary))
@@ -50,12 +70,35 @@ def crasher():
 
 def test_collapse_stats_counts_collapses_per_arm(tmp_path):
     stable = write_run(tmp_path / "runs" / "stable", "stable", [learner(noise=5, seed=s) for s in range(4)])
-    crash = write_run(tmp_path / "runs" / "crash", "crash", [crasher()] * 3 + [learner()],
-                      hparams={"lr": 2e-3, "anneal_lr": True}, max_abs=4e-3)
+    crash = write_run(
+        tmp_path / "runs" / "crash",
+        "crash",
+        [crasher()] * 3 + [learner()],
+        hparams={"lr": 2e-3, "anneal_lr": True},
+        max_abs=4e-3,
+    )
     never = write_run(tmp_path / "runs" / "never", "never", [np.full(UPDATES, 1.0)] * 2)
     out = tmp_path / "stats"
-    assert main(["collapse-stats", "--runs", str(stable), str(crash), str(never), "--reference", "stable",
-                 "--detector", json.dumps({"points": 50}), "--reps", "50", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "collapse-stats",
+                "--runs",
+                str(stable),
+                str(crash),
+                str(never),
+                "--reference",
+                "stable",
+                "--detector",
+                json.dumps({"points": 50}),
+                "--reps",
+                "50",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rates = pd.read_parquet(out / "rates.parquet").query("configured").set_index("label")
     assert rates.loc["crash", ["collapsed", "learned", "failed"]].tolist() == [3, 1, 0]
     assert rates.loc["stable", "collapsed"] == 0 and rates.loc["never", "failed"] == 2
@@ -89,8 +132,23 @@ def test_nonstationary_stats_segments_and_recovery(tmp_path):
     run = write_run(tmp_path / "slippery" / "adam", "adam", [changing, changing], schedule=schedule)
     control = write_run(tmp_path / "control" / "adam", "adam", [learner()])
     out = tmp_path / "stats"
-    assert main(["nonstationary-stats", "--runs", str(run), str(control), "--window", "1", "--reps", "50",
-                 "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "nonstationary-stats",
+                "--runs",
+                str(run),
+                str(control),
+                "--window",
+                "1",
+                "--reps",
+                "50",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     segments = pd.read_parquet(out / "segments.parquet")
     assert sorted(segments["segment"].unique()) == [0, 1, 2, 3]
     later = segments[segments["segment"] > 0]
@@ -121,19 +179,28 @@ def smoke_with(path: str, value) -> dict:
     return config
 
 
-@pytest.mark.parametrize("path, value, key", [
-    ("studies.collapse.reference", "sgd", "studies.collapse.reference"),
-    ("studies.collapse.env", "freeway", "studies.collapse.env"),
-    ("studies.collapse.arms.adam", {"optimizer": "adam", "hparams": {"beta": 1}}, "studies.collapse.arms.adam"),
-    ("studies.collapse.arms.adam", {"optimizer": "adagrad"}, "studies.collapse.arms.adam"),
-    ("studies.collapse.arms", {"Bad-Name": {"optimizer": "adam"}}, "studies.collapse.arms"),
-    ("studies.nonstationary.schedules.slippery", {"kind": "gravity", "num_segments": 2, "segment_updates": 2},
-     "studies.nonstationary.schedules.slippery"),
-    ("studies.nonstationary.schedules.stationary", {"kind": "friction", "num_segments": 2, "segment_updates": 2},
-     "studies.nonstationary.schedules"),
-    ("studies.detector.drop", 0, "studies.detector.drop"),
-    ("studies.nonstationary.env", "breakout", "studies.nonstationary.env"),
-])
+@pytest.mark.parametrize(
+    "path, value, key",
+    [
+        ("studies.collapse.reference", "sgd", "studies.collapse.reference"),
+        ("studies.collapse.env", "freeway", "studies.collapse.env"),
+        ("studies.collapse.arms.adam", {"optimizer": "adam", "hparams": {"beta": 1}}, "studies.collapse.arms.adam"),
+        ("studies.collapse.arms.adam", {"optimizer": "adagrad"}, "studies.collapse.arms.adam"),
+        ("studies.collapse.arms", {"Bad-Name": {"optimizer": "adam"}}, "studies.collapse.arms"),
+        (
+            "studies.nonstationary.schedules.slippery",
+            {"kind": "gravity", "num_segments": 2, "segment_updates": 2},
+            "studies.nonstationary.schedules.slippery",
+        ),
+        (
+            "studies.nonstationary.schedules.stationary",
+            {"kind": "friction", "num_segments": 2, "segment_updates": 2},
+            "studies.nonstationary.schedules",
+        ),
+        ("studies.detector.drop", 0, "studies.detector.drop"),
+        ("studies.nonstationary.env", "breakout", "studies.nonstationary.env"),
+    ],
+)
 def test_bad_studies_block_is_rejected_naming_the_key(path, value, key):
     with pytest.raises(ConfigError) as err:
         load_plan(smoke_with(path, value), root=REPO)
@@ -148,8 +215,11 @@ def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
     args = plan.study_train_args("nonstationary", "open", "slippery")
     assert args["inputs"] == ["w/ant_OPEN.npy"]
     assert json.loads(args["hparams"]) == {"weights": "w/ant_OPEN.npy"}
-    assert json.loads(args["env_options"]) == {"backend": "spring", "episode_length": 20,
-                                               "schedule": SMOKE["studies"]["nonstationary"]["schedules"]["slippery"]}
+    assert json.loads(args["env_options"]) == {
+        "backend": "spring",
+        "episode_length": 20,
+        "schedule": SMOKE["studies"]["nonstationary"]["schedules"]["slippery"],
+    }
     control = plan.study_train_args("nonstationary", "open", "stationary")
     assert "schedule" not in json.loads(control["env_options"])
     collapse = plan.study_train_args("collapse", "adam_equal_betas_l2")
@@ -163,16 +233,33 @@ def test_study_figures_and_report_tables_from_the_stats(tmp_path):
     stable = write_run(tmp_path / "stable", "stable", [learner(), learner(noise=3)])
     crash = write_run(tmp_path / "crash", "crash_arm", [crasher(), crasher()])
     out = tmp_path / "collapse"
-    assert main(["collapse-stats", "--runs", str(stable), str(crash), "--reference", "stable", "--reps", "20",
-                 "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "collapse-stats",
+                "--runs",
+                str(stable),
+                str(crash),
+                "--reference",
+                "stable",
+                "--reps",
+                "20",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     schedule = {"kind": "friction", "num_segments": 2, "segment_updates": 50}
     changing = write_run(tmp_path / "slippery" / "stable", "stable", [learner(), crasher()], schedule=schedule)
     ns = tmp_path / "nonstationary"
     assert main(["nonstationary-stats", "--runs", str(changing), "--reps", "20", "--out-dir", str(ns)]) == 0
-    for kind, flag, table in [("collapse-curves", "--iqm-curves", out / "iqm_curves.parquet"),
-                              ("collapse-seeds", "--curves", out / "curves.parquet"),
-                              ("update-sizes", "--update-sizes", out / "update_sizes.parquet"),
-                              ("nonstationary-curves", "--curves", ns / "curves.parquet")]:
+    for kind, flag, table in [
+        ("collapse-curves", "--iqm-curves", out / "iqm_curves.parquet"),
+        ("collapse-seeds", "--curves", out / "curves.parquet"),
+        ("update-sizes", "--update-sizes", out / "update_sizes.parquet"),
+        ("nonstationary-curves", "--curves", ns / "curves.parquet"),
+    ]:
         stem = tmp_path / "figures" / kind
         stem.parent.mkdir(exist_ok=True)
         assert main(["plot", kind, flag, str(table), "--out", str(stem)]) == 0

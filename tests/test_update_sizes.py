@@ -21,12 +21,18 @@ import optax
 import pytest
 
 from rlopt.agents.ppo import init_params_block
-from rlopt.envs.registry import make_env
 from rlopt.agents.settings import ppo_config_for
+from rlopt.envs.registry import make_env
 from rlopt.training import run_block, seed_keys
 
-SMALL_PPO = {"num_envs": 8, "num_steps": 16, "total_steps": 8 * 16 * 6, "num_minibatches": 4,
-             "update_epochs": 2, "hidden_size": 16}
+SMALL_PPO = {
+    "num_envs": 8,
+    "num_steps": 16,
+    "total_steps": 8 * 16 * 6,
+    "num_minibatches": 4,
+    "update_epochs": 2,
+    "hidden_size": 16,
+}
 LR = 3e-3
 
 
@@ -75,8 +81,10 @@ def test_param_change_l1_is_the_distance_travelled_in_one_update():
     result = run_block("breakout", "adam", {"lr": LR}, [5], one_update, progress=False)
     init_keys, _ = seed_keys([5])
     initial = init_params_block(make_env("breakout"), ppo_config_for("breakout", one_update), init_keys)
-    expected = sum(np.abs(np.asarray(a) - np.asarray(b)).sum()
-                   for a, b in zip(jax.tree.leaves(result.output.params), jax.tree.leaves(initial)))
+    expected = sum(
+        np.abs(np.asarray(a) - np.asarray(b)).sum()
+        for a, b in zip(jax.tree.leaves(result.output.params), jax.tree.leaves(initial))
+    )
     logged = result.updates_table()["param_change_l1"].iloc[0]
     assert logged == pytest.approx(expected, rel=1e-4)
     assert logged > 0

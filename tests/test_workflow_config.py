@@ -1,9 +1,9 @@
 """Presets are validated at DAG construction; every bad one is rejected naming its key."""
 
 import copy
+import re
 import subprocess
 import sys
-import re
 from pathlib import Path
 
 import pytest
@@ -159,18 +159,49 @@ def test_a_metatrain_label_names_a_learned_optimizer_and_valid_settings():
 def test_snakemake_rejects_a_bad_preset_before_any_job(tmp_path):
     bad = with_change("envs", ["breakout", "pong"])
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile",
-                          str(tmp_path / "bad.yaml"), "--directory", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            str(tmp_path / "bad.yaml"),
+            "--directory",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0
     assert "config key 'envs[1]'" in out.stdout + out.stderr
     assert not (tmp_path / "results").exists()
 
 
 def test_paper_dag_builds_with_every_study(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "all", "--cores", "1",
-                          "--configfile", "config/paper.yaml", "--directory", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--quiet",
+            "rules",
+            "all",
+            "--cores",
+            "1",
+            "--configfile",
+            "config/paper.yaml",
+            "--directory",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.MULTILINE))
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
@@ -184,8 +215,10 @@ def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
     config = with_change("ablations.variants", ["open", "no_dormancy", "no_stochasticity", "no_features"])
     plan = load_plan(config, root=REPO)
     assert len(plan.ablation_runs) == 4 * config["ablations"]["optimizers_per_variant"]
-    runs = {variant: plan.ablation_metatrain_args(variant, 1) for variant in ("open", "no_dormancy",
-                                                                               "no_stochasticity", "no_features")}
+    runs = {
+        variant: plan.ablation_metatrain_args(variant, 1)
+        for variant in ("open", "no_dormancy", "no_stochasticity", "no_features")
+    }
     assert {args["seed"] for args in runs.values()} == {config["ablations"].get("seed", 0) + 1}
     assert {args["es"] for args in runs.values()} == {runs["open"]["es"]}
     assert json.loads(runs["open"]["opt_config"]) == {}
@@ -210,12 +243,17 @@ def test_deepsea_variants_share_es_seeds_and_one_padded_board():
     assert len({(args["es"], args["seed"], args["env_options"]) for args in runs.values()}) == 1
     max_size = max(spec["train_sizes"][1], *spec["evaluation_sizes"])
     assert json.loads(runs["ablated_separated"]["env_options"]) == {
-        "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size, "train_mapping": "fresh"}}
+        "deepsea": {"train_sizes": spec["train_sizes"], "max_size": max_size, "train_mapping": "fresh"}
+    }
     assert json.loads(runs["ablated_separated"]["opt_config"]) == spec["variants"]["ablated_separated"]
     assert len({plan.checkpoint_tag(f"deepsea/metatrain/{v}") for v in runs}) == len(runs)
     evaluation = plan.deepsea_eval_args("stochastic_separated", 8)
-    assert json.loads(evaluation["env_options"]) == {"train_sizes": spec["train_sizes"], "max_size": max_size,
-                                                     "train_mapping": "fresh", "size": 8}
+    assert json.loads(evaluation["env_options"]) == {
+        "train_sizes": spec["train_sizes"],
+        "max_size": max_size,
+        "train_mapping": "fresh",
+        "size": 8,
+    }
     start, count = spec["evaluation_seeds"]["start"], spec["evaluation_seeds"]["count"]
     assert evaluation["seeds"] == f"{start}:{start + count}"
 
@@ -228,8 +266,10 @@ def test_deepsea_padded_to_the_training_sizes_grows_the_board_only_beyond_them()
     plan = load_plan(config, root=REPO)
     trained = json.loads(plan.deepsea_metatrain_args("ablated_separated")["env_options"])["deepsea"]
     assert trained == {"train_sizes": [4, 8], "max_size": 8, "train_mapping": "default"}
-    boards = {size: json.loads(plan.deepsea_eval_args("ablated_separated", size)["env_options"])["max_size"]
-              for size in (4, 8, 12)}
+    boards = {
+        size: json.loads(plan.deepsea_eval_args("ablated_separated", size)["env_options"])["max_size"]
+        for size in (4, 8, 12)
+    }
     assert boards == {4: 8, 8: 8, 12: 12}
 
 
@@ -283,8 +323,11 @@ def test_a_metagrad_label_runs_its_envs_agent_and_needs_its_own_settings():
     assert "agent" not in json.loads(job["metagrad"])  # A2C, the default, stays implicit
     ppo_plan = load_plan(with_change("metatrain.optim4rl_catch.envs", ["breakout"]), root=REPO)
     assert json.loads(ppo_plan.metatrain_jobs["metatrain/optim4rl_catch"]["metagrad"])["agent"] == "ppo"
-    with pytest.raises(ConfigError, match=r"runs one agent for all its envs; the agents map gives "
-                                          r"\{'catch': 'a2c', 'breakout': 'ppo'\}"):
+    with pytest.raises(
+        ConfigError,
+        match=r"runs one agent for all its envs; the agents map gives "
+        r"\{'catch': 'a2c', 'breakout': 'ppo'\}",
+    ):
         load_plan(with_change("metatrain.optim4rl_catch.envs", ["catch", "breakout"]), root=REPO)
     with pytest.raises(ConfigError, match=r"optim4rl_catch.metagrad.agent': the agent comes from the preset's agents"):
         load_plan(with_change("metatrain.optim4rl_catch.metagrad", {"agent": "ppo"}), root=REPO)
@@ -298,23 +341,54 @@ def test_a_metagrad_label_runs_its_envs_agent_and_needs_its_own_settings():
 
 # The report's figures: every stage of the smoke preset, then a preset with only the
 # handcrafted baselines (hand-written lists, the figures main.tex shows per stage).
-CORE_FIGURES = {"tuning", "eval_curves", "eval_intervals", "eval_intervals_per_env", "eval_normalised", "eval_poi",
-                "eval_profile", "runtime", "dynamics_dormancy"}
+CORE_FIGURES = {
+    "tuning",
+    "eval_curves",
+    "eval_intervals",
+    "eval_intervals_per_env",
+    "eval_normalised",
+    "eval_poi",
+    "eval_profile",
+    "runtime",
+    "dynamics_dormancy",
+}
 CORE_TABLES = {"table_tuning", "table_intervals", "table_poi", "table_runtime", "table_cost"}
 
 
 def test_the_report_lists_a_figure_and_table_per_stage_of_the_preset():
     plan = load_plan(SMOKE, root=REPO)
     assert {figure.stem for figure in plan.report_figures} == CORE_FIGURES | {
-        "dynamics_update_size", "dynamics_randomness",
-        "open_pretrained_intervals", "open_multitask_intervals", "open_zeroshot_curves", "open_metatrain_fitness",
-        "metagrad_validation_return", "metagrad_meta_loss", "optim4rl_curves", "optim4rl_intervals",
-        "ablations_intervals", "deepsea_metatrain_fitness", "deepsea_returns", "deepsea_gains", "deepsea_randomness",
-        "collapse_curves", "collapse_seeds", "collapse_update_sizes", "nonstationary_curves",
-        "nonstationary_update_sizes", "transfer_intervals", "transfer_poi", "transfer_curves",
+        "dynamics_update_size",
+        "dynamics_randomness",
+        "open_pretrained_intervals",
+        "open_multitask_intervals",
+        "open_zeroshot_curves",
+        "open_metatrain_fitness",
+        "metagrad_validation_return",
+        "metagrad_meta_loss",
+        "optim4rl_curves",
+        "optim4rl_intervals",
+        "ablations_intervals",
+        "deepsea_metatrain_fitness",
+        "deepsea_returns",
+        "deepsea_gains",
+        "deepsea_randomness",
+        "collapse_curves",
+        "collapse_seeds",
+        "collapse_update_sizes",
+        "nonstationary_curves",
+        "nonstationary_update_sizes",
+        "transfer_intervals",
+        "transfer_poi",
+        "transfer_curves",
     }
     assert {table.stem for table in plan.report_tables} == CORE_TABLES | {
-        "table_ablations", "table_deepsea", "table_collapse", "table_nonstationary", "table_transfer"}
+        "table_ablations",
+        "table_deepsea",
+        "table_collapse",
+        "table_nonstationary",
+        "table_transfer",
+    }
 
     config = copy.deepcopy(SMOKE)
     for block in ("open_pretrained", "metatrain", "ablations", "deepsea", "studies"):
@@ -336,18 +410,21 @@ def test_figure_options_name_the_presets_labels_and_envs():
     plan = load_plan(SMOKE, root=REPO)
     assert plan.figure_options("optim4rl_intervals") == (
         "--per-env --metric iqm --normalization reference --labels adam rmsprop lion open optim4rl_catch "
-        "--envs breakout catch")
+        "--envs breakout catch"
+    )
     assert plan.figure_options("eval_normalised") == "--reference adam"
     assert plan.figure_options("deepsea_returns") == "--train-sizes 4 6"
     assert plan.report_tables_options().split("--collapse ")[1].split(" --")[0] == (
-        "results/studies/collapse/stats/rates.parquet results/studies/collapse/stats/intervals.parquet")
+        "results/studies/collapse/stats/rates.parquet results/studies/collapse/stats/intervals.parquet"
+    )
 
 
 def test_main_tex_shows_every_declared_figure_and_table_once():
     from rlopt.report.contents import FIGURES, TABLES
 
-    text = "\n".join(line for line in (REPO / "report" / "main.tex").read_text().splitlines()
-                     if not line.lstrip().startswith("%"))
+    text = "\n".join(
+        line for line in (REPO / "report" / "main.tex").read_text().splitlines() if not line.lstrip().startswith("%")
+    )
     shown = re.findall(r"\\reportitem\{([a-z0-9_]+)\}", text)
     assert sorted(shown) == sorted([figure.stem for figure in FIGURES] + [table.stem for table in TABLES])
 
@@ -355,11 +432,13 @@ def test_main_tex_shows_every_declared_figure_and_table_once():
 def test_validating_the_paper_preset_starts_neither_jax_nor_evosax():
     """Snakemake validates the preset while it parses the workflow: the configuration classes
     and the optimizer registry must not import JAX (it would add seconds to every dry run)."""
-    script = ("import sys, yaml\n"
-              "from rlopt.workflow_config import load_plan\n"
-              f"plan = load_plan(yaml.safe_load(open({str(REPO / 'config' / 'paper.yaml')!r})), root={str(REPO)!r})\n"
-              "assert plan.metatrain_jobs and plan.report_figures\n"
-              "print(sorted(name for name in ('jax', 'jaxlib', 'evosax', 'optax', 'flax', 'brax') if name in sys.modules))\n")
+    script = (
+        "import sys, yaml\n"
+        "from rlopt.workflow_config import load_plan\n"
+        f"plan = load_plan(yaml.safe_load(open({str(REPO / 'config' / 'paper.yaml')!r})), root={str(REPO)!r})\n"
+        "assert plan.metatrain_jobs and plan.report_figures\n"
+        "print(sorted(name for name in ('jax', 'jaxlib', 'evosax', 'optax', 'flax', 'brax') if name in sys.modules))\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"

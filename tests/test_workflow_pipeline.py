@@ -18,8 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "envs", "src")
 TRAINING_RULES = {"tune_point", "evaluate_block"}
 MINATAR = {"breakout", "asterix"}  # the smoke preset's MinAtar games
-REPORT_SECTIONS = ("Setup", "Tuning", "Evaluation", "OPEN", "Optim4RL", "Ablations", "Exploration in DeepSea",
-                   "Studies", "Compute cost")
+REPORT_SECTIONS = (
+    "Setup",
+    "Tuning",
+    "Evaluation",
+    "OPEN",
+    "Optim4RL",
+    "Ablations",
+    "Exploration in DeepSea",
+    "Studies",
+    "Compute cost",
+)
 LEARNED_TRAINING_RULES = {"evaluate_learned", "metatrain", "ablate_evaluate", "deepsea_evaluate"}
 
 pytestmark = pytest.mark.slow
@@ -27,8 +36,13 @@ pytestmark = pytest.mark.slow
 
 def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(work / "src"), "RLOPT_JAX_CACHE_DIR": str(work / ".jax_cache")}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
-                           "config/smoke.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml", *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-
 from jax.sharding import Mesh, PartitionSpec
 
 from rlopt.agents.ppo import LOGGED_PER_UPDATE
@@ -45,8 +45,12 @@ class ProgressLine:
             self.last_print = now
             elapsed = now - self.start
             eta = elapsed / self.done * (self.total - self.done)
-            print(f"[{self.label}] update {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), "
-                  f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left", file=self.stream, flush=True)
+            print(
+                f"[{self.label}] update {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), "
+                f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left",
+                file=self.stream,
+                flush=True,
+            )
 
 
 def agent_module(agent: str):
@@ -75,8 +79,10 @@ def configure_cpu_devices(count: int) -> None:
         jax.config.update("jax_num_cpu_devices", count)
     except RuntimeError:  # JAX already started in this process: fine if it has that many
         if len(jax.devices("cpu")) != count:
-            raise RuntimeError(f"cannot split the CPU into {count} devices: JAX already runs with "
-                               f"{len(jax.devices('cpu'))} in this process") from None
+            raise RuntimeError(
+                f"cannot split the CPU into {count} devices: JAX already runs with "
+                f"{len(jax.devices('cpu'))} in this process"
+            ) from None
 
 
 def block_mesh(size: int) -> Mesh | None:
@@ -149,11 +155,15 @@ class BlockResult:
         for i, seed in enumerate(self.seeds):
             s, n = sums[i].reshape(-1), counts[i].reshape(-1)
             keep = n > 0
-            frames.append(pd.DataFrame({
-                "seed": np.full(keep.sum(), seed, np.int64),
-                "global_step": global_step[keep].astype(np.int64),
-                "episodic_return": s[keep] / n[keep],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "seed": np.full(keep.sum(), seed, np.int64),
+                        "global_step": global_step[keep].astype(np.int64),
+                        "episodic_return": s[keep] / n[keep],
+                    }
+                )
+            )
         return pd.concat(frames, ignore_index=True)
 
     def updates_table(self) -> pd.DataFrame:
@@ -162,12 +172,16 @@ class BlockResult:
         names = list(LOGGED_PER_UPDATE) + sorted(set(self.output.losses) - set(LOGGED_PER_UPDATE))
         per_update = {name: np.asarray(self.output.losses[name], np.float64) for name in names}
         num_seeds, num_updates = next(iter(per_update.values())).shape
-        return pd.DataFrame({
-            "seed": np.repeat(np.asarray(self.seeds, np.int64), num_updates),
-            "update": np.tile(np.arange(num_updates, dtype=np.int64), num_seeds),
-            "global_step": np.tile((np.arange(num_updates, dtype=np.int64) + 1) * self.config.batch_size, num_seeds),
-            **{name: values.reshape(-1) for name, values in per_update.items()},
-        })
+        return pd.DataFrame(
+            {
+                "seed": np.repeat(np.asarray(self.seeds, np.int64), num_updates),
+                "update": np.tile(np.arange(num_updates, dtype=np.int64), num_seeds),
+                "global_step": np.tile(
+                    (np.arange(num_updates, dtype=np.int64) + 1) * self.config.batch_size, num_seeds
+                ),
+                **{name: values.reshape(-1) for name, values in per_update.items()},
+            }
+        )
 
 
 def split_hparams(hparams: dict) -> tuple[dict, dict]:
@@ -226,15 +240,20 @@ def run_block(
     traced = {k: jnp.float32(v) for k, v in numeric.items()}
     start = time.monotonic()
     init = jax.jit(jax.vmap(lambda k, p, e, h: trainer(h).init(k, p, e), in_axes=(0, 0, None, None)))
-    run_updates = jax.jit(over_devices(
-        jax.vmap(lambda e, s, h, u: trainer(h).run_updates(e, s, u), in_axes=(None, 0, None, None)),
-        len(seeds), blocked=(False, True, False, False)))
-    finish = jax.jit(jax.vmap(lambda s, r, n, l, h: trainer(h).finish(s, r, n, l),
-                              in_axes=(0, 0, 0, 0, None)))
+    run_updates = jax.jit(
+        over_devices(
+            jax.vmap(lambda e, s, h, u: trainer(h).run_updates(e, s, u), in_axes=(None, 0, None, None)),
+            len(seeds),
+            blocked=(False, True, False, False),
+        )
+    )
+    finish = jax.jit(jax.vmap(lambda s, r, n, logs, h: trainer(h).finish(s, r, n, logs), in_axes=(0, 0, 0, 0, None)))
     state = init(train_keys, params, env_params, traced)
     sizes = chunk_sizes(config.num_updates)
-    compiled = {size: run_updates.lower(env_params, state, traced, jnp.arange(size, dtype=jnp.int32)).compile()
-                for size in sorted(set(sizes))}
+    compiled = {
+        size: run_updates.lower(env_params, state, traced, jnp.arange(size, dtype=jnp.int32)).compile()
+        for size in sorted(set(sizes))
+    }
     compile_seconds = time.monotonic() - start
 
     reporter = ProgressLine(config.num_updates, f"{env_name}/{optimizer_name}") if progress else None
@@ -247,10 +266,10 @@ def run_block(
         if reporter is not None:
             jax.block_until_ready(state)
             reporter(done - 1)
-    return_sum, return_count, losses = (jax.tree.map(lambda *chunks: jnp.concatenate(chunks, axis=1), *parts)
-                                        for parts in zip(*pieces))
+    return_sum, return_count, losses = (
+        jax.tree.map(lambda *chunks: jnp.concatenate(chunks, axis=1), *parts) for parts in zip(*pieces)
+    )
     output = jax.block_until_ready(finish(state, return_sum, return_count, losses, traced))
     run_seconds = time.monotonic() - start
     output = jax.tree.map(np.asarray, output)
-    return BlockResult(env_name, optimizer_name, hparams, config, list(seeds), output,
-                       compile_seconds, run_seconds)
+    return BlockResult(env_name, optimizer_name, hparams, config, list(seeds), output, compile_seconds, run_seconds)

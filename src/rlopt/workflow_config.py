@@ -170,7 +170,9 @@ class Plan:
     def learned_labels(self) -> dict:
         """label -> envs it is evaluated on, for pretrained and meta-trained optimizers."""
         labels = {label: list(envs) for label, envs in self.pretrained_labels.items()}
-        labels.update({label: list(spec.get("evaluation_envs", spec["envs"])) for label, spec in self.metatrain.items()})
+        labels.update(
+            {label: list(spec.get("evaluation_envs", spec["envs"])) for label, spec in self.metatrain.items()}
+        )
         return labels
 
     def learned_spec(self, label: str) -> dict:
@@ -200,10 +202,15 @@ class Plan:
         """Every meta-training job of every study: its folder under results/ -> its
         ``rlopt metatrain`` arguments (one description, whichever block it comes from)."""
         jobs = {f"metatrain/{label}": self.metatrain_args(label) for label in self.metatrain}
-        jobs.update({f"ablate/metatrain/{variant}/opt{index}": self.ablation_metatrain_args(variant, index)
-                     for variant, index in self.ablation_runs})
-        jobs.update({f"deepsea/metatrain/{variant}": self.deepsea_metatrain_args(variant)
-                     for variant in self.deepsea_variants})
+        jobs.update(
+            {
+                f"ablate/metatrain/{variant}/opt{index}": self.ablation_metatrain_args(variant, index)
+                for variant, index in self.ablation_runs
+            }
+        )
+        jobs.update(
+            {f"deepsea/metatrain/{variant}": self.deepsea_metatrain_args(variant) for variant in self.deepsea_variants}
+        )
         return jobs
 
     def metatrain_args(self, label: str) -> dict:
@@ -213,11 +220,29 @@ class Plan:
         metagrad = dict(spec.get("metagrad", {}))
         if spec["method"] == "metagrad" and self.agent(spec["envs"][0]) == "ppo":
             metagrad["agent"] = "ppo"  # from the agents map (A2C, the default, is left implicit)
-        return self._metatrain_args(spec["optimizer"], spec["envs"], spec["opt_config"], spec.get("es", {}), ppo,
-                                    spec.get("seed", 0), method=spec["method"], metagrad=metagrad)
+        return self._metatrain_args(
+            spec["optimizer"],
+            spec["envs"],
+            spec["opt_config"],
+            spec.get("es", {}),
+            ppo,
+            spec.get("seed", 0),
+            method=spec["method"],
+            metagrad=metagrad,
+        )
 
-    def _metatrain_args(self, optimizer: str, envs: list[str], opt_config: dict, es: dict, ppo: dict, seed: int,
-                        env_options: dict | None = None, method: str = "es", metagrad: dict | None = None) -> dict:
+    def _metatrain_args(
+        self,
+        optimizer: str,
+        envs: list[str],
+        opt_config: dict,
+        es: dict,
+        ppo: dict,
+        seed: int,
+        env_options: dict | None = None,
+        method: str = "es",
+        metagrad: dict | None = None,
+    ) -> dict:
         """``ppo``: env -> agent overrides; ``env_options``: env -> options (default: the preset's)."""
         env_options = env_options or {env: self.env_options.get(env, {}) for env in envs}
         return {
@@ -263,8 +288,14 @@ class Plan:
         spec = self.ablations
         env = spec["env"]
         ppo = {env: self.ppo_settings(env, spec.get("ppo"))}
-        return self._metatrain_args(spec["optimizer"], [env], _ablation_settings(spec["optimizer"], variant),
-                                    spec["es"], ppo, spec.get("seed", 0) + int(index))
+        return self._metatrain_args(
+            spec["optimizer"],
+            [env],
+            _ablation_settings(spec["optimizer"], variant),
+            spec["es"],
+            ppo,
+            spec.get("seed", 0) + int(index),
+        )
 
     def ablation_eval_args(self, variant: str) -> dict:
         """``rlopt train`` arguments (besides the weights) evaluating a trained ``variant``."""
@@ -326,16 +357,21 @@ class Plan:
             board = max(high, *spec["evaluation_sizes"])
         else:
             board = high if size is None else max(high, int(size))
-        options = {"train_sizes": [low, high], "max_size": board,
-                   "train_mapping": spec.get("train_mapping", "fresh")}
+        options = {"train_sizes": [low, high], "max_size": board, "train_mapping": spec.get("train_mapping", "fresh")}
         return options if size is None else {**options, "size": int(size)}
 
     def deepsea_metatrain_args(self, variant: str) -> dict:
         """``rlopt metatrain`` arguments of one DeepSea variant; the variants share ES seeds."""
         spec = self.deepsea
-        return self._metatrain_args(spec["optimizer"], ["deepsea"], spec["variants"][variant], spec["es"],
-                                    {"deepsea": spec.get("ppo", {})}, spec.get("seed", 0),
-                                    {"deepsea": self._deepsea_env_options()})
+        return self._metatrain_args(
+            spec["optimizer"],
+            ["deepsea"],
+            spec["variants"][variant],
+            spec["es"],
+            {"deepsea": spec.get("ppo", {})},
+            spec.get("seed", 0),
+            {"deepsea": self._deepsea_env_options()},
+        )
 
     def deepsea_eval_args(self, variant: str, size: int) -> dict:
         """``rlopt train`` arguments (besides the weights) evaluating ``variant`` at ``size``."""
@@ -406,14 +442,16 @@ class Plan:
         if schedule != "stationary":
             env_options["schedule"] = spec["schedules"][schedule]
             if entry.get("reset_at_changes"):
-                hparams = json.dumps({**json.loads(hparams), **_resets_of(spec["schedules"][schedule])},
-                                     sort_keys=True)
+                hparams = json.dumps({**json.loads(hparams), **_resets_of(spec["schedules"][schedule])}, sort_keys=True)
         seeds = self.studies["seeds"]
         return {
-            "env": env, "optimizer": entry["optimizer"], "hparams": hparams,
+            "env": env,
+            "optimizer": entry["optimizer"],
+            "hparams": hparams,
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
             "ppo": json.dumps({**self.ppo.get(env, {}), **site.get("ppo", {})}, sort_keys=True),
-            "env_options": json.dumps(env_options, sort_keys=True), "inputs": inputs,
+            "env_options": json.dumps(env_options, sort_keys=True),
+            "inputs": inputs,
         }
 
     def metatrained_settings(self, weights: str | None) -> dict:
@@ -511,9 +549,14 @@ class Plan:
     def report_meta_json(self) -> str:
         """What the report's first page states about this preset."""
         c = self.config
-        meta = {"preset": c["preset"], "description": c["description"], "scale": c["scale"],
-                "total_steps": self.total_steps, "num_seeds": c["evaluation"]["seeds"]["count"],
-                "bootstrap_reps": c["stats"]["bootstrap_reps"]}
+        meta = {
+            "preset": c["preset"],
+            "description": c["description"],
+            "scale": c["scale"],
+            "total_steps": self.total_steps,
+            "num_seeds": c["evaluation"]["seeds"]["count"],
+            "bootstrap_reps": c["stats"]["bootstrap_reps"],
+        }
         return json.dumps(meta, sort_keys=True)
 
     def hparams_json(self, optimizer: str, env: str, point: str) -> str:
@@ -542,23 +585,29 @@ def _check_semantics(config: dict) -> None:
 
     for index, env in enumerate(config["envs"]):
         if env not in env_names():
-            raise ConfigError(f"config key 'envs[{index}]': unknown environment '{env}'; valid environments are "
-                              f"{env_names()}")
+            raise ConfigError(
+                f"config key 'envs[{index}]': unknown environment '{env}'; valid environments are {env_names()}"
+            )
     if config["reference_optimizer"] not in config["optimizers"]:
-        raise ConfigError(f"config key 'reference_optimizer': '{config['reference_optimizer']}' must be one of "
-                          f"the evaluated optimizers {config['optimizers']}")
+        raise ConfigError(
+            f"config key 'reference_optimizer': '{config['reference_optimizer']}' must be one of "
+            f"the evaluated optimizers {config['optimizers']}"
+        )
     overlap = _seed_set(config["tuning"]["seeds"]) & _seed_set(config["evaluation"]["seeds"])
     if overlap:
-        raise ConfigError(f"config key 'evaluation.seeds': evaluation seeds must differ from tuning seeds; "
-                          f"both contain {sorted(overlap)[:5]}")
+        raise ConfigError(
+            f"config key 'evaluation.seeds': evaluation seeds must differ from tuning seeds; "
+            f"both contain {sorted(overlap)[:5]}"
+        )
     for env in config["env_options"]:
         if env not in config["envs"]:
             raise ConfigError(f"config key 'env_options.{env}': '{env}' is not in envs {config['envs']}")
     for label, runs in config.get("open_pretrained", {}).get("labels", {}).items():
         for env in runs:
             if env not in config["envs"]:
-                raise ConfigError(f"config key 'open_pretrained.labels.{label}.{env}': '{env}' is not in envs "
-                                  f"{config['envs']}")
+                raise ConfigError(
+                    f"config key 'open_pretrained.labels.{label}.{env}': '{env}' is not in envs {config['envs']}"
+                )
     taus = config["stats"]["taus"]
     if taus["stop"] <= taus["start"]:
         raise ConfigError("config key 'stats.taus': stop must be greater than start")
@@ -578,8 +627,10 @@ def _resolve_ppo(config: dict, root: Path) -> dict:
     overrides = _load_yaml(config["ppo_settings"], "ppo_settings", root)
     unknown = sorted(set(overrides) - set(config["envs"]))
     if unknown:
-        raise ConfigError(f"config key 'ppo_settings': {config['ppo_settings']} sets envs {unknown} "
-                          f"that are not in envs {config['envs']}")
+        raise ConfigError(
+            f"config key 'ppo_settings': {config['ppo_settings']} sets envs {unknown} "
+            f"that are not in envs {config['envs']}"
+        )
     resolved = {}
     for env in config["envs"]:
         env_overrides = overrides.get(env) or {}
@@ -587,8 +638,9 @@ def _resolve_ppo(config: dict, root: Path) -> dict:
         try:
             ppo = _agent_config(agent, env, env_overrides)
         except ValueError as err:
-            raise ConfigError(f"config key 'ppo_settings' ({config['ppo_settings']}, env '{env}', agent {agent}): "
-                              f"{err}")
+            raise ConfigError(
+                f"config key 'ppo_settings' ({config['ppo_settings']}, env '{env}', agent {agent}): {err}"
+            )
         resolved[env] = (env_overrides, ppo.num_updates * ppo.batch_size)
     return resolved
 
@@ -659,10 +711,10 @@ def _check_learned_settings(optimizer: str, opt_config: dict, key: str) -> None:
 def _check_metatrain(config: dict, ppo: dict) -> None:
     for label, spec in config.get("metatrain", {}).items():
         key = f"metatrain.{label}"
-        for field in ("envs", "evaluation_envs"):
-            for env in spec.get(field, []):
+        for env_list in ("envs", "evaluation_envs"):
+            for env in spec.get(env_list, []):
                 if env not in config["envs"]:
-                    raise ConfigError(f"config key '{key}.{field}': '{env}' is not in envs {config['envs']}")
+                    raise ConfigError(f"config key '{key}.{env_list}': '{env}' is not in envs {config['envs']}")
         if label in config.get("open_pretrained", {}).get("labels", {}):
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
         if label in config["optimizers"]:
@@ -690,8 +742,10 @@ def _check_method(spec: dict, key: str, agents: dict) -> None:
 
     used = {env: agents.get(env, "ppo") for env in spec["envs"]}
     if len(set(used.values())) > 1:
-        raise ConfigError(f"config key '{key}.envs': meta-gradient training runs one agent for all its envs; "
-                          f"the agents map gives {used}")
+        raise ConfigError(
+            f"config key '{key}.envs': meta-gradient training runs one agent for all its envs; "
+            f"the agents map gives {used}"
+        )
     if "agent" in spec.get("metagrad", {}):
         raise ConfigError(f"config key '{key}.metagrad.agent': the agent comes from the preset's agents map")
     try:
@@ -714,14 +768,18 @@ def _check_ablations(config: dict, ppo: dict) -> None:
     known = learned_optimizer(spec["optimizer"]).ablations
     for index, variant in enumerate(spec["variants"]):
         if variant not in known:
-            raise ConfigError(f"config key 'ablations.variants[{index}]': '{variant}' is not an ablation of "
-                              f"'{spec['optimizer']}'; its ablations are {sorted(known)}")
+            raise ConfigError(
+                f"config key 'ablations.variants[{index}]': '{variant}' is not an ablation of "
+                f"'{spec['optimizer']}'; its ablations are {sorted(known)}"
+            )
     es = _checked_es(spec["es"], "ablations.es")
     _check_ppo_overrides(env, ppo, spec.get("ppo", {}), "ablations.ppo")
     overlap = _seed_set(spec["evaluation_seeds"]) & set(es.validation_seeds)
     if overlap:
-        raise ConfigError(f"config key 'ablations.evaluation_seeds': must differ from the ES validation seeds; "
-                          f"both contain {sorted(overlap)[:5]}")
+        raise ConfigError(
+            f"config key 'ablations.evaluation_seeds': must differ from the ES validation seeds; "
+            f"both contain {sorted(overlap)[:5]}"
+        )
 
 
 def _check_deepsea(config: dict) -> None:
@@ -743,14 +801,16 @@ def _check_deepsea(config: dict) -> None:
         raise ConfigError(f"config key 'deepsea.ppo': {err}")
     overlap = _seed_set(spec["evaluation_seeds"]) & set(es.validation_seeds)
     if overlap:
-        raise ConfigError(f"config key 'deepsea.evaluation_seeds': must differ from the ES validation seeds; "
-                          f"both contain {sorted(overlap)[:5]}")
+        raise ConfigError(
+            f"config key 'deepsea.evaluation_seeds': must differ from the ES validation seeds; "
+            f"both contain {sorted(overlap)[:5]}"
+        )
 
 
 def _check_schedule_env(kind: str, env: str, key: str) -> None:
     """The physical kinds change Brax Ant's or Humanoid's System; action_permutation needs discrete actions."""
-    from rlopt.envs.schedules import PHYSICAL_KINDS
     from rlopt.envs.registry import ENVIRONMENTS
+    from rlopt.envs.schedules import PHYSICAL_KINDS
 
     family = ENVIRONMENTS[env].ppo_family
     if kind in PHYSICAL_KINDS and env not in ("ant", "humanoid"):
@@ -767,7 +827,7 @@ def _resets_of(schedule: dict) -> dict:
 def _metatrain_job_of(weights: str | None) -> str | None:
     """``JOB`` for a weights path ``results/JOB/best.npy`` (a meta-training job's output), else None."""
     if weights and weights.startswith("results/") and weights.endswith("/best.npy"):
-        return weights[len("results/"):-len("/best.npy")]
+        return weights[len("results/") : -len("/best.npy")]
     return None
 
 
@@ -780,32 +840,42 @@ def _check_study_arm(config: dict, envs: list[str], metatrain_jobs: dict, entry:
     if weights and weights.startswith("results/"):
         job = _metatrain_job_of(weights)
         if job not in metatrain_jobs:
-            raise ConfigError(f"config key '{key}.weights': {weights} is no meta-training output of this preset; "
-                              f"those are {sorted(f'results/{j}/best.npy' for j in metatrain_jobs)}")
+            raise ConfigError(
+                f"config key '{key}.weights': {weights} is no meta-training output of this preset; "
+                f"those are {sorted(f'results/{j}/best.npy' for j in metatrain_jobs)}"
+            )
         trained = metatrain_jobs[job]
         if trained["optimizer"] != entry["optimizer"]:
-            raise ConfigError(f"config key '{key}.optimizer': {weights} holds a '{trained['optimizer']}' "
-                              f"optimizer, not '{entry['optimizer']}'")
+            raise ConfigError(
+                f"config key '{key}.optimizer': {weights} holds a '{trained['optimizer']}' "
+                f"optimizer, not '{entry['optimizer']}'"
+            )
         hparams = {**json.loads(trained["opt_config"]), **hparams}
     if entry.get("reset_at_changes"):
         if not key.startswith("studies.nonstationary."):
             raise ConfigError(f"config key '{key}.reset_at_changes': only the non-stationary study has changes")
         if entry.get("tuned") or weights or "reset_every" in hparams or "reset_segments" in hparams:
-            raise ConfigError(f"config key '{key}.reset_at_changes': needs a handcrafted optimizer with fixed "
-                              f"hparams and no reset_every / reset_segments of its own")
+            raise ConfigError(
+                f"config key '{key}.reset_at_changes': needs a handcrafted optimizer with fixed "
+                f"hparams and no reset_every / reset_segments of its own"
+            )
         hparams = {**hparams, **_resets_of({"segment_updates": 1, "num_segments": 1})}
     untuned = [env for env in envs if not (env in config["envs"] and entry["optimizer"] in config["optimizers"])]
     if entry.get("tuned"):
         if weights:
             raise ConfigError(f"config key '{key}.tuned': a learned optimizer's weights are not tuned")
         if entry["optimizer"] not in config["optimizers"]:
-            raise ConfigError(f"config key '{key}.tuned': the preset does not tune '{entry['optimizer']}'; "
-                              f"it tunes {config['optimizers']}")
+            raise ConfigError(
+                f"config key '{key}.tuned': the preset does not tune '{entry['optimizer']}'; "
+                f"it tunes {config['optimizers']}"
+            )
         if not untuned:
             return
         if "hparams" not in entry:
-            raise ConfigError(f"config key '{key}.hparams': needed on {untuned}, where the preset does not tune "
-                              f"'{entry['optimizer']}'")
+            raise ConfigError(
+                f"config key '{key}.hparams': needed on {untuned}, where the preset does not tune "
+                f"'{entry['optimizer']}'"
+            )
     try:  # the weights file may not exist yet (a rule makes it): checked when the run starts
         validate_hparams(entry["optimizer"], hparams)
     except (OptimizerConfigError, TypeError) as err:
@@ -859,8 +929,10 @@ def _check_studies(config: dict, ppo: dict, metatrain_jobs: dict) -> None:
     for study in ("collapse", "transfer"):
         spec = studies.get(study)
         if spec and spec["reference"] not in spec["arms"]:
-            raise ConfigError(f"config key 'studies.{study}.reference': '{spec['reference']}' is not one of its "
-                              f"arms {list(spec['arms'])}")
+            raise ConfigError(
+                f"config key 'studies.{study}.reference': '{spec['reference']}' is not one of its "
+                f"arms {list(spec['arms'])}"
+            )
 
 
 def _eval_blocks(config: dict) -> list[str]:

@@ -50,7 +50,8 @@ instead of 15*11*16 = 2640 with the fix).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -112,7 +113,8 @@ def init_network(key: jax.Array, config: A2CConfig, spec: EnvSpec) -> dict:
     if config.network == "conv":
         rows, columns, channels = conv_input_shape(config, spec.obs_shape)
         kernel = jax.nn.initializers.lecun_normal()(
-            conv_key, (*CONV_KERNEL, channels, config.conv_features), jnp.float32)
+            conv_key, (*CONV_KERNEL, channels, config.conv_features), jnp.float32
+        )
         actor["Conv_0"] = {"kernel": kernel, "bias": jnp.zeros((config.conv_features,), jnp.float32)}
         fan_in = rows * columns * config.conv_features  # SAME padding, stride 1
     actor[torso[-1]] = _lecun_dense(torso_key, fan_in, config.hidden_size)
@@ -127,8 +129,9 @@ def init_params_block(env: VecEnv, config: A2CConfig, keys: jax.Array) -> Any:
 
 def _conv(images: jax.Array, layer: dict) -> jax.Array:
     """flax Conv: NHWC images, HWIO kernel, stride 1, SAME padding."""
-    out = jax.lax.conv_general_dilated(images, layer["kernel"], window_strides=(1, 1), padding="SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    out = jax.lax.conv_general_dilated(
+        images, layer["kernel"], window_strides=(1, 1), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     return out + layer["bias"]
 
 
@@ -224,7 +227,8 @@ def make_core(env: VecEnv, config: A2CConfig) -> A2CCore:
 
     def rollout(params, env_state, obs, key, env_params):
         (_, env_state, obs, _), steps = jax.lax.scan(
-            lambda carry, x: env_step(env_params, carry, x), (params, env_state, obs, key), None, c.num_steps)
+            lambda carry, x: env_step(env_params, carry, x), (params, env_state, obs, key), None, c.num_steps
+        )
         return env_state, obs, steps
 
     def loss(params, steps: Rollout, last_obs):
@@ -254,10 +258,18 @@ def make_core(env: VecEnv, config: A2CConfig) -> A2CCore:
     def optimizer_step(optimizer, params, opt_state, grads, stats, key, update_index, num_updates):
         one, first = jnp.int32(1), jnp.int32(0)
         updates, opt_state = optimizer.update(
-            grads, opt_state, params,
-            update_index=update_index, num_updates=num_updates,
-            epoch_index=first, num_epochs=one, minibatch_index=first, num_minibatches=one,
-            activations=stats, actor_mask=actor_mask(params), key=key,
+            grads,
+            opt_state,
+            params,
+            update_index=update_index,
+            num_updates=num_updates,
+            epoch_index=first,
+            num_epochs=one,
+            minibatch_index=first,
+            num_minibatches=one,
+            activations=stats,
+            actor_mask=actor_mask(params),
+            key=key,
         )
         return optax.apply_updates(params, updates), opt_state, updates
 
@@ -281,7 +293,8 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
         env_state, obs, steps = core.rollout(state.params, state.env_state, state.obs, rollout_key, env_params)
         (loss, (stats, parts)), grads = core.gradient(state.params, steps, obs)
         new_params, new_opt_state, updates = core.optimizer_step(
-            optimizer, state.params, state.opt_state, grads, stats, opt_key, update_index, jnp.int32(num_updates))
+            optimizer, state.params, state.opt_state, grads, stats, opt_key, update_index, jnp.int32(num_updates)
+        )
         # As in PPO: a non-finite step is not applied and flags the seed as diverged.
         ok = jnp.isfinite(loss) & _all_finite(new_params) & ~state.diverged
         params = _select(ok, new_params, state.params)
@@ -291,8 +304,7 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
         return_sum = jnp.sum(completed * done, axis=(1, 2))
         return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
         last_return, has_finished = _latest_finished(steps, state.last_return, state.has_finished)
-        new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished,
-                                state.diverged | ~ok)
+        new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, state.diverged | ~ok)
         sizes = {name: jnp.where(ok, value, 0.0) for name, value in _step_sizes(updates).items()}
         sizes["param_change_l1"] = _l1_distance(params, state.params)
         return new_state, (return_sum, return_count, {**parts, **sizes, **optimizer_diagnostics(new_opt_state)})
@@ -300,26 +312,40 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
         env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
-        return RunnerState(params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
-                           last_return=jnp.zeros(c.num_envs, jnp.float32),
-                           has_finished=jnp.zeros(c.num_envs, bool), diverged=jnp.array(False))
+        return RunnerState(
+            params=params,
+            opt_state=optimizer.init(params),
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            last_return=jnp.zeros(c.num_envs, jnp.float32),
+            has_finished=jnp.zeros(c.num_envs, bool),
+            diverged=jnp.array(False),
+        )
 
     def run_updates(env_params, state: RunnerState, update_indices: jax.Array):
         return jax.lax.scan(lambda s, u: update(env_params, s, u), state, update_indices)
 
     def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
-        final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
-                              c.final_window_points)
-        final_dormancy = losses["dormancy"][-c.final_window_updates:].mean()
+        final = _final_return(return_sum, return_count, state.last_return, state.has_finished, c.final_window_points)
+        final_dormancy = losses["dormancy"][-c.final_window_updates :].mean()
         last_episode = _last_episode_return(state.last_return, state.has_finished)
-        return TrainOutput(params=state.params, return_sum=return_sum, return_count=return_count, losses=losses,
-                           final_return=final, last_episode_return=last_episode, final_dormancy=final_dormancy,
-                           diverged=state.diverged)
+        return TrainOutput(
+            params=state.params,
+            return_sum=return_sum,
+            return_count=return_count,
+            losses=losses,
+            final_return=final,
+            last_episode_return=last_episode,
+            final_dormancy=final_dormancy,
+            diverged=state.diverged,
+        )
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
         state = init(key, params, env_params)
         state, (return_sum, return_count, losses) = run_updates(
-            env_params, state, jnp.arange(num_updates, dtype=jnp.int32))
+            env_params, state, jnp.arange(num_updates, dtype=jnp.int32)
+        )
         return finish(state, return_sum, return_count, losses)
 
     return Trainer(init, run_updates, finish, train)

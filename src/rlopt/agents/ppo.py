@@ -12,7 +12,8 @@ composes too.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,8 +73,9 @@ def init_params_block(env: VecEnv, config: PPOConfig, keys: jax.Array) -> Any:
     spec = env.spec
 
     def init_one(key):
-        return init_actor_critic(key, spec.obs_dim, spec.action_dim, config.hidden_size,
-                                 config.num_hidden_layers, spec.continuous)
+        return init_actor_critic(
+            key, spec.obs_dim, spec.action_dim, config.hidden_size, config.num_hidden_layers, spec.continuous
+        )
 
     return jax.jit(lambda ks: jax.lax.map(init_one, ks))(keys)
 
@@ -109,8 +111,10 @@ def _all_finite(tree) -> jax.Array:
 def _step_sizes(updates) -> dict:
     magnitudes = [jnp.abs(u) for u in jax.tree.leaves(updates)]
     count = sum(m.size for m in magnitudes)
-    return {"update_max_abs": jnp.max(jnp.stack([m.max() for m in magnitudes])),
-            "update_mean_abs": sum(m.sum() for m in magnitudes) / count}
+    return {
+        "update_max_abs": jnp.max(jnp.stack([m.max() for m in magnitudes])),
+        "update_mean_abs": sum(m.sum() for m in magnitudes) / count,
+    }
 
 
 def _l1_distance(tree_a, tree_b) -> jax.Array:
@@ -205,8 +209,9 @@ def make_core(env: VecEnv, config: PPOConfig, constant_gradient_params: bool = F
         return (params, env_state, tr.obs, key), step
 
     def rollout(params, env_state, obs, key, env_params):
-        return jax.lax.scan(lambda carry, x: env_step(env_params, carry, x), (params, env_state, obs, key), None,
-                            c.num_steps)
+        return jax.lax.scan(
+            lambda carry, x: env_step(env_params, carry, x), (params, env_state, obs, key), None, c.num_steps
+        )
 
     def advantages_and_targets(params, rollout: Rollout, last_obs):
         _, last_value, _ = policy(params, last_obs)
@@ -220,11 +225,18 @@ def make_core(env: VecEnv, config: PPOConfig, constant_gradient_params: bool = F
         (loss, (stats, parts)), grads = grad_fn(at, batch, advantages, targets)
         grads = _clip_per_network(grads, c.max_grad_norm)
         updates, new_opt_state = optimizer.update(
-            grads, opt_state, params,
-            update_index=update_index, num_updates=num_updates,
-            epoch_index=epoch_index, num_epochs=jnp.int32(c.update_epochs),
-            minibatch_index=minibatch_index, num_minibatches=jnp.int32(c.num_minibatches),
-            activations=stats, actor_mask=actor_mask(params), key=opt_key,
+            grads,
+            opt_state,
+            params,
+            update_index=update_index,
+            num_updates=num_updates,
+            epoch_index=epoch_index,
+            num_epochs=jnp.int32(c.update_epochs),
+            minibatch_index=minibatch_index,
+            num_minibatches=jnp.int32(c.num_minibatches),
+            activations=stats,
+            actor_mask=actor_mask(params),
+            key=opt_key,
         )
         new_params = optax.apply_updates(params, updates)
         # A non-finite step is not applied, so the seed's parameters stay finite and the
@@ -246,12 +258,14 @@ def make_core(env: VecEnv, config: PPOConfig, constant_gradient_params: bool = F
             batch = jax.tree.map(lambda x: jnp.take(x, rows, axis=0), flat)
             return minibatch_step(optimizer, update_index, num_updates, epoch_index, carry, (minibatch_index,) + batch)
 
-        return jax.lax.scan(step, (params, opt_state, diverged, key),
-                            (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation))
+        return jax.lax.scan(
+            step, (params, opt_state, diverged, key), (jnp.arange(c.num_minibatches, dtype=jnp.int32), permutation)
+        )
 
     def epochs(optimizer, update_index, num_updates, rollout, advantages, targets, carry):
-        run_epoch = lambda carry, e: epoch(optimizer, update_index, num_updates, rollout, advantages, targets,
-                                           carry, e)
+        def run_epoch(carry, e):
+            return epoch(optimizer, update_index, num_updates, rollout, advantages, targets, carry, e)
+
         return jax.lax.scan(run_epoch, carry, jnp.arange(c.update_epochs, dtype=jnp.int32))
 
     return PPOCore(policy, rollout, advantages_and_targets, loss_fn, epochs)
@@ -265,12 +279,19 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
 
     def update(env_params, state: RunnerState, update_index):
         env_params = _params_at(env, update_index, env_params)
-        (params, env_state, obs, key), rollout = core.rollout(state.params, state.env_state, state.obs, state.key,
-                                                              env_params)
+        (params, env_state, obs, key), rollout = core.rollout(
+            state.params, state.env_state, state.obs, state.key, env_params
+        )
         advantages, targets = core.advantages(params, rollout, obs)
         (params, opt_state, diverged, key), parts = core.epochs(
-            optimizer, update_index, jnp.int32(num_updates), rollout, advantages, targets,
-            (params, state.opt_state, state.diverged, key))
+            optimizer,
+            update_index,
+            jnp.int32(num_updates),
+            rollout,
+            advantages,
+            targets,
+            (params, state.opt_state, state.diverged, key),
+        )
         done = rollout.done.reshape(chunks, -1, c.num_envs)
         completed = rollout.completed_return.reshape(chunks, -1, c.num_envs)
         return_sum = jnp.sum(completed * done, axis=(1, 2))
@@ -285,26 +306,32 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         reset_key, key = jax.random.split(key)
         env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
         return RunnerState(
-            params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs, key=key,
+            params=params,
+            opt_state=optimizer.init(params),
+            env_state=env_state,
+            obs=obs,
+            key=key,
             last_return=jnp.zeros(c.num_envs, jnp.float32),
-            has_finished=jnp.zeros(c.num_envs, bool), diverged=jnp.array(False),
+            has_finished=jnp.zeros(c.num_envs, bool),
+            diverged=jnp.array(False),
         )
 
     def run_updates(env_params, state: RunnerState, update_indices: jax.Array):
         return jax.lax.scan(lambda s, u: update(env_params, s, u), state, update_indices)
 
     def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
-        final = _final_return(return_sum, return_count, state.last_return, state.has_finished,
-                              c.final_window_points)
-        final_dormancy = losses["dormancy"][-c.final_window_updates:].mean()
+        final = _final_return(return_sum, return_count, state.last_return, state.has_finished, c.final_window_points)
+        final_dormancy = losses["dormancy"][-c.final_window_updates :].mean()
         last_episode = _last_episode_return(state.last_return, state.has_finished)
-        return TrainOutput(state.params, return_sum, return_count, losses, final, last_episode, final_dormancy,
-                           state.diverged)
+        return TrainOutput(
+            state.params, return_sum, return_count, losses, final, last_episode, final_dormancy, state.diverged
+        )
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
         state = init(key, params, env_params)
         state, (return_sum, return_count, losses) = run_updates(
-            env_params, state, jnp.arange(num_updates, dtype=jnp.int32))
+            env_params, state, jnp.arange(num_updates, dtype=jnp.int32)
+        )
         return finish(state, return_sum, return_count, losses)
 
     return Trainer(init, run_updates, finish, train)

@@ -51,7 +51,7 @@ class PPOConfig:
     num_hidden_layers: int = 2
 
     @classmethod
-    def from_dict(cls, settings: dict) -> "PPOConfig":
+    def from_dict(cls, settings: dict) -> PPOConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -64,8 +64,15 @@ class PPOConfig:
         return config
 
     def validate(self) -> None:
-        for name in ("num_envs", "num_steps", "total_steps", "num_minibatches", "update_epochs", "hidden_size",
-                     "num_hidden_layers"):
+        for name in (
+            "num_envs",
+            "num_steps",
+            "total_steps",
+            "num_minibatches",
+            "update_epochs",
+            "hidden_size",
+            "num_hidden_layers",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise PPOConfigError(f"PPO setting '{name}' must be a positive integer, got {value!r}")
@@ -78,8 +85,9 @@ class PPOConfig:
             if not getattr(self, name) >= 0.0:
                 raise PPOConfigError(f"PPO setting '{name}' must be >= 0, got {getattr(self, name)}")
         if self.activation not in ACTIVATION_NAMES:
-            raise PPOConfigError(f"PPO setting 'activation' must be one of {sorted(ACTIVATION_NAMES)}, "
-                                 f"got {self.activation!r}")
+            raise PPOConfigError(
+                f"PPO setting 'activation' must be one of {sorted(ACTIVATION_NAMES)}, got {self.activation!r}"
+            )
         if self.batch_size % self.num_minibatches:
             raise PPOConfigError(
                 f"num_envs*num_steps = {self.batch_size} is not divisible by num_minibatches = {self.num_minibatches}"
@@ -148,7 +156,7 @@ class A2CConfig:
     conv_layout: str = "spatial"
 
     @classmethod
-    def from_dict(cls, settings: dict) -> "A2CConfig":
+    def from_dict(cls, settings: dict) -> A2CConfig:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(settings) - set(known))
         if unknown:
@@ -182,11 +190,13 @@ class A2CConfig:
         if self.network not in A2C_NETWORKS:
             raise A2CConfigError(f"A2C setting 'network' must be one of {list(A2C_NETWORKS)}, got {self.network!r}")
         if self.conv_layout not in CONV_LAYOUTS:
-            raise A2CConfigError(f"A2C setting 'conv_layout' must be one of {list(CONV_LAYOUTS)}, "
-                                 f"got {self.conv_layout!r}")
+            raise A2CConfigError(
+                f"A2C setting 'conv_layout' must be one of {list(CONV_LAYOUTS)}, got {self.conv_layout!r}"
+            )
         if self.num_updates < 1:
-            raise A2CConfigError(f"total_steps = {self.total_steps} is less than one A2C update "
-                                 f"(num_envs*num_steps = {self.batch_size})")
+            raise A2CConfigError(
+                f"total_steps = {self.total_steps} is less than one A2C update (num_envs*num_steps = {self.batch_size})"
+            )
 
     def check_env(self, spec: EnvSpec) -> None:
         """A2CConfigError where this config cannot train on the environment ``spec``."""
@@ -195,8 +205,9 @@ class A2CConfig:
         if self.network == "conv":
             shape = spec.obs_shape
             if shape is None or len(shape) != 3:
-                raise A2CConfigError(f"A2C network 'conv' needs an image observation (C, H, W); "
-                                     f"'{spec.name}' has obs_shape {shape}")
+                raise A2CConfigError(
+                    f"A2C network 'conv' needs an image observation (C, H, W); '{spec.name}' has obs_shape {shape}"
+                )
 
     @property
     def batch_size(self) -> int:
@@ -220,8 +231,9 @@ class A2CConfig:
     def log_chunks(self) -> int:
         """Logging intervals per update (as PPO): enough for MIN_LOG_POINTS, dividing num_steps."""
         wanted = max(1, math.ceil(MIN_LOG_POINTS / self.num_updates))
-        return next(d for d in range(1, self.num_steps + 1) if self.num_steps % d == 0 and
-                    (d >= wanted or d == self.num_steps))
+        return next(
+            d for d in range(1, self.num_steps + 1) if self.num_steps % d == 0 and (d >= wanted or d == self.num_steps)
+        )
 
     @property
     def final_window_points(self) -> int:
@@ -244,8 +256,9 @@ def default_a2c_settings(env_name: str) -> dict:
     """The environment's default A2C settings (a2c_defaults.yaml); A2CConfigError if it has none."""
     defaults = _defaults()
     if env_name not in defaults:
-        raise A2CConfigError(f"no A2C defaults for environment '{env_name}'; environments with A2C settings "
-                             f"are {sorted(defaults)}")
+        raise A2CConfigError(
+            f"no A2C defaults for environment '{env_name}'; environments with A2C settings are {sorted(defaults)}"
+        )
     return dict(defaults[env_name])
 
 

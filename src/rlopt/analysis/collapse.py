@@ -99,8 +99,9 @@ def _trailing_run(mask: np.ndarray) -> int:
     return len(mask) if false.size == 0 else len(mask) - 1 - int(false[-1])
 
 
-def classify_curve(returns, baseline: float, reference: float,
-                   thresholds: CollapseThresholds = CollapseThresholds()) -> SeedVerdict:
+def classify_curve(
+    returns, baseline: float, reference: float, thresholds: CollapseThresholds = CollapseThresholds()
+) -> SeedVerdict:
     """The verdict on one seed's curve (evenly spaced points, oldest first)."""
     returns = np.asarray(returns, np.float64)
     if returns.ndim != 1 or returns.size < 2:

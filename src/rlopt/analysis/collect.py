@@ -18,8 +18,16 @@ import pandas as pd
 from rlopt.runs import RETURNS_FILE, SUMMARY_FILE, UPDATES_FILE, InvalidRunError, read_summary, require_file
 
 SUMMARY_KEYS = (
-    "env", "optimizer", "label", "seeds", "final_returns", "final_returns_last_episode", "diverged",
-    "total_steps", "steps_per_second", "wall_seconds",
+    "env",
+    "optimizer",
+    "label",
+    "seeds",
+    "final_returns",
+    "final_returns_last_episode",
+    "diverged",
+    "total_steps",
+    "steps_per_second",
+    "wall_seconds",
 )
 RETURNS_COLUMNS = ("seed", "global_step", "episodic_return")
 UPDATES_KEYS = ("seed", "update", "global_step")  # then one column per logged metric
@@ -31,7 +39,11 @@ FINAL_RETURNS_COLUMNS = [*ID_COLUMNS, "seed", "final_return", "final_return_last
 ESTIMATOR_COLUMNS = {"window": "final_return", "last_episode": "final_return_last_episode"}
 CURVES_COLUMNS = [*ID_COLUMNS, "seed", "global_step", "episodic_return"]
 RUNTIME_COLUMNS = [
-    *ID_COLUMNS, "num_seeds", "total_steps", "steps_per_second", "wall_seconds",
+    *ID_COLUMNS,
+    "num_seeds",
+    "total_steps",
+    "steps_per_second",
+    "wall_seconds",
 ]
 UPDATES_ID_COLUMNS = [*ID_COLUMNS, *UPDATES_KEYS]
 
@@ -65,10 +77,8 @@ def collect_tables(run_dirs: Sequence[str | os.PathLike]) -> CollectedTables:
     runs = [_read_run(Path(d)) for d in run_dirs]
     _check_no_duplicate_seeds(runs)
     return CollectedTables(
-        final_returns=_stack([r.final_returns for r in runs], FINAL_RETURNS_COLUMNS,
-                             ["label", "env", "seed"]),
-        curves=_stack([r.curves for r in runs], CURVES_COLUMNS,
-                      ["label", "env", "seed", "global_step"]),
+        final_returns=_stack([r.final_returns for r in runs], FINAL_RETURNS_COLUMNS, ["label", "env", "seed"]),
+        curves=_stack([r.curves for r in runs], CURVES_COLUMNS, ["label", "env", "seed", "global_step"]),
         runtime=_stack([r.runtime for r in runs], RUNTIME_COLUMNS, ["label", "env"]),
         updates=_stack([r.updates for r in runs], _updates_columns(runs), ["label", "env", "seed", "update"]),
     )
@@ -104,8 +114,10 @@ def _read_table(run_dir: Path, name: str, required: Sequence[str]) -> pd.DataFra
 def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame, updates: pd.DataFrame) -> _RunTables:
     seeds = np.asarray(summary["seeds"], dtype=np.int64)
     # JSON writers that refuse NaN store a missing final return as null.
-    finals, last_episode = (np.array([np.nan if r is None else r for r in summary[key]], dtype=np.float64)
-                            for key in ("final_returns", "final_returns_last_episode"))
+    finals, last_episode = (
+        np.array([np.nan if r is None else r for r in summary[key]], dtype=np.float64)
+        for key in ("final_returns", "final_returns_last_episode")
+    )
     diverged = np.asarray(summary["diverged"], dtype=bool)
     if not len(seeds) == len(finals) == len(last_episode) == len(diverged):
         raise ValueError("seeds, final_returns, final_returns_last_episode and diverged differ in length")
@@ -116,26 +128,32 @@ def _run_tables(run_dir: Path, summary: dict, returns: pd.DataFrame, updates: pd
         if unknown:
             raise ValueError(f"{name} has seeds {unknown} that {SUMMARY_FILE} lacks")
 
-    ids = {"label": str(summary["label"]), "optimizer": str(summary["optimizer"]),
-           "env": str(summary["env"])}
+    ids = {"label": str(summary["label"]), "optimizer": str(summary["optimizer"]), "env": str(summary["env"])}
     final_returns = pd.DataFrame(
-        {**ids, "seed": seeds, "final_return": finals, "final_return_last_episode": last_episode,
-         "diverged": diverged},
+        {**ids, "seed": seeds, "final_return": finals, "final_return_last_episode": last_episode, "diverged": diverged},
         columns=FINAL_RETURNS_COLUMNS,
     )
-    curves = pd.DataFrame({
-        **ids,
-        "seed": returns["seed"].to_numpy(np.int64),
-        "global_step": returns["global_step"].to_numpy(np.int64),
-        "episodic_return": returns["episodic_return"].to_numpy(np.float64),
-    }, columns=CURVES_COLUMNS)
-    runtime = pd.DataFrame([{
-        **ids,
-        "num_seeds": len(seeds),
-        "total_steps": int(summary["total_steps"]),
-        "steps_per_second": float(summary["steps_per_second"]),
-        "wall_seconds": float(summary["wall_seconds"]),
-    }], columns=RUNTIME_COLUMNS)
+    curves = pd.DataFrame(
+        {
+            **ids,
+            "seed": returns["seed"].to_numpy(np.int64),
+            "global_step": returns["global_step"].to_numpy(np.int64),
+            "episodic_return": returns["episodic_return"].to_numpy(np.float64),
+        },
+        columns=CURVES_COLUMNS,
+    )
+    runtime = pd.DataFrame(
+        [
+            {
+                **ids,
+                "num_seeds": len(seeds),
+                "total_steps": int(summary["total_steps"]),
+                "steps_per_second": float(summary["steps_per_second"]),
+                "wall_seconds": float(summary["wall_seconds"]),
+            }
+        ],
+        columns=RUNTIME_COLUMNS,
+    )
     updates = updates.assign(**ids)
     return _RunTables(run_dir, final_returns, curves, runtime, updates)
 
@@ -148,8 +166,7 @@ def _check_no_duplicate_seeds(runs: list[_RunTables]) -> None:
             if key in owner:
                 label, env, seed = key
                 raise InvalidRunError(
-                    f"{run.run_dir}: label {label!r}, env {env!r}, seed {seed} "
-                    f"is also in {owner[key]}"
+                    f"{run.run_dir}: label {label!r}, env {env!r}, seed {seed} is also in {owner[key]}"
                 )
             owner[key] = run.run_dir
 

@@ -12,8 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlopt.errors import UsageError
 from rlopt.commands.common import parse_json_object
+from rlopt.errors import UsageError
 
 if TYPE_CHECKING:
     from rlopt.analysis.stats import StatsResult
@@ -23,100 +23,152 @@ STATS_LIBRARIES = ("rlopt", "rliable", "arch", "numpy", "scipy", "pandas", "pyar
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     collect = subparsers.add_parser(
-        "collect", help="stack training-run directories into the collected tables",
+        "collect",
+        help="stack training-run directories into the collected tables",
         description="Write final_returns.parquet, curves.parquet, runtime.parquet and updates.parquet.",
     )
-    collect.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
-                         help="training-run directories (each with summary.json, returns.parquet, "
-                              "updates.parquet)")
+    collect.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="training-run directories (each with summary.json, returns.parquet, updates.parquet)",
+    )
     collect.add_argument("--out-dir", required=True, type=Path)
     collect.set_defaults(func=run_collect)
 
     stats = subparsers.add_parser(
-        "stats", help="rliable interval estimates, improvement probabilities, profiles",
+        "stats",
+        help="rliable interval estimates, improvement probabilities, profiles",
         description="Write intervals.parquet, probability_of_improvement.parquet, "
         "performance_profile.parquet and stats.json.",
     )
     stats.add_argument("--final-returns", required=True, type=Path, metavar="FILE")
-    stats.add_argument("--reference", required=True, metavar="LABEL",
-                       help="label that normalises scores and that improvements are measured over")
+    stats.add_argument(
+        "--reference",
+        required=True,
+        metavar="LABEL",
+        help="label that normalises scores and that improvements are measured over",
+    )
     stats.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     stats.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    stats.add_argument("--taus", default="0:2:41", metavar="START:STOP:NUM",
-                       help="performance-profile thresholds, NUM evenly spaced (default 0:2:41)")
+    stats.add_argument(
+        "--taus",
+        default="0:2:41",
+        metavar="START:STOP:NUM",
+        help="performance-profile thresholds, NUM evenly spaced (default 0:2:41)",
+    )
     stats.add_argument("--labels", nargs="+", metavar="LABEL", help="only these labels (default: all)")
     stats.add_argument("--envs", nargs="+", metavar="ENV", help="only these envs (default: all)")
     stats.add_argument("--out-dir", required=True, type=Path)
     stats.set_defaults(func=run_stats)
 
     reference = subparsers.add_parser(
-        "reference-returns", help="mean final return of one label per env (multi-task ES normaliser)")
-    reference.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
-                           help="evaluation run directories of the reference label")
-    reference.add_argument("--estimator", choices=("window", "last_episode"), default="window",
-                           help="final-return estimator, as the meta-training's ES return_estimator "
-                                "(default window)")
+        "reference-returns", help="mean final return of one label per env (multi-task ES normaliser)"
+    )
+    reference.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="evaluation run directories of the reference label",
+    )
+    reference.add_argument(
+        "--estimator",
+        choices=("window", "last_episode"),
+        default="window",
+        help="final-return estimator, as the meta-training's ES return_estimator (default window)",
+    )
     reference.add_argument("--out", required=True, type=Path, help="JSON {env: return} to write")
     reference.set_defaults(func=run_reference_returns)
 
     ablations = subparsers.add_parser(
-        "ablation-stats", help="OPEN's Fig. 5: IQM of final return and IQR dormancy per ablation variant",
+        "ablation-stats",
+        help="OPEN's Fig. 5: IQM of final return and IQR dormancy per ablation variant",
         description="Write runs.parquet (one row per variant, trained optimizer and seed), "
         "intervals.parquet and stats.json.",
     )
-    ablations.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
-                           help="evaluation run directories, one per trained optimizer; the variant is "
-                                "the run's label, the trained optimizer its folder name")
+    ablations.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="evaluation run directories, one per trained optimizer; the variant is "
+        "the run's label, the trained optimizer its folder name",
+    )
     ablations.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     ablations.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ablations.add_argument("--out-dir", required=True, type=Path)
     ablations.set_defaults(func=run_ablation_stats)
 
     deepsea = subparsers.add_parser(
-        "deepsea-stats", help="OPEN's Fig. 6 / 17: IQM of final return per DeepSea size and variant",
+        "deepsea-stats",
+        help="OPEN's Fig. 6 / 17: IQM of final return per DeepSea size and variant",
         description="Write runs.parquet (one row per variant, size and seed), intervals.parquet "
         "(IQM per variant and size), gains.parquet (learned noise minus none, per architecture "
         "and size), randomness.parquet (the noise OPEN applied per update, variants with "
         "learned noise) and stats.json.",
     )
-    deepsea.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
-                         help="DeepSea evaluation run directories of OPEN, one per (variant, size); the "
-                              "variant is the run's label, the size its env option 'size'")
+    deepsea.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="DeepSea evaluation run directories of OPEN, one per (variant, size); the "
+        "variant is the run's label, the size its env option 'size'",
+    )
     deepsea.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     deepsea.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     deepsea.add_argument("--out-dir", required=True, type=Path)
     deepsea.set_defaults(func=run_deepsea_stats)
 
     collapse = subparsers.add_parser(
-        "collapse-stats", help="policy collapse per arm: detector verdicts, collapse rates, IQMs, update sizes",
+        "collapse-stats",
+        help="policy collapse per arm: detector verdicts, collapse rates, IQMs, update sizes",
         description="Write seeds.parquet (verdict per seed), rates.parquet (collapse rate with a Clopper-Pearson "
         "interval per arm and drop threshold), intervals.parquet (IQM with bootstrap CI of final and peak "
         "score, drop and drawdown), curves.parquet, iqm_curves.parquet, update_sizes.parquet and stats.json.",
     )
     _add_study_arguments(collapse)
-    collapse.add_argument("--reference", required=True, metavar="LABEL",
-                          help="arm whose final-return IQM is the reference return R_ref")
-    collapse.add_argument("--detector", default="{}",
-                          help="detector settings as JSON: window, learned_fraction, drop, persistence, "
-                               "final_fraction (rlopt.analysis.collapse) and points (curve bins, default 100)")
+    collapse.add_argument(
+        "--reference", required=True, metavar="LABEL", help="arm whose final-return IQM is the reference return R_ref"
+    )
+    collapse.add_argument(
+        "--detector",
+        default="{}",
+        help="detector settings as JSON: window, learned_fraction, drop, persistence, "
+        "final_fraction (rlopt.analysis.collapse) and points (curve bins, default 100)",
+    )
     collapse.set_defaults(func=run_collapse_stats)
 
     nonstationary = subparsers.add_parser(
-        "nonstationary-stats", help="non-stationary dynamics: stream return, end-of-segment return, recovery",
+        "nonstationary-stats",
+        help="non-stationary dynamics: stream return, end-of-segment return, recovery",
         description="Write seeds.parquet (stream return), segments.parquet (end-of-segment return and recovery "
         "time per seed and segment), intervals.parquet, curves.parquet, update_sizes.parquet and stats.json.",
     )
     _add_study_arguments(nonstationary)
     nonstationary.add_argument("--window", type=int, default=5, help="trailing-mean width in updates (default 5)")
-    nonstationary.add_argument("--final-fraction", type=float, default=0.1,
-                               help="end of a segment, as a fraction of it (default 0.1)")
+    nonstationary.add_argument(
+        "--final-fraction", type=float, default=0.1, help="end of a segment, as a fraction of it (default 0.1)"
+    )
     nonstationary.set_defaults(func=run_nonstationary_stats)
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", nargs="+", required=True, type=Path, metavar="DIR",
-                        help="rlopt train run directories; the arm is the run's label (non-stationary runs: "
-                             "the schedule is the name of the folder holding the run)")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="rlopt train run directories; the arm is the run's label (non-stationary runs: "
+        "the schedule is the name of the folder holding the run)",
+    )
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--out-dir", required=True, type=Path)
@@ -135,21 +187,31 @@ def run_collapse_stats(args: argparse.Namespace) -> int:
         raise UsageError(f"--detector: points must be an integer >= 2, got {points!r}")
     try:
         thresholds = CollapseThresholds(**settings)
-        tables = collapse_study(read_runs(args.runs), args.reference, thresholds, points,
-                                Bootstrap(args.reps, args.seed))
+        tables = collapse_study(
+            read_runs(args.runs), args.reference, thresholds, points, Bootstrap(args.reps, args.seed)
+        )
     except TypeError as err:
         raise UsageError(f"--detector: {err}") from err
     except (CollapseInputError, StudyInputError, InvalidRunError) as err:
         raise UsageError(str(err)) from err
-    _write_study_tables(args, {"seeds": tables.seeds, "rates": tables.rates, "intervals": tables.intervals,
-                               "curves": tables.curves, "iqm_curves": tables.iqm_curves,
-                               "update_sizes": tables.update_sizes},
-                        "rliable stratified bootstrap over seeds, percentile intervals; collapse rates: "
-                        "Clopper-Pearson", extra={"detector": {**thresholds.to_dict(), "points": points},
-                                                  **tables.anchors})
+    _write_study_tables(
+        args,
+        {
+            "seeds": tables.seeds,
+            "rates": tables.rates,
+            "intervals": tables.intervals,
+            "curves": tables.curves,
+            "iqm_curves": tables.iqm_curves,
+            "update_sizes": tables.update_sizes,
+        },
+        "rliable stratified bootstrap over seeds, percentile intervals; collapse rates: Clopper-Pearson",
+        extra={"detector": {**thresholds.to_dict(), "points": points}, **tables.anchors},
+    )
     for row in tables.rates[tables.rates["configured"]].itertuples():
-        print(f"{row.label:>20}: collapsed {row.collapsed}/{row.num_seeds} [{row.ci_low:.2f}, {row.ci_high:.2f}], "
-              f"failed to learn {row.failed}")
+        print(
+            f"{row.label:>20}: collapsed {row.collapsed}/{row.num_seeds} [{row.ci_low:.2f}, {row.ci_high:.2f}], "
+            f"failed to learn {row.failed}"
+        )
     return 0
 
 
@@ -162,16 +224,27 @@ def run_nonstationary_stats(args: argparse.Namespace) -> int:
     if args.window < 1 or not 0 < args.final_fraction <= 1:
         raise UsageError("--window must be >= 1 and --final-fraction in (0, 1]")
     try:
-        tables = nonstationary_study(read_runs(args.runs), args.window, args.final_fraction,
-                                     Bootstrap(args.reps, args.seed))
+        tables = nonstationary_study(
+            read_runs(args.runs), args.window, args.final_fraction, Bootstrap(args.reps, args.seed)
+        )
     except (StudyInputError, InvalidRunError) as err:
         raise UsageError(str(err)) from err
-    _write_study_tables(args, {"seeds": tables.seeds, "segments": tables.segments, "intervals": tables.intervals,
-                               "curves": tables.curves, "update_sizes": tables.update_sizes},
-                        "rliable stratified bootstrap over seeds, percentile intervals",
-                        extra={"window": args.window, "final_fraction": args.final_fraction})
+    _write_study_tables(
+        args,
+        {
+            "seeds": tables.seeds,
+            "segments": tables.segments,
+            "intervals": tables.intervals,
+            "curves": tables.curves,
+            "update_sizes": tables.update_sizes,
+        },
+        "rliable stratified bootstrap over seeds, percentile intervals",
+        extra={"window": args.window, "final_fraction": args.final_fraction},
+    )
     for row in tables.intervals[tables.intervals["metric"] == "stream_return"].itertuples():
-        print(f"{row.schedule:>12} {row.label:>20}: stream IQM {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]")
+        print(
+            f"{row.schedule:>12} {row.label:>20}: stream IQM {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]"
+        )
     return 0
 
 
@@ -186,9 +259,16 @@ def _write_study_tables(args: argparse.Namespace, tables: dict, bootstrap: str, 
 
     for name, table in tables.items():
         write_parquet_atomic(table, args.out_dir / f"{name}.parquet")
-    provenance = {"runs": [str(r) for r in args.runs], "reps": args.reps, "seed": args.seed,
-                  "bootstrap": bootstrap, "library_versions": _library_versions(),
-                  "python": platform.python_version(), "command": sys.argv, **(extra or {})}
+    provenance = {
+        "runs": [str(r) for r in args.runs],
+        "reps": args.reps,
+        "seed": args.seed,
+        "bootstrap": bootstrap,
+        "library_versions": _library_versions(),
+        "python": platform.python_version(),
+        "command": sys.argv,
+        **(extra or {}),
+    }
     write_json_atomic(provenance, args.out_dir / "stats.json")
 
 
@@ -202,8 +282,11 @@ def run_ablation_stats(args: argparse.Namespace) -> int:
     except InvalidRunError as err:
         raise UsageError(f"--runs: {err}") from err
     intervals = ablation_intervals(runs, reps=args.reps, seed=args.seed)
-    _write_study_tables(args, {"runs": runs, "intervals": intervals},
-                        "rliable stratified bootstrap over trained optimizers, percentile intervals")
+    _write_study_tables(
+        args,
+        {"runs": runs, "intervals": intervals},
+        "rliable stratified bootstrap over trained optimizers, percentile intervals",
+    )
     for row in intervals.itertuples():
         print(f"{row.variant:>24} {row.metric}: {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]")
     return 0
@@ -221,14 +304,19 @@ def run_deepsea_stats(args: argparse.Namespace) -> int:
         raise UsageError(f"--runs: {err}") from err
     intervals = return_intervals(runs, reps=args.reps, seed=args.seed)
     gains = stochasticity_gains(runs, reps=args.reps, seed=args.seed)
-    _write_study_tables(args, {"runs": runs, "intervals": intervals, "gains": gains, "randomness": randomness},
-                        "rliable stratified bootstrap over seeds (gains: independent bootstrap of the two "
-                        "variants), percentile intervals")
+    _write_study_tables(
+        args,
+        {"runs": runs, "intervals": intervals, "gains": gains, "randomness": randomness},
+        "rliable stratified bootstrap over seeds (gains: independent bootstrap of the two "
+        "variants), percentile intervals",
+    )
     for row in intervals.itertuples():
         print(f"{row.variant:>22} size {row.size:>3}: IQM {row.estimate:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]")
     for row in gains.itertuples():
-        print(f"{row.architecture:>22} size {row.size:>3}: noise gain {row.estimate:+.3f} "
-              f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]")
+        print(
+            f"{row.architecture:>22} size {row.size:>3}: noise gain {row.estimate:+.3f} "
+            f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+        )
     return 0
 
 
@@ -293,9 +381,7 @@ def run_stats(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = compute_statistics(
-                final_returns, args.reference, reps=args.reps, seed=args.seed, taus=taus
-            )
+            result = compute_statistics(final_returns, args.reference, reps=args.reps, seed=args.seed, taus=taus)
     except StatsInputError as err:
         raise UsageError(str(err)) from err
     for warning in caught:

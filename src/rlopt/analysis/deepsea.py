@@ -22,14 +22,43 @@ import pandas as pd
 from rlopt.analysis.stats import Bootstrap
 from rlopt.runs import UPDATES_FILE, InvalidRunError, collect_runs, read_summary
 
-RUN_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size": np.int64, "seed": np.int64,
-               "final_return": np.float64, "diverged": bool}
-INTERVAL_COLUMNS = {"variant": object, "architecture": object, "noise": bool, "size": np.int64,
-                    "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
-RANDOMNESS_COLUMNS = {"variant": object, "architecture": object, "size": np.int64, "seed": np.int64,
-                      "update": np.int64, "randomness": np.float64}
-GAIN_COLUMNS = {"architecture": object, "size": np.int64, "stochastic": object, "deterministic": object,
-                "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64, "num_seeds": np.int64}
+RUN_COLUMNS = {
+    "variant": object,
+    "architecture": object,
+    "noise": bool,
+    "size": np.int64,
+    "seed": np.int64,
+    "final_return": np.float64,
+    "diverged": bool,
+}
+INTERVAL_COLUMNS = {
+    "variant": object,
+    "architecture": object,
+    "noise": bool,
+    "size": np.int64,
+    "estimate": np.float64,
+    "ci_low": np.float64,
+    "ci_high": np.float64,
+    "num_seeds": np.int64,
+}
+RANDOMNESS_COLUMNS = {
+    "variant": object,
+    "architecture": object,
+    "size": np.int64,
+    "seed": np.int64,
+    "update": np.int64,
+    "randomness": np.float64,
+}
+GAIN_COLUMNS = {
+    "architecture": object,
+    "size": np.int64,
+    "stochastic": object,
+    "deterministic": object,
+    "estimate": np.float64,
+    "ci_low": np.float64,
+    "ci_high": np.float64,
+    "num_seeds": np.int64,
+}
 
 
 def _architecture(hparams: dict) -> str:
@@ -45,10 +74,16 @@ def _rows_of(run: Path, summary: dict) -> list[dict]:
     if "size" not in summary["env_options"]:
         raise InvalidRunError(f"{run}: the run does not name its DeepSea size (env_options.size)")
     hparams = summary["hparams"]
-    common = {"variant": summary["label"], "architecture": _architecture(hparams),
-              "noise": bool(hparams.get("noise")), "size": int(summary["env_options"]["size"])}
-    return [{**common, "seed": seed, "final_return": ret, "diverged": diverged}
-            for seed, ret, diverged in zip(summary["seeds"], summary["final_returns"], summary["diverged"])]
+    common = {
+        "variant": summary["label"],
+        "architecture": _architecture(hparams),
+        "noise": bool(hparams.get("noise")),
+        "size": int(summary["env_options"]["size"]),
+    }
+    return [
+        {**common, "seed": seed, "final_return": ret, "diverged": diverged}
+        for seed, ret, diverged in zip(summary["seeds"], summary["final_returns"], summary["diverged"])
+    ]
 
 
 def deepsea_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -76,8 +111,18 @@ def return_intervals(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataFram
             continue
         point, ci = bootstrap.intervals(scores, ["iqm"])
         first = group.iloc[0]
-        rows.append({"variant": variant, "architecture": first.architecture, "noise": first.noise, "size": size,
-                     "estimate": point[0], "ci_low": ci[0, 0], "ci_high": ci[1, 0], "num_seeds": len(scores)})
+        rows.append(
+            {
+                "variant": variant,
+                "architecture": first.architecture,
+                "noise": first.noise,
+                "size": size,
+                "estimate": point[0],
+                "ci_low": ci[0, 0],
+                "ci_high": ci[1, 0],
+                "num_seeds": len(scores),
+            }
+        )
     return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS)).astype(INTERVAL_COLUMNS)
 
 
@@ -98,9 +143,18 @@ def stochasticity_gains(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataF
             if len(with_noise) == 0 or len(without) == 0:
                 continue
             point, ci = bootstrap.iqm_difference(with_noise, without)
-            rows.append({"architecture": architecture, "size": size, "stochastic": stochastic,
-                         "deterministic": deterministic, "estimate": point, "ci_low": ci[0], "ci_high": ci[1],
-                         "num_seeds": min(len(with_noise), len(without))})
+            rows.append(
+                {
+                    "architecture": architecture,
+                    "size": size,
+                    "stochastic": stochastic,
+                    "deterministic": deterministic,
+                    "estimate": point,
+                    "ci_low": ci[0],
+                    "ci_high": ci[1],
+                    "num_seeds": min(len(with_noise), len(without)),
+                }
+            )
     return pd.DataFrame(rows, columns=list(GAIN_COLUMNS)).astype(GAIN_COLUMNS)
 
 
@@ -119,11 +173,14 @@ def randomness_curves(runs: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
             raise InvalidRunError(f"{path} does not exist (written by an older rlopt?)")
         updates = pd.read_parquet(path)
         if "randomness" not in updates:
-            raise InvalidRunError(f"{path} has no 'randomness' column although {summary['label']!r} "
-                                    "uses learned noise")
-        frames.append(updates[["seed", "update", "randomness"]].assign(
-            variant=summary["label"], architecture=_architecture(summary["hparams"]),
-            size=int(summary["env_options"]["size"])))
+            raise InvalidRunError(f"{path} has no 'randomness' column although {summary['label']!r} uses learned noise")
+        frames.append(
+            updates[["seed", "update", "randomness"]].assign(
+                variant=summary["label"],
+                architecture=_architecture(summary["hparams"]),
+                size=int(summary["env_options"]["size"]),
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=list(RANDOMNESS_COLUMNS)).astype(RANDOMNESS_COLUMNS)
     return pd.concat(frames, ignore_index=True)[list(RANDOMNESS_COLUMNS)].astype(RANDOMNESS_COLUMNS)

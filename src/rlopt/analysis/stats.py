@@ -48,17 +48,31 @@ CONFIDENCE = 0.95
 REQUIRED_COLUMNS = ("label", "env", "seed", "final_return")
 
 INTERVAL_DTYPES = {
-    "scope": object, "normalization": object, "label": object, "metric": object,
-    "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64,
-    "reps": np.int64, "num_runs": np.int64,
+    "scope": object,
+    "normalization": object,
+    "label": object,
+    "metric": object,
+    "estimate": np.float64,
+    "ci_low": np.float64,
+    "ci_high": np.float64,
+    "reps": np.int64,
+    "num_runs": np.int64,
 }
 IMPROVEMENT_DTYPES = {
-    "scope": object, "label": object, "reference": object,
-    "estimate": np.float64, "ci_low": np.float64, "ci_high": np.float64,
+    "scope": object,
+    "label": object,
+    "reference": object,
+    "estimate": np.float64,
+    "ci_low": np.float64,
+    "ci_high": np.float64,
 }
 PROFILE_DTYPES = {
-    "scope": object, "label": object, "tau": np.float64,
-    "fraction": np.float64, "ci_low": np.float64, "ci_high": np.float64,
+    "scope": object,
+    "label": object,
+    "tau": np.float64,
+    "fraction": np.float64,
+    "ci_low": np.float64,
+    "ci_high": np.float64,
 }
 DROPPED_DTYPES = {"label": object, "env": object, "num_dropped": np.int64, "num_runs": np.int64}
 
@@ -155,9 +169,7 @@ def _validated(final_returns: pd.DataFrame, reference: str, reps: int, seed: int
     duplicated = table[table.duplicated(["label", "env", "seed"])]
     if len(duplicated):
         first = duplicated.iloc[0]
-        raise StatsInputError(
-            f"label {first.label!r}, env {first.env!r}, seed {first.seed} appears twice"
-        )
+        raise StatsInputError(f"label {first.label!r}, env {first.env!r}, seed {first.seed} appears twice")
     _check_reference_present(table, reference)
     return table.sort_values(["label", "env", "seed"], ignore_index=True)
 
@@ -166,14 +178,11 @@ def _check_reference_present(table: pd.DataFrame, reference: str) -> None:
     labels = sorted(table["label"].unique())
     if reference not in labels:
         raise StatsInputError(
-            f"reference label {reference!r} is not in the final-returns table "
-            f"(labels: {', '.join(labels)})"
+            f"reference label {reference!r} is not in the final-returns table (labels: {', '.join(labels)})"
         )
     without = sorted(set(table["env"]) - set(table.loc[table["label"] == reference, "env"]))
     if without:
-        raise StatsInputError(
-            f"reference label {reference!r} has no runs on env(s) {', '.join(without)}"
-        )
+        raise StatsInputError(f"reference label {reference!r} has no runs on env(s) {', '.join(without)}")
 
 
 def _validated_taus(taus: Sequence[float]) -> np.ndarray:
@@ -229,8 +238,7 @@ def _aggregate_runs(table: pd.DataFrame, notes: _Notes) -> dict[str, pd.DataFram
         counts = rows.groupby("env")["seed"].size().reindex(envs, fill_value=0)
         if (counts == 0).any():
             missing = ", ".join(counts.index[counts == 0])
-            notes.warn(f"label {label!r} has no runs on env(s) {missing}; "
-                       "it is left out of the 'all' scope")
+            notes.warn(f"label {label!r} has no runs on env(s) {missing}; it is left out of the 'all' scope")
             continue
         if counts.nunique() > 1:
             per_env = ", ".join(f"{env}: {n}" for env, n in counts.items())
@@ -265,9 +273,17 @@ def _intervals(table: pd.DataFrame, aggregate: dict, bootstrap: Bootstrap) -> pd
     def add(scope: str, normalization: str, label: str, scores: np.ndarray, metrics):
         estimates, cis = bootstrap.intervals(scores, metrics)
         rows.extend(
-            {"scope": scope, "normalization": normalization, "label": label,
-             "metric": metric, "estimate": estimates[i], "ci_low": cis[0, i],
-             "ci_high": cis[1, i], "reps": bootstrap.reps, "num_runs": scores.size}
+            {
+                "scope": scope,
+                "normalization": normalization,
+                "label": label,
+                "metric": metric,
+                "estimate": estimates[i],
+                "ci_low": cis[0, i],
+                "ci_high": cis[1, i],
+                "reps": bootstrap.reps,
+                "num_runs": scores.size,
+            }
             for i, metric in enumerate(metrics)
         )
 
@@ -280,15 +296,21 @@ def _intervals(table: pd.DataFrame, aggregate: dict, bootstrap: Bootstrap) -> pd
     return _frame(rows, INTERVAL_DTYPES)
 
 
-def _improvements(
-    table: pd.DataFrame, aggregate: dict, reference: str, bootstrap: Bootstrap
-) -> pd.DataFrame:
+def _improvements(table: pd.DataFrame, aggregate: dict, reference: str, bootstrap: Bootstrap) -> pd.DataFrame:
     rows = []
 
     def add(scope: str, label: str, scores: np.ndarray, reference_scores: np.ndarray):
         estimate, ci = bootstrap.probability_of_improvement(scores, reference_scores)
-        rows.append({"scope": scope, "label": label, "reference": reference,
-                     "estimate": estimate, "ci_low": ci[0], "ci_high": ci[1]})
+        rows.append(
+            {
+                "scope": scope,
+                "label": label,
+                "reference": reference,
+                "estimate": estimate,
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+            }
+        )
 
     # Ranks within an env do not change under the positive per-env normalisation, so raw
     # scores serve for every env, including those without a usable normalisation.
@@ -304,16 +326,20 @@ def _improvements(
     return _frame(rows, IMPROVEMENT_DTYPES)
 
 
-def _profiles(
-    table: pd.DataFrame, aggregate: dict, taus: np.ndarray, bootstrap: Bootstrap
-) -> pd.DataFrame:
+def _profiles(table: pd.DataFrame, aggregate: dict, taus: np.ndarray, bootstrap: Bootstrap) -> pd.DataFrame:
     rows = []
 
     def add(scope: str, label: str, scores: np.ndarray):
         fractions, cis = bootstrap.performance_profile(scores, taus)
         rows.extend(
-            {"scope": scope, "label": label, "tau": tau, "fraction": fractions[i],
-             "ci_low": cis[0, i], "ci_high": cis[1, i]}
+            {
+                "scope": scope,
+                "label": label,
+                "tau": tau,
+                "fraction": fractions[i],
+                "ci_low": cis[0, i],
+                "ci_high": cis[1, i],
+            }
             for i, tau in enumerate(taus)
         )
 
@@ -362,8 +388,9 @@ class Bootstrap:
         """IQM(scores) - IQM(reference_scores), and its (2,) CI."""
         from rliable import metrics
 
-        return self._pair_estimate(scores, reference_scores,
-                                   lambda x, y: metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y))
+        return self._pair_estimate(
+            scores, reference_scores, lambda x, y: metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y)
+        )
 
     def _pair_estimate(self, scores: np.ndarray, reference_scores: np.ndarray, func: Callable):
         """``func(scores, reference_scores)`` (a number) and its (2,) CI."""
@@ -372,7 +399,9 @@ class Bootstrap:
         with _seeded_global_rng(self.seed):
             # A pair of arrays selects rliable's independent bootstrap of the two samples.
             points, cis = library.get_interval_estimates(
-                {"x": (scores, reference_scores)}, lambda x, y: np.array([func(x, y)]), reps=self.reps,
+                {"x": (scores, reference_scores)},
+                lambda x, y: np.array([func(x, y)]),
+                reps=self.reps,
                 confidence_interval_size=CONFIDENCE,
             )
         return float(points["x"][0]), cis["x"][:, 0]

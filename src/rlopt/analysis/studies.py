@@ -34,16 +34,23 @@ just before the change (censored, NaN, if it does not within the segment).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import trim_mean
 
-from rlopt.analysis.collapse import (COLLAPSED, FAILED, LEARNED, CollapseThresholds, classify_curve,
-                                     clopper_pearson, trailing_mean)
+from rlopt.analysis.collapse import (
+    COLLAPSED,
+    FAILED,
+    LEARNED,
+    CollapseThresholds,
+    classify_curve,
+    clopper_pearson,
+    trailing_mean,
+)
 from rlopt.analysis.stats import Bootstrap
 from rlopt.runs import read_summary
 
@@ -89,12 +96,26 @@ def _read_run(run_dir: Path) -> StudyRun:
     num_updates = ppo["total_steps"] // batch_size
     returns = pd.read_parquet(run_dir / "returns.parquet")
     updates = pd.read_parquet(run_dir / "updates.parquet")
-    curves = np.stack([_per_update_curve(returns[returns["seed"] == seed], batch_size, num_updates, run_dir)
-                       for seed in summary["seeds"]])
+    curves = np.stack(
+        [
+            _per_update_curve(returns[returns["seed"] == seed], batch_size, num_updates, run_dir)
+            for seed in summary["seeds"]
+        ]
+    )
     schedule = summary["env_options"].get("schedule")
-    return StudyRun(run_dir, summary["label"], summary["env"], summary["hparams"], schedule,
-                    run_dir.parent.name if schedule else STATIONARY, num_updates, batch_size, curves,
-                    list(summary["seeds"]), updates)
+    return StudyRun(
+        run_dir,
+        summary["label"],
+        summary["env"],
+        summary["hparams"],
+        schedule,
+        run_dir.parent.name if schedule else STATIONARY,
+        num_updates,
+        batch_size,
+        curves,
+        list(summary["seeds"]),
+        updates,
+    )
 
 
 def _per_update_curve(returns: pd.DataFrame, batch_size: int, num_updates: int, run_dir: Path) -> np.ndarray:
@@ -110,7 +131,7 @@ def _binned(curve: np.ndarray, points: int) -> np.ndarray:
 
 
 def _final(curve: np.ndarray, fraction: float) -> float:
-    return float(curve[-max(1, math.ceil(fraction * curve.size)):].mean())
+    return float(curve[-max(1, math.ceil(fraction * curve.size)) :].mean())
 
 
 # ----------------------------------------------------------------------------- collapse
@@ -127,37 +148,61 @@ class CollapseTables:
     anchors: dict  # baseline, reference return, reference label
 
 
-def collapse_study(runs: list[StudyRun], reference: str, thresholds: CollapseThresholds, points: int,
-                   bootstrap: Bootstrap) -> CollapseTables:
+def collapse_study(
+    runs: list[StudyRun], reference: str, thresholds: CollapseThresholds, points: int, bootstrap: Bootstrap
+) -> CollapseTables:
     labels = list(dict.fromkeys(run.label for run in runs))
     if reference not in labels:
         raise StudyInputError(f"reference arm '{reference}' is not among the runs' labels {labels}")
     baseline = float(np.median(np.concatenate([run.curves[:, 0] for run in runs])))
-    reference_return = iqm([_final(c, thresholds.final_fraction) for run in runs if run.label == reference
-                            for c in run.curves])
+    reference_return = iqm(
+        [_final(c, thresholds.final_fraction) for run in runs if run.label == reference for c in run.curves]
+    )
     seed_rows, curve_rows = [], []
     for run in runs:
         for seed, curve in zip(run.seeds, run.curves):
             binned = _binned(curve, points)
             verdict = classify_curve(binned, baseline, reference_return, thresholds)
             per_bin = run.num_updates / binned.size
-            seed_rows.append({"label": run.label, "seed": seed, **verdict.__dict__,
-                              "peak_update": int(round((verdict.peak_index + 1) * per_bin)),
-                              "final_score": _score(verdict.final, baseline, reference_return),
-                              "peak_score": _score(verdict.peak, baseline, reference_return)})
+            seed_rows.append(
+                {
+                    "label": run.label,
+                    "seed": seed,
+                    **verdict.__dict__,
+                    "peak_update": int(round((verdict.peak_index + 1) * per_bin)),
+                    "final_score": _score(verdict.final, baseline, reference_return),
+                    "peak_score": _score(verdict.peak, baseline, reference_return),
+                }
+            )
             smoothed = trailing_mean(binned, thresholds.window)
             updates = np.round((np.arange(binned.size) + 1) * per_bin).astype(np.int64)
-            curve_rows.append(pd.DataFrame({
-                "label": run.label, "seed": seed, "point": np.arange(binned.size), "update": updates,
-                "global_step": updates * run.batch_size, "episodic_return": binned, "smoothed": smoothed,
-                "status": verdict.status}))
+            curve_rows.append(
+                pd.DataFrame(
+                    {
+                        "label": run.label,
+                        "seed": seed,
+                        "point": np.arange(binned.size),
+                        "update": updates,
+                        "global_step": updates * run.batch_size,
+                        "episodic_return": binned,
+                        "smoothed": smoothed,
+                        "status": verdict.status,
+                    }
+                )
+            )
     seeds = pd.DataFrame(seed_rows)
     curves = pd.concat(curve_rows, ignore_index=True)
     rates = _collapse_rates(seeds, labels, baseline, reference_return, runs, thresholds, points)
     intervals = _seed_intervals(seeds, labels, bootstrap)
-    return CollapseTables(seeds, rates, intervals, curves, _iqm_curves(curves, labels, bootstrap),
-                          _update_sizes(runs),
-                          {"baseline": baseline, "reference_return": reference_return, "reference": reference})
+    return CollapseTables(
+        seeds,
+        rates,
+        intervals,
+        curves,
+        _iqm_curves(curves, labels, bootstrap),
+        _update_sizes(runs),
+        {"baseline": baseline, "reference_return": reference_return, "reference": reference},
+    )
 
 
 def _score(value: float, baseline: float, reference_return: float) -> float:
@@ -170,14 +215,28 @@ def _collapse_rates(seeds, labels, baseline, reference_return, runs, thresholds,
     for drop in sorted({*DROP_THRESHOLDS, thresholds.drop}):
         at = CollapseThresholds(**{**thresholds.to_dict(), "drop": drop})
         for label in labels:
-            statuses = [classify_curve(_binned(c, points), baseline, reference_return, at).status
-                        for run in runs if run.label == label for c in run.curves]
+            statuses = [
+                classify_curve(_binned(c, points), baseline, reference_return, at).status
+                for run in runs
+                if run.label == label
+                for c in run.curves
+            ]
             collapsed = statuses.count(COLLAPSED)
             low, high = clopper_pearson(collapsed, len(statuses))
-            rows.append({"label": label, "drop_threshold": drop, "num_seeds": len(statuses),
-                         "learned": statuses.count(LEARNED), "failed": statuses.count(FAILED),
-                         "collapsed": collapsed, "rate": collapsed / len(statuses), "ci_low": low, "ci_high": high,
-                         "configured": drop == thresholds.drop})
+            rows.append(
+                {
+                    "label": label,
+                    "drop_threshold": drop,
+                    "num_seeds": len(statuses),
+                    "learned": statuses.count(LEARNED),
+                    "failed": statuses.count(FAILED),
+                    "collapsed": collapsed,
+                    "rate": collapsed / len(statuses),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "configured": drop == thresholds.drop,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -195,8 +254,16 @@ def _seed_intervals(seeds: pd.DataFrame, labels: list[str], bootstrap: Bootstrap
             else:
                 point, ci = bootstrap.intervals(values[:, None], ["iqm"])
                 estimate, low, high = float(point[0]), float(ci[0, 0]), float(ci[1, 0])
-            rows.append({"label": label, "metric": metric, "estimate": estimate, "ci_low": low, "ci_high": high,
-                         "num_seeds": int(values.size)})
+            rows.append(
+                {
+                    "label": label,
+                    "metric": metric,
+                    "estimate": estimate,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "num_seeds": int(values.size),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -208,9 +275,19 @@ def _iqm_curves(curves: pd.DataFrame, labels: list[str], bootstrap: Bootstrap) -
         matrix = rows.pivot(index="seed", columns="point", values="episodic_return").to_numpy()
         estimate, ci = bootstrap.estimate(matrix, lambda m: trim_mean(m, 0.25, axis=0))
         grid = rows.drop_duplicates("point").sort_values("point")
-        frames.append(pd.DataFrame({"label": label, "point": grid["point"].to_numpy(),
-                                    "update": grid["update"].to_numpy(), "global_step": grid["global_step"].to_numpy(),
-                                    "iqm": estimate, "ci_low": ci[0], "ci_high": ci[1]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "label": label,
+                    "point": grid["point"].to_numpy(),
+                    "update": grid["update"].to_numpy(),
+                    "global_step": grid["global_step"].to_numpy(),
+                    "iqm": estimate,
+                    "ci_low": ci[0],
+                    "ci_high": ci[1],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -231,10 +308,20 @@ def _update_sizes(runs: list[StudyRun]) -> pd.DataFrame:
             raise StudyInputError(f"{run.run_dir}: updates.parquet has no update sizes (written by an older rlopt?)")
         lrs = _learning_rates(run)
         ratio = (table["update_max_abs"] / lrs[table["update"].to_numpy()]) if lrs is not None else np.nan
-        frames.append(pd.DataFrame({
-            "label": run.label, "schedule": run.schedule_name, "seed": table["seed"], "update": table["update"],
-            "global_step": table["global_step"], "update_max_over_lr": ratio,
-            "update_mean_abs": table["update_mean_abs"], "param_change_l1": table["param_change_l1"]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "label": run.label,
+                    "schedule": run.schedule_name,
+                    "seed": table["seed"],
+                    "update": table["update"],
+                    "global_step": table["global_step"],
+                    "update_max_over_lr": ratio,
+                    "update_mean_abs": table["update_mean_abs"],
+                    "param_change_l1": table["param_change_l1"],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -250,31 +337,43 @@ class NonstationaryTables:
     update_sizes: pd.DataFrame
 
 
-def nonstationary_study(runs: list[StudyRun], window: int, final_fraction: float,
-                        bootstrap: Bootstrap) -> NonstationaryTables:
+def nonstationary_study(
+    runs: list[StudyRun], window: int, final_fraction: float, bootstrap: Bootstrap
+) -> NonstationaryTables:
     if not any(run.schedule for run in runs):
         raise StudyInputError("no run has a schedule (env_options.schedule); nothing is non-stationary")
     baseline = float(np.median(np.concatenate([run.curves[:, 0] for run in runs])))
     seed_rows, segment_rows, curve_frames = [], [], []
     for run in runs:
         length = run.schedule["segment_updates"] if run.schedule else run.num_updates
-        segment_of = np.minimum(np.arange(run.num_updates) // length,
-                                (run.schedule["num_segments"] - 1) if run.schedule else 0)
+        segment_of = np.minimum(
+            np.arange(run.num_updates) // length, (run.schedule["num_segments"] - 1) if run.schedule else 0
+        )
         for seed, curve in zip(run.seeds, run.curves):
             smoothed = trailing_mean(curve, window)
             key = {"schedule": run.schedule_name, "label": run.label, "seed": seed}
             seed_rows.append({**key, "stream_return": float(curve.mean())})
-            curve_frames.append(pd.DataFrame({**key, "update": np.arange(run.num_updates),
-                                              "global_step": (np.arange(run.num_updates) + 1) * run.batch_size,
-                                              "episodic_return": curve, "smoothed": smoothed,
-                                              "segment": segment_of}))
+            curve_frames.append(
+                pd.DataFrame(
+                    {
+                        **key,
+                        "update": np.arange(run.num_updates),
+                        "global_step": (np.arange(run.num_updates) + 1) * run.batch_size,
+                        "episodic_return": curve,
+                        "smoothed": smoothed,
+                        "segment": segment_of,
+                    }
+                )
+            )
             if run.schedule:
-                segment_rows.extend({**key, **row} for row in _segment_metrics(
-                    curve, smoothed, segment_of, baseline, final_fraction))
+                segment_rows.extend(
+                    {**key, **row} for row in _segment_metrics(curve, smoothed, segment_of, baseline, final_fraction)
+                )
     seeds, segments = pd.DataFrame(seed_rows), pd.DataFrame(segment_rows)
     intervals = _nonstationary_intervals(seeds, segments, bootstrap)
-    return NonstationaryTables(seeds, segments, intervals, pd.concat(curve_frames, ignore_index=True),
-                               _update_sizes(runs))
+    return NonstationaryTables(
+        seeds, segments, intervals, pd.concat(curve_frames, ignore_index=True), _update_sizes(runs)
+    )
 
 
 def _segment_metrics(curve, smoothed, segment_of, baseline, final_fraction) -> list[dict]:
@@ -282,9 +381,13 @@ def _segment_metrics(curve, smoothed, segment_of, baseline, final_fraction) -> l
     for segment in np.unique(segment_of):
         inside = np.flatnonzero(segment_of == segment)
         start, stop = inside[0], inside[-1] + 1
-        row = {"segment": int(segment), "start_update": int(start),
-               "end_return": _final(curve[start:stop], final_fraction),
-               "recovery_updates": np.nan, "recovered": None}
+        row = {
+            "segment": int(segment),
+            "start_update": int(start),
+            "end_return": _final(curve[start:stop], final_fraction),
+            "recovery_updates": np.nan,
+            "recovered": None,
+        }
         if start > 0:
             target = baseline + RECOVERY_LEVEL * (smoothed[start - 1] - baseline)
             reached = np.flatnonzero(smoothed[start:stop] >= target)
@@ -304,8 +407,15 @@ def _nonstationary_intervals(seeds, segments, bootstrap) -> pd.DataFrame:
             rows.append({**key, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "num_seeds": 0})
             return
         point, ci = bootstrap.intervals(values[:, None], ["iqm"])
-        rows.append({**key, "estimate": float(point[0]), "ci_low": float(ci[0, 0]), "ci_high": float(ci[1, 0]),
-                     "num_seeds": int(values.size)})
+        rows.append(
+            {
+                **key,
+                "estimate": float(point[0]),
+                "ci_low": float(ci[0, 0]),
+                "ci_high": float(ci[1, 0]),
+                "num_seeds": int(values.size),
+            }
+        )
 
     for (schedule, label), group in seeds.groupby(["schedule", "label"], sort=False):
         add(group["stream_return"], schedule=schedule, label=label, metric="stream_return", segment=-1)
@@ -313,6 +423,11 @@ def _nonstationary_intervals(seeds, segments, bootstrap) -> pd.DataFrame:
         for (schedule, label, segment), group in segments.groupby(["schedule", "label", "segment"], sort=False):
             add(group["end_return"], schedule=schedule, label=label, metric="end_return", segment=int(segment))
             if segment > 0:
-                add(group["recovery_updates"], schedule=schedule, label=label, metric="recovery_updates",
-                    segment=int(segment))
+                add(
+                    group["recovery_updates"],
+                    schedule=schedule,
+                    label=label,
+                    metric="recovery_updates",
+                    segment=int(segment),
+                )
     return pd.DataFrame(rows)

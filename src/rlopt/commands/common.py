@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rlopt.errors import UsageError
 
-
 # JAX counts in 32-bit integers (x64 is off): seeds, step and update counters must fit.
 INT32_MAX = 2**31 - 1
 
@@ -98,9 +97,12 @@ def enable_compilation_cache() -> None:
 
 
 def add_cpu_devices_argument(parser) -> None:
-    parser.add_argument("--cpu-devices", default="1",
-                        help="on a CPU: split it into this many XLA devices and shard the block over "
-                             "them (use up to the number of cores; ignored on a GPU)")
+    parser.add_argument(
+        "--cpu-devices",
+        default="1",
+        help="on a CPU: split it into this many XLA devices and shard the block over "
+        "them (use up to the number of cores; ignored on a GPU)",
+    )
 
 
 def configure_cpu_devices(args) -> int:

@@ -9,8 +9,8 @@ import sys
 import time
 from dataclasses import asdict
 
-from rlopt.errors import UsageError
 from rlopt.commands.common import parse_json_object
+from rlopt.errors import UsageError
 
 
 def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
@@ -38,10 +38,17 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
         except MetaGradConfigError as err:
             raise UsageError(f"--metagrad: {err}")
     seed = _seed(args.seed)
-    inputs = dict(envs=envs, learned=learned, opt_cfg=opt_cfg, settings=settings, agent_configs=agent_configs,
-                  env_options=_per_env(args.env_options, "--env-options", envs),
-                  normalizers=_normalizers(args.normalizers, envs), seed=seed,
-                  initial_mean=_initial_mean(args, learned, opt_cfg, seed))
+    inputs = dict(
+        envs=envs,
+        learned=learned,
+        opt_cfg=opt_cfg,
+        settings=settings,
+        agent_configs=agent_configs,
+        env_options=_per_env(args.env_options, "--env-options", envs),
+        normalizers=_normalizers(args.normalizers, envs),
+        seed=seed,
+        initial_mean=_initial_mean(args, learned, opt_cfg, seed),
+    )
     return inputs
 
 
@@ -74,17 +81,31 @@ def _tasks(inputs: dict) -> list:
             raise UsageError(f"--env-options: {err}")
         try:
             make_task = ppo_task if inputs["settings"].agent == "ppo" else a2c_task
-            tasks.append(make_task(env, inputs["agent_configs"][env_name], inputs["learned"], inputs["opt_cfg"],
-                                   inputs["settings"], env_options=options,
-                                   normalizer=inputs["normalizers"].get(env_name)))
+            tasks.append(
+                make_task(
+                    env,
+                    inputs["agent_configs"][env_name],
+                    inputs["learned"],
+                    inputs["opt_cfg"],
+                    inputs["settings"],
+                    env_options=options,
+                    normalizer=inputs["normalizers"].get(env_name),
+                )
+            )
         except A2CConfigError as err:
             raise UsageError(f"--agent-settings: {err}")
     return tasks
 
 
 def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int) -> int:
-    from rlopt.commands.metatrain import (BEST_FILE, FINAL_FILE, HISTORY_FILE, SUMMARY_FILE,
-                                          resolved_checkpoint_dir, write_outputs)
+    from rlopt.commands.metatrain import (
+        BEST_FILE,
+        FINAL_FILE,
+        HISTORY_FILE,
+        SUMMARY_FILE,
+        resolved_checkpoint_dir,
+        write_outputs,
+    )
     from rlopt.meta.metagrad import meta_train, run_config_hash
     from rlopt.provenance import provenance
 
@@ -96,15 +117,27 @@ def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int
     for name in (SUMMARY_FILE, BEST_FILE, FINAL_FILE, HISTORY_FILE):
         (args.out / name).unlink(missing_ok=True)
 
-    result = meta_train(tasks, settings, inputs["seed"], initial_phi=inputs["initial_mean"],
-                        checkpoint_dir=checkpoint_dir, log=None if args.quiet else sys.stderr)
+    result = meta_train(
+        tasks,
+        settings,
+        inputs["seed"],
+        initial_phi=inputs["initial_mean"],
+        checkpoint_dir=checkpoint_dir,
+        log=None if args.quiet else sys.stderr,
+    )
 
     config = {
-        "method": "metagrad", "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),
+        "method": "metagrad",
+        "envs": inputs["envs"],
+        "optimizer": args.optimizer,
+        "opt_config": asdict(opt_cfg),
         "metagrad": settings.to_dict(),
         settings.agent: {env: c.to_dict() for env, c in inputs["agent_configs"].items()},
-        "env_options": inputs["env_options"], "normalizers": inputs["normalizers"] or None,
-        "init": str(args.init) if args.init else None, "seed": inputs["seed"], "cpu_devices": cpu_devices,
+        "env_options": inputs["env_options"],
+        "normalizers": inputs["normalizers"] or None,
+        "init": str(args.init) if args.init else None,
+        "seed": inputs["seed"],
+        "cpu_devices": cpu_devices,
     }
     final_rows = result.history[result.history.generation == settings.iterations].set_index("env")
     summary = {
@@ -121,7 +154,9 @@ def run(args: argparse.Namespace, inputs: dict, started: float, cpu_devices: int
         "provenance": provenance(config),
     }
     write_outputs(args.out, result, summary)
-    print(f"metatrain --method metagrad {'+'.join(inputs['envs'])}: best iteration {result.best_generation} "
-          f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
-          f"{result.skipped_steps} skipped, {summary['wall_seconds']:.0f}s")
+    print(
+        f"metatrain --method metagrad {'+'.join(inputs['envs'])}: best iteration {result.best_generation} "
+        f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
+        f"{result.skipped_steps} skipped, {summary['wall_seconds']:.0f}s"
+    )
     return 0

@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rlopt.errors import UsageError
 from rlopt.commands.common import (
     INT32_MAX,
     add_cpu_devices_argument,
@@ -21,6 +20,7 @@ from rlopt.commands.common import (
     parse_json_object,
     prepare_output_dir,
 )
+from rlopt.errors import UsageError
 from rlopt.runs import SUMMARY_FILE
 
 BEST_FILE = "best.npy"
@@ -31,9 +31,15 @@ HISTORY_FILE = "history.parquet"
 def register(subparsers) -> None:
     histories = subparsers.add_parser(
         "metatrain-histories",
-        help="one table of the combined (env 'all') rows per generation of several runs' histories (ES or metagrad)")
-    histories.add_argument("--histories", nargs="+", required=True, type=Path,
-                           help="history.parquet files; a run is labelled by its folder name")
+        help="one table of the combined (env 'all') rows per generation of several runs' histories (ES or metagrad)",
+    )
+    histories.add_argument(
+        "--histories",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="history.parquet files; a run is labelled by its folder name",
+    )
     histories.add_argument("--out", required=True, type=Path, help="combined table (parquet)")
     histories.set_defaults(func=combine_histories)
     _register_metatrain(subparsers)
@@ -61,36 +67,59 @@ def _register_metatrain(subparsers) -> None:
         "metatrain",
         help="meta-train a learned optimizer (ES or meta-gradients); writes best.npy, final.npy, history, summary",
         description="Meta-train a learned optimizer's meta-parameters with OpenAI-ES (evosax Open_ES), "
-                    "fitness = final return of whole PPO lifetimes, or (--method metagrad) with "
-                    "meta-gradients through A2C updates.",
+        "fitness = final return of whole PPO lifetimes, or (--method metagrad) with "
+        "meta-gradients through A2C updates.",
     )
     parser.add_argument("--envs", nargs="+", required=True, help="training environment(s), e.g. breakout asterix")
-    parser.add_argument("--optimizer", required=True,
-                        help="learned optimizer (see rlopt.optimizers.learned_optimizer_names), e.g. open")
-    parser.add_argument("--opt-config", default="{}",
-                        help='its architecture hyperparameters as JSON or @file (no "weights"), e.g. OPEN\'s '
-                             '\'{"size": "small", "features": "full", "noise": true, "separated": false}\'')
-    parser.add_argument("--method", choices=("es", "metagrad"), default="es",
-                        help="es: OpenAI-ES on whole PPO lifetimes (default); metagrad: meta-gradients through "
-                             "A2C or PPO updates (the metagrad setting 'agent') with pipeline training "
-                             "(rlopt.meta.metagrad)")
+    parser.add_argument(
+        "--optimizer", required=True, help="learned optimizer (see rlopt.optimizers.learned_optimizer_names), e.g. open"
+    )
+    parser.add_argument(
+        "--opt-config",
+        default="{}",
+        help='its architecture hyperparameters as JSON or @file (no "weights"), e.g. OPEN\'s '
+        '\'{"size": "small", "features": "full", "noise": true, "separated": false}\'',
+    )
+    parser.add_argument(
+        "--method",
+        choices=("es", "metagrad"),
+        default="es",
+        help="es: OpenAI-ES on whole PPO lifetimes (default); metagrad: meta-gradients through "
+        "A2C or PPO updates (the metagrad setting 'agent') with pipeline training "
+        "(rlopt.meta.metagrad)",
+    )
     parser.add_argument("--es", default="{}", help="ES settings as JSON or @file (see rlopt.meta.settings.ESConfig)")
-    parser.add_argument("--metagrad", default="{}",
-                        help="meta-gradient settings as JSON or @file (see rlopt.meta.settings.MetaGradConfig)")
-    parser.add_argument("--ppo", "--agent-settings", dest="ppo", default="{}",
-                        help='per-env agent overrides (PPO for es, the metagrad agent for metagrad) as JSON or @file: '
-                             '{"breakout": {...}}')
+    parser.add_argument(
+        "--metagrad",
+        default="{}",
+        help="meta-gradient settings as JSON or @file (see rlopt.meta.settings.MetaGradConfig)",
+    )
+    parser.add_argument(
+        "--ppo",
+        "--agent-settings",
+        dest="ppo",
+        default="{}",
+        help="per-env agent overrides (PPO for es, the metagrad agent for metagrad) as JSON or @file: "
+        '{"breakout": {...}}',
+    )
     parser.add_argument("--env-options", default="{}", help='per-env constructor options: {"ant": {...}}')
-    parser.add_argument("--normalizers",
-                        help='per-env tuned-Adam returns as JSON or @file: {"breakout": 30.1, ...}; fitness is '
-                             "return / normaliser, averaged over envs (required for more than one env)")
-    parser.add_argument("--init", type=Path,
-                        help="initial mean (flat float32 .npy); default the optimizer's own initialisation "
-                             "(OPEN: all zeros)")
-    parser.add_argument("--checkpoint-dir", type=output_dir,
-                        help="where checkpoints go and a run resumes from; must lie outside --out (default: "
-                             "a folder under $XDG_CACHE_HOME or ~/.cache/rlopt/checkpoints named by a hash of "
-                             "the run's settings, so rerunning the same command resumes)")
+    parser.add_argument(
+        "--normalizers",
+        help='per-env tuned-Adam returns as JSON or @file: {"breakout": 30.1, ...}; fitness is '
+        "return / normaliser, averaged over envs (required for more than one env)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="initial mean (flat float32 .npy); default the optimizer's own initialisation (OPEN: all zeros)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=output_dir,
+        help="where checkpoints go and a run resumes from; must lie outside --out (default: "
+        "a folder under $XDG_CACHE_HOME or ~/.cache/rlopt/checkpoints named by a hash of "
+        "the run's settings, so rerunning the same command resumes)",
+    )
     parser.add_argument("--out", required=True, type=output_dir, help="output directory")
     parser.add_argument("--seed", default="0", help="ES seed (non-negative integer)")
     add_cpu_devices_argument(parser)
@@ -133,10 +162,11 @@ def _normalizers(text: str | None, envs: list[str]) -> dict:
         raise UsageError(f"--normalizers: no normaliser for env(s) {missing}")
     for env in envs:
         number = value[env]
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) \
-                or number <= 0:
-            raise UsageError(f"--normalizers: the normaliser of '{env}' must be a positive number "
-                             f"(a tuned-Adam return), got {number!r}")
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number <= 0:
+            raise UsageError(
+                f"--normalizers: the normaliser of '{env}' must be a positive number "
+                f"(a tuned-Adam return), got {number!r}"
+            )
     return {env: float(value[env]) for env in envs}
 
 
@@ -146,8 +176,9 @@ def _seed(text: str) -> int:
     except ValueError:
         raise UsageError(f"--seed: expected a non-negative integer, got {text!r}")
     if not 0 <= seed <= INT32_MAX:
-        raise UsageError(f"--seed: expected a non-negative integer at most {INT32_MAX} (JAX's 32-bit seeds), "
-                         f"got {text!r}")
+        raise UsageError(
+            f"--seed: expected a non-negative integer at most {INT32_MAX} (JAX's 32-bit seeds), got {text!r}"
+        )
     return seed
 
 
@@ -177,8 +208,10 @@ def _paths(out: Path, checkpoint_dir: Path) -> None:
     """Checkpoints outside the outputs, both folders writable."""
     resolved_out, resolved_ckpt = out.resolve(), checkpoint_dir.resolve()
     if resolved_ckpt == resolved_out or resolved_out in resolved_ckpt.parents:
-        raise UsageError(f"--checkpoint-dir: {checkpoint_dir} lies inside --out {out}; outputs of a failed job "
-                         "are deleted, so checkpoints must live elsewhere")
+        raise UsageError(
+            f"--checkpoint-dir: {checkpoint_dir} lies inside --out {out}; outputs of a failed job "
+            "are deleted, so checkpoints must live elsewhere"
+        )
     prepare_output_dir(out)
     prepare_output_dir(checkpoint_dir, "--checkpoint-dir")
 
@@ -238,8 +271,17 @@ def _validated_inputs(args) -> dict:
     normalizers = _normalizers(args.normalizers, envs)
     seed = _seed(args.seed)
     initial_mean = _initial_mean(args, learned, opt_cfg, seed)
-    return dict(envs=envs, learned=learned, opt_cfg=opt_cfg, es=es, ppo=ppo, env_options=env_options,
-                normalizers=normalizers, initial_mean=initial_mean, seed=seed)
+    return dict(
+        envs=envs,
+        learned=learned,
+        opt_cfg=opt_cfg,
+        es=es,
+        ppo=ppo,
+        env_options=env_options,
+        normalizers=normalizers,
+        initial_mean=initial_mean,
+        seed=seed,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -258,10 +300,19 @@ def run(args: argparse.Namespace) -> int:
     num_dims = learned.num_meta_params(opt_cfg)
     initial_mean = inputs["initial_mean"]
     try:  # builds the environments (no compile yet), which check their options
-        tasks = [ppo_task(env, inputs["ppo"][env], learned, opt_cfg, env_options=inputs["env_options"].get(env),
-                          normalizer=inputs["normalizers"].get(env), member_block=es.member_block,
-                          estimator=es.return_estimator)
-                 for env in inputs["envs"]]
+        tasks = [
+            ppo_task(
+                env,
+                inputs["ppo"][env],
+                learned,
+                opt_cfg,
+                env_options=inputs["env_options"].get(env),
+                normalizer=inputs["normalizers"].get(env),
+                member_block=es.member_block,
+                estimator=es.return_estimator,
+            )
+            for env in inputs["envs"]
+        ]
     except ValueError as err:
         raise UsageError(f"--env-options: {err}")
     try:
@@ -274,14 +325,27 @@ def run(args: argparse.Namespace) -> int:
     for name in (SUMMARY_FILE, BEST_FILE, FINAL_FILE, HISTORY_FILE):
         (args.out / name).unlink(missing_ok=True)
 
-    result = meta_train(tasks, es, inputs["seed"], num_dims=num_dims, initial_mean=initial_mean,
-                        checkpoint_dir=checkpoint_dir, log=None if args.quiet else sys.stderr)
+    result = meta_train(
+        tasks,
+        es,
+        inputs["seed"],
+        num_dims=num_dims,
+        initial_mean=initial_mean,
+        checkpoint_dir=checkpoint_dir,
+        log=None if args.quiet else sys.stderr,
+    )
 
     config = {
-        "envs": inputs["envs"], "optimizer": args.optimizer, "opt_config": asdict(opt_cfg),
-        "es": es.to_dict(), "ppo": {env: c.to_dict() for env, c in inputs["ppo"].items()},
-        "env_options": inputs["env_options"], "normalizers": inputs["normalizers"] or None,
-        "init": str(args.init) if args.init else None, "seed": inputs["seed"], "cpu_devices": cpu_devices,
+        "envs": inputs["envs"],
+        "optimizer": args.optimizer,
+        "opt_config": asdict(opt_cfg),
+        "es": es.to_dict(),
+        "ppo": {env: c.to_dict() for env, c in inputs["ppo"].items()},
+        "env_options": inputs["env_options"],
+        "normalizers": inputs["normalizers"] or None,
+        "init": str(args.init) if args.init else None,
+        "seed": inputs["seed"],
+        "cpu_devices": cpu_devices,
     }
     final_rows = result.history[result.history.generation == es.generations].set_index("env")
     summary = {
@@ -296,7 +360,9 @@ def run(args: argparse.Namespace) -> int:
         "provenance": provenance(config),
     }
     write_outputs(args.out, result, summary)
-    print(f"metatrain {'+'.join(inputs['envs'])}: best generation {result.best_generation} "
-          f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
-          f"{summary['wall_seconds']:.0f}s")
+    print(
+        f"metatrain {'+'.join(inputs['envs'])}: best generation {result.best_generation} "
+        f"(validation {result.best_score:.4g}), final validation {summary['final_validation']:.4g}, "
+        f"{summary['wall_seconds']:.0f}s"
+    )
     return 0

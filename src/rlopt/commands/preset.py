@@ -15,10 +15,15 @@ from rlopt.errors import UsageError
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "check-preset", help="check a pipeline preset: YAML syntax (with file and line), schema, consistency")
+        "check-preset", help="check a pipeline preset: YAML syntax (with file and line), schema, consistency"
+    )
     parser.add_argument("preset", type=Path, help="the preset, e.g. config/smoke.yaml")
-    parser.add_argument("--root", type=Path, default=Path("."),
-                        help="the repository its paths are relative to (default: the current folder)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="the repository its paths are relative to (default: the current folder)",
+    )
     parser.set_defaults(func=run)
 
 

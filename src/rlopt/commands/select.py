@@ -37,15 +37,17 @@ def load_summaries(run_dirs: list[Path]) -> list[dict]:
     from rlopt.runs import InvalidRunError, read_summary
 
     try:
-        summaries = [read_summary(run_dir, ("env", "optimizer", "hparams", "final_returns", "diverged"))
-                     for run_dir in run_dirs]
+        summaries = [
+            read_summary(run_dir, ("env", "optimizer", "hparams", "final_returns", "diverged")) for run_dir in run_dirs
+        ]
     except InvalidRunError as err:
         raise UsageError(f"--runs: {err}") from err
     optimizers = {s["optimizer"] for s in summaries}
     envs = {s["env"] for s in summaries}
     if len(optimizers) > 1 or len(envs) > 1:
-        raise UsageError(f"--runs: a sweep must have one optimizer and one env, got {sorted(optimizers)} "
-                         f"on {sorted(envs)}")
+        raise UsageError(
+            f"--runs: a sweep must have one optimizer and one env, got {sorted(optimizers)} on {sorted(envs)}"
+        )
     return summaries
 
 
@@ -55,17 +57,28 @@ def run(args: argparse.Namespace) -> int:
     from rlopt.io import write_json_atomic, write_parquet_atomic
 
     summaries = load_summaries(args.runs)
-    rows = [{"run": str(d), "env": s["env"], "optimizer": s["optimizer"], "hparams": json.dumps(s["hparams"],
-             sort_keys=True), "mean_final_return": score(s), "final_returns": json.dumps(s["final_returns"]),
-             "any_diverged": any(s["diverged"])} for d, s in zip(args.runs, summaries)]
+    rows = [
+        {
+            "run": str(d),
+            "env": s["env"],
+            "optimizer": s["optimizer"],
+            "hparams": json.dumps(s["hparams"], sort_keys=True),
+            "mean_final_return": score(s),
+            "final_returns": json.dumps(s["final_returns"]),
+            "any_diverged": any(s["diverged"]),
+        }
+        for d, s in zip(args.runs, summaries)
+    ]
     table = pd.DataFrame(rows).sort_values(["mean_final_return", "hparams"], ascending=[False, True])
     best = table.iloc[0]
     if not math.isfinite(best.mean_final_return):
         raise UsageError(f"every configuration of the {best.optimizer} sweep on {best.env} diverged")
     write_parquet_atomic(table.reset_index(drop=True), args.table)
     write_json_atomic(json.loads(best.hparams), args.out)
-    print(f"{best.env}/{best.optimizer}: best of {len(table)} = {best.hparams} "
-          f"(mean final return {best.mean_final_return:.2f})")
+    print(
+        f"{best.env}/{best.optimizer}: best of {len(table)} = {best.hparams} "
+        f"(mean final return {best.mean_final_return:.2f})"
+    )
     return 0
 
 

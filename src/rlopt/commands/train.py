@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 
-from rlopt.errors import UsageError
 from rlopt.commands.common import (
     INT32_MAX,
     add_cpu_devices_argument,
@@ -18,7 +17,7 @@ from rlopt.commands.common import (
     parse_seeds,
     prepare_output_dir,
 )
-
+from rlopt.errors import UsageError
 from rlopt.runs import RETURNS_FILE, SUMMARY_FILE, UPDATES_FILE
 
 
@@ -28,16 +27,24 @@ def register(subparsers) -> None:
         help="train a block of seeds (vmapped) and write returns.parquet, updates.parquet, summary.json",
         description="Train PPO or A2C with one optimizer on one environment for a block of seeds.",
     )
-    parser.add_argument("--agent", choices=("ppo", "a2c"), default="ppo",
-                        help="the RL algorithm (default ppo; a2c: the Optim4RL paper's A2C)")
+    parser.add_argument(
+        "--agent",
+        choices=("ppo", "a2c"),
+        default="ppo",
+        help="the RL algorithm (default ppo; a2c: the Optim4RL paper's A2C)",
+    )
     parser.add_argument("--env", required=True, help="environment name (e.g. breakout, ant)")
     parser.add_argument("--optimizer", required=True, help="optimizer name (adam, rmsprop, lion, sgd, open, ...)")
     parser.add_argument("--hparams", default="{}", help="optimizer hyperparameters as JSON, or @file.json")
     parser.add_argument("--seeds", required=True, help="'START:STOP' (half-open) or comma-separated seeds")
     parser.add_argument("--total-steps", help="environment steps per seed (default: the env's agent setting)")
-    parser.add_argument("--agent-settings", "--ppo", dest="agent_settings", default="{}",
-                        help="the agent's (PPO or A2C) setting overrides as JSON, or @file.json; "
-                             "--ppo is the older name")
+    parser.add_argument(
+        "--agent-settings",
+        "--ppo",
+        dest="agent_settings",
+        default="{}",
+        help="the agent's (PPO or A2C) setting overrides as JSON, or @file.json; --ppo is the older name",
+    )
     parser.add_argument("--env-options", default="{}", help="environment constructor options as JSON")
     parser.add_argument("--label", help="name in tables and figures (default: the optimizer name)")
     parser.add_argument("--out", required=True, type=output_dir, help="output directory")
@@ -84,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
     inputs = _validated_inputs(args)
     ppo = inputs["ppo"]
     if ppo.num_updates * ppo.batch_size != ppo.total_steps:
-        print(f"note: total_steps {ppo.total_steps} is not a multiple of num_envs*num_steps = {ppo.batch_size}; "
-              f"training {ppo.num_updates} whole updates = {ppo.num_updates * ppo.batch_size} steps per seed",
-              file=sys.stderr)
+        print(
+            f"note: total_steps {ppo.total_steps} is not a multiple of num_envs*num_steps = {ppo.batch_size}; "
+            f"training {ppo.num_updates} whole updates = {ppo.num_updates * ppo.batch_size} steps per seed",
+            file=sys.stderr,
+        )
     # A stale summary from an earlier run must not sit next to a new, partial result.
     for name in (SUMMARY_FILE, RETURNS_FILE, UPDATES_FILE):
         (args.out / name).unlink(missing_ok=True)
@@ -96,12 +105,26 @@ def run(args: argparse.Namespace) -> int:
     from rlopt.provenance import provenance
     from rlopt.training import run_block
 
-    result = run_block(args.env, args.optimizer, inputs["hparams"], inputs["seeds"],
-                       inputs["ppo_overrides"], inputs["env_options"], progress=not args.quiet,
-                       agent=args.agent)
-    config = {"env": args.env, "optimizer": args.optimizer, "hparams": inputs["hparams"], "agent": args.agent,
-              args.agent: inputs["ppo"].to_dict(), "env_options": inputs["env_options"], "seeds": inputs["seeds"],
-              "cpu_devices": cpu_devices}
+    result = run_block(
+        args.env,
+        args.optimizer,
+        inputs["hparams"],
+        inputs["seeds"],
+        inputs["ppo_overrides"],
+        inputs["env_options"],
+        progress=not args.quiet,
+        agent=args.agent,
+    )
+    config = {
+        "env": args.env,
+        "optimizer": args.optimizer,
+        "hparams": inputs["hparams"],
+        "agent": args.agent,
+        args.agent: inputs["ppo"].to_dict(),
+        "env_options": inputs["env_options"],
+        "seeds": inputs["seeds"],
+        "cpu_devices": cpu_devices,
+    }
     summary = {
         **config,
         "label": args.label or args.optimizer,
@@ -119,11 +142,15 @@ def run(args: argparse.Namespace) -> int:
     write_parquet_atomic(result.updates_table(), args.out / UPDATES_FILE)
     write_json_atomic(summary, args.out / SUMMARY_FILE)  # written last: marks completion
     finals = ", ".join(f"{x:.2f}" for x in result.final_returns)
-    print(f"{args.env}/{args.optimizer}: final returns [{finals}], "
-          f"{result.steps_per_second:,.0f} steps/s, {summary['wall_seconds']:.0f}s")
+    print(
+        f"{args.env}/{args.optimizer}: final returns [{finals}], "
+        f"{result.steps_per_second:,.0f} steps/s, {summary['wall_seconds']:.0f}s"
+    )
     diverged = [seed for seed, flag in zip(inputs["seeds"], summary["diverged"]) if flag]
     if diverged:
-        print(f"warning: seed(s) {diverged} diverged (a non-finite loss or update; their parameters stayed at "
-              f"the last finite step), so their final returns are not meaningful; summary.json flags them",
-              file=sys.stderr)
+        print(
+            f"warning: seed(s) {diverged} diverged (a non-finite loss or update; their parameters stayed at "
+            f"the last finite step), so their final returns are not meaningful; summary.json flags them",
+            file=sys.stderr,
+        )
     return 0

@@ -21,8 +21,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("weights", help="fetch and verify the OPEN authors' pretrained optimizers")
     parser.add_argument("--names", nargs="+", required=True, help="e.g. breakout multi (files NAME_OPEN.npy)")
     parser.add_argument("--dest", required=True, type=Path, help="folder to put the verified files in")
-    parser.add_argument("--from", dest="source", type=Path,
-                        help=f"local folder with the files (default: ${LOCAL_DIR_VARIABLE}, else download)")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help=f"local folder with the files (default: ${LOCAL_DIR_VARIABLE}, else download)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
                 paths = download_pretrained(args.dest, names)
             except DownloadError as err:
                 files = ", ".join(map(file_name, names))
-                raise UsageError(f"{err}; without internet access, copy the files ({files}) into a folder and "
-                                 f"set {LOCAL_DIR_VARIABLE}=FOLDER (or pass --from FOLDER)")
+                raise UsageError(
+                    f"{err}; without internet access, copy the files ({files}) into a folder and "
+                    f"set {LOCAL_DIR_VARIABLE}=FOLDER (or pass --from FOLDER)"
+                )
         else:
             verify_pretrained_dir(source, names)
             args.dest.mkdir(parents=True, exist_ok=True)
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     except PretrainedWeightsError as err:
         raise UsageError(str(err))
     origin = f"copied from {source}" if source else "downloaded"
-    print(f"{len(paths)} pretrained OPEN optimizer(s) {origin}, SHA-256 verified, in {args.dest} "
-          f"(Goldie et al., Apache-2.0)")
+    print(
+        f"{len(paths)} pretrained OPEN optimizer(s) {origin}, SHA-256 verified, in {args.dest} "
+        f"(Goldie et al., Apache-2.0)"
+    )
     return 0

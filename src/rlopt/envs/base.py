@@ -32,10 +32,10 @@ class EnvSpec:
 class Transition(NamedTuple):
     """What one vectorised step returns (leading axis = num_envs)."""
 
-    obs: "jax.Array"  # next observation (after auto-reset where done), float32 (E, obs_dim)
-    reward: "jax.Array"  # reward given to the learner (possibly normalised), (E,)
-    done: "jax.Array"  # episode ended at this step (terminated or truncated), bool (E,)
-    completed_return: "jax.Array"  # raw return of the episode that ended here, 0 elsewhere, (E,)
+    obs: jax.Array  # next observation (after auto-reset where done), float32 (E, obs_dim)
+    reward: jax.Array  # reward given to the learner (possibly normalised), (E,)
+    done: jax.Array  # episode ended at this step (terminated or truncated), bool (E,)
+    completed_return: jax.Array  # raw return of the episode that ended here, 0 elsewhere, (E,)
 
 
 class VecEnv(Protocol):
@@ -47,9 +47,7 @@ class VecEnv(Protocol):
     def reset(self, key: jax.Array, num_envs: int, params: Any) -> tuple[Any, jax.Array]:
         """Returns (state, obs) for ``num_envs`` fresh episodes."""
 
-    def step(
-        self, key: jax.Array, state: Any, action: jax.Array, params: Any
-    ) -> tuple[Any, Transition]:
+    def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple[Any, Transition]:
         """Steps every copy once; auto-resets finished episodes."""
 
     # Optional: ``params_at(update_index, params) -> params``.  An env whose dynamics follow

@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -68,9 +69,7 @@ class RunningMoments:
         total_count = self.count + batch_count
         delta = batch_mean - self.mean
         sum_sq = (
-            self.var * self.count
-            + batch_var * batch_count
-            + jnp.square(delta) * self.count * batch_count / total_count
+            self.var * self.count + batch_var * batch_count + jnp.square(delta) * self.count * batch_count / total_count
         )
         return RunningMoments(
             mean=self.mean + delta * batch_count / total_count,
@@ -145,9 +144,7 @@ class BraxVecEnv:
         # on that, so states from reset and from step would compile step twice.
         return jax.device_put(self._env.sys, jax.devices()[0])
 
-    def reset(
-        self, key: jax.Array, num_envs: int, params: System
-    ) -> tuple[BraxEnvState, jax.Array]:
+    def reset(self, key: jax.Array, num_envs: int, params: System) -> tuple[BraxEnvState, jax.Array]:
         with self._physics(params):
             pipeline_state, raw_obs = self._fresh_episodes(jax.random.split(key, num_envs))
         initial_moments = RunningMoments.initial((self.spec.obs_dim,))
@@ -172,9 +169,7 @@ class BraxVecEnv:
         num_envs = state.episode_steps.shape[0]
         action = jnp.clip(action, -1.0, 1.0)
         with self._physics(params):
-            pipeline_state, raw_obs, raw_reward, terminated = jax.vmap(self._advance)(
-                state.pipeline_state, action
-            )
+            pipeline_state, raw_obs, raw_reward, terminated = jax.vmap(self._advance)(state.pipeline_state, action)
             restart_pipeline_state, restart_obs = self._restarts(key, state, num_envs)
 
         episode_steps = state.episode_steps + 1
@@ -239,9 +234,7 @@ class BraxVecEnv:
         terminated = brax_state.done > 0.5
         return brax_state.pipeline_state, brax_state.obs, brax_state.reward, terminated
 
-    def _normalise_obs(
-        self, moments: RunningMoments, raw_obs: jax.Array
-    ) -> tuple[RunningMoments, jax.Array]:
+    def _normalise_obs(self, moments: RunningMoments, raw_obs: jax.Array) -> tuple[RunningMoments, jax.Array]:
         if not self.normalize_obs:
             return moments, raw_obs
         moments = moments.update(raw_obs)  # the new batch counts before normalising

@@ -47,8 +47,14 @@ class CatchVecEnv:
     """Batched Catch with auto-reset."""
 
     def __init__(self, name: str = "catch"):
-        self.spec = EnvSpec(name=name, obs_dim=ROWS * COLUMNS, action_dim=NUM_ACTIONS, continuous=False,
-                            max_episode_steps=ROWS - 1, obs_shape=(1, ROWS, COLUMNS))
+        self.spec = EnvSpec(
+            name=name,
+            obs_dim=ROWS * COLUMNS,
+            action_dim=NUM_ACTIONS,
+            continuous=False,
+            max_episode_steps=ROWS - 1,
+            obs_shape=(1, ROWS, COLUMNS),
+        )
 
     def default_params(self) -> None:
         return None
@@ -61,23 +67,30 @@ class CatchVecEnv:
 
     def _fresh(self, key: jax.Array, num_envs: int) -> CatchState:
         zeros = jnp.zeros(num_envs, jnp.int32)
-        return CatchState(zeros, jax.random.randint(key, (num_envs,), 0, COLUMNS, dtype=jnp.int32),
-                          jnp.full(num_envs, PADDLE_START, jnp.int32), jnp.zeros(num_envs, jnp.float32))
+        return CatchState(
+            zeros,
+            jax.random.randint(key, (num_envs,), 0, COLUMNS, dtype=jnp.int32),
+            jnp.full(num_envs, PADDLE_START, jnp.int32),
+            jnp.zeros(num_envs, jnp.float32),
+        )
 
     def reset(self, key: jax.Array, num_envs: int, params: None = None) -> tuple[CatchState, jax.Array]:
         state = self._fresh(key, num_envs)
         return state, self.observe(state)
 
-    def step(self, key: jax.Array, state: CatchState, action: jax.Array,
-             params: None = None) -> tuple[CatchState, Transition]:
+    def step(
+        self, key: jax.Array, state: CatchState, action: jax.Array, params: None = None
+    ) -> tuple[CatchState, Transition]:
         paddle = jnp.clip(state.paddle_column + action - 1, 0, COLUMNS - 1).astype(jnp.int32)
         ball_row = state.ball_row + 1
         done = ball_row == ROWS - 1
         reward = jnp.where(done, jnp.where(state.ball_column == paddle, 1.0, -1.0), 0.0).astype(jnp.float32)
         episode_return = state.episode_return + reward
         fresh = self._fresh(key, action.shape[0])
-        state = CatchState(jnp.where(done, fresh.ball_row, ball_row),
-                           jnp.where(done, fresh.ball_column, state.ball_column),
-                           jnp.where(done, fresh.paddle_column, paddle),
-                           jnp.where(done, 0.0, episode_return))
+        state = CatchState(
+            jnp.where(done, fresh.ball_row, ball_row),
+            jnp.where(done, fresh.ball_column, state.ball_column),
+            jnp.where(done, fresh.paddle_column, paddle),
+            jnp.where(done, 0.0, episode_return),
+        )
         return state, Transition(self.observe(state), reward, done, jnp.where(done, episode_return, 0.0))

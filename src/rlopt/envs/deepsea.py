@@ -99,15 +99,23 @@ class DeepSeaVecEnv:
     mapping of a sampled task: "fresh", the default, or gymnax's "default" for its size).
     """
 
-    def __init__(self, name: str = "deepsea", *, size: int | None = None, max_size: int | None = None,
-                 train_sizes: tuple[int, int] | list[int] = DEFAULT_TRAIN_SIZES, train_mapping: str = "fresh"):
+    def __init__(
+        self,
+        name: str = "deepsea",
+        *,
+        size: int | None = None,
+        max_size: int | None = None,
+        train_sizes: tuple[int, int] | list[int] = DEFAULT_TRAIN_SIZES,
+        train_mapping: str = "fresh",
+    ):
         if size is None:  # a training-only env names just its grid and its distribution
             size = DEFAULT_SIZE if max_size is None else min(DEFAULT_SIZE, _positive_int("max_size", max_size))
         self.size = _positive_int("size", size)
         self.train_sizes = _train_sizes(train_sizes)
         if train_mapping not in TRAIN_MAPPINGS:
-            raise ValueError(f"deepsea option 'train_mapping' must be one of {list(TRAIN_MAPPINGS)}, "
-                             f"got {train_mapping!r}")
+            raise ValueError(
+                f"deepsea option 'train_mapping' must be one of {list(TRAIN_MAPPINGS)}, got {train_mapping!r}"
+            )
         self.train_mapping = train_mapping
         if max_size is None:
             self.max_size = max(self.size, self.train_sizes[1])
@@ -115,16 +123,22 @@ class DeepSeaVecEnv:
             self.max_size = _positive_int("max_size", max_size)
         if self.max_size < self.size:
             raise ValueError(f"deepsea option 'max_size' = {self.max_size} is smaller than size = {self.size}")
-        self.spec = EnvSpec(name=name, obs_dim=self.max_size ** 2, action_dim=NUM_ACTIONS, continuous=False,
-                            max_episode_steps=self.max_size)  # an upper bound: episodes last `size` steps
+        self.spec = EnvSpec(
+            name=name,
+            obs_dim=self.max_size**2,
+            action_dim=NUM_ACTIONS,
+            continuous=False,
+            max_episode_steps=self.max_size,
+        )  # an upper bound: episodes last `size` steps
 
     def params_for_size(self, size: int) -> DeepSeaParams:
         """The fixed task of one size (gymnax's default mapping for it)."""
         size = _positive_int("size", size)
         if size > self.max_size:
             raise ValueError(f"deepsea size {size} exceeds max_size = {self.max_size}")
-        return DeepSeaParams(jnp.int32(size), default_action_mapping(size, self.max_size),
-                             jnp.float32(UNSCALED_MOVE_COST))
+        return DeepSeaParams(
+            jnp.int32(size), default_action_mapping(size, self.max_size), jnp.float32(UNSCALED_MOVE_COST)
+        )
 
     def default_params(self) -> DeepSeaParams:
         return self.params_for_size(self.size)
@@ -138,8 +152,9 @@ class DeepSeaVecEnv:
         """
         low, high = self.train_sizes
         if high > self.max_size:
-            raise ValueError(f"deepsea option 'train_sizes' = {list(self.train_sizes)} does not fit in "
-                             f"max_size = {self.max_size}")
+            raise ValueError(
+                f"deepsea option 'train_sizes' = {list(self.train_sizes)} does not fit in max_size = {self.max_size}"
+            )
         size_key, mapping_key = jax.random.split(key)
         size = jax.random.randint(size_key, (), low, high + 1, dtype=jnp.int32)
         if self.train_mapping == "fresh":
@@ -151,26 +166,29 @@ class DeepSeaVecEnv:
         return DeepSeaParams(size, mapping, jnp.float32(UNSCALED_MOVE_COST))
 
     def _obs(self, row: jax.Array, column: jax.Array) -> jax.Array:
-        return jax.nn.one_hot(row * self.max_size + column, self.max_size ** 2, dtype=jnp.float32)
+        return jax.nn.one_hot(row * self.max_size + column, self.max_size**2, dtype=jnp.float32)
 
     def reset(self, key: jax.Array, num_envs: int, params: DeepSeaParams) -> tuple[DeepSeaState, jax.Array]:
         """Every episode starts in the top-left cell (DeepSea's reset is deterministic)."""
         zeros = jnp.zeros(num_envs, jnp.int32)
         return DeepSeaState(zeros, zeros, jnp.zeros(num_envs, jnp.float32)), self._obs(zeros, zeros)
 
-    def step(self, key: jax.Array, state: DeepSeaState, action: jax.Array,
-             params: DeepSeaParams) -> tuple[DeepSeaState, Transition]:
+    def step(
+        self, key: jax.Array, state: DeepSeaState, action: jax.Array, params: DeepSeaParams
+    ) -> tuple[DeepSeaState, Transition]:
         """One deterministic step of every copy (``key`` is unused); auto-resets at row ``size``."""
         size = params.size
         right = action == params.action_mapping[state.row, state.column]
         # Same order of float operations as gymnax, so rewards agree bit for bit.
-        reward = ((right & (state.column == size - 1)).astype(jnp.float32)
-                  - right * params.unscaled_move_cost / size.astype(jnp.float32))
+        reward = (right & (state.column == size - 1)).astype(
+            jnp.float32
+        ) - right * params.unscaled_move_cost / size.astype(jnp.float32)
         column = jnp.where(right, jnp.minimum(state.column + 1, size - 1), jnp.maximum(state.column - 1, 0))
         row = state.row + 1
         done = row >= size
         episode_return = state.episode_return + reward
         row, column = jnp.where(done, 0, row), jnp.where(done, 0, column)
-        transition = Transition(obs=self._obs(row, column), reward=reward, done=done,
-                                completed_return=jnp.where(done, episode_return, 0.0))
+        transition = Transition(
+            obs=self._obs(row, column), reward=reward, done=done, completed_return=jnp.where(done, episode_return, 0.0)
+        )
         return DeepSeaState(row, column, jnp.where(done, 0.0, episode_return)), transition

@@ -102,8 +102,9 @@ multi-task meta-training scales each grid's rewards) times the raw reward;
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -178,27 +179,34 @@ class GridTask:
         if not self.layout or any(len(row) != self.width for row in self.layout) or self.width == 0:
             raise ValueError(f"gridworld task '{name}': the layout must be non-empty rows of equal length")
         if any(char not in WALL + EMPTY for row in self.layout for char in row):
-            raise ValueError(f"gridworld task '{name}': layout characters must be '{WALL}' (wall) or "
-                             f"'{EMPTY}' (empty)")
+            raise ValueError(f"gridworld task '{name}': layout characters must be '{WALL}' (wall) or '{EMPTY}' (empty)")
         if not self.objects or any(len(row) != 3 for row in self.objects):
-            raise ValueError(f"gridworld task '{name}': objects must be one or more rows "
-                             "[reward, terminate_prob, respawn_prob]")
+            raise ValueError(
+                f"gridworld task '{name}': objects must be one or more rows [reward, terminate_prob, respawn_prob]"
+            )
         for reward, *probabilities in self.objects:
             if not math.isfinite(reward) or not all(0.0 <= p <= 1.0 for p in probabilities):
-                raise ValueError(f"gridworld task '{name}': object {[reward, *probabilities]} needs a finite "
-                                 "reward and probabilities in [0, 1]")
+                raise ValueError(
+                    f"gridworld task '{name}': object {[reward, *probabilities]} needs a finite "
+                    "reward and probabilities in [0, 1]"
+                )
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"gridworld task '{name}': max_steps must be a positive integer, got {self.max_steps!r}")
         if not self.moves or any(len(move) != 2 for move in self.moves):
             raise ValueError(f"gridworld task '{name}': moves must be one or more (row, col) deltas")
         empty = int((~wall_mask(self.layout)).sum())
         if empty < 1 + self.num_objects:
-            raise ValueError(f"gridworld task '{name}': {empty} empty cells cannot hold the agent and "
-                             f"{self.num_objects} objects")
+            raise ValueError(
+                f"gridworld task '{name}': {empty} empty cells cannot hold the agent and {self.num_objects} objects"
+            )
 
     def draw(self) -> TaskDraw:
-        return TaskDraw(jnp.asarray(wall_mask(self.layout)), jnp.asarray(self.objects, jnp.float32),
-                        jnp.ones(self.num_objects, bool), jnp.int32(self.max_steps))
+        return TaskDraw(
+            jnp.asarray(wall_mask(self.layout)),
+            jnp.asarray(self.objects, jnp.float32),
+            jnp.ones(self.num_objects, bool),
+            jnp.int32(self.max_steps),
+        )
 
 
 @dataclass(frozen=True)
@@ -257,12 +265,13 @@ def _open_room(size: int) -> tuple[str, ...]:
 
 
 GROOVE_TASKS = {
-    "rand_dense": GridTask(_open_room(11), ((1.0, 0.0, 0.05), (1.0, 0.0, 0.05), (-1.0, 0.5, 0.1),
-                                            (-1.0, 0.0, 0.5)), 500, GROOVE_MOVES),
-    "rand_sparse": GridTask(_open_room(7), ((1.0, 1.0, 1.0), (-1.0, 1.0, 1.0), (-1.0, 1.0, 1.0)), 50,
-                            GROOVE_MOVES),
-    "rand_long": GridTask(_open_room(11), ((1.0, 0.0, 0.01), (1.0, 0.0, 0.01), (-1.0, 0.5, 1.0),
-                                           (-1.0, 0.5, 1.0)), 1000, GROOVE_MOVES),
+    "rand_dense": GridTask(
+        _open_room(11), ((1.0, 0.0, 0.05), (1.0, 0.0, 0.05), (-1.0, 0.5, 0.1), (-1.0, 0.0, 0.5)), 500, GROOVE_MOVES
+    ),
+    "rand_sparse": GridTask(_open_room(7), ((1.0, 1.0, 1.0), (-1.0, 1.0, 1.0), (-1.0, 1.0, 1.0)), 50, GROOVE_MOVES),
+    "rand_long": GridTask(
+        _open_room(11), ((1.0, 0.0, 0.01), (1.0, 0.0, 0.01), (-1.0, 0.5, 1.0), (-1.0, 0.5, 1.0)), 1000, GROOVE_MOVES
+    ),
 }
 
 # groove's maze designs (custom_mazes.py, after minimax), rewritten as ASCII maps.
@@ -338,10 +347,10 @@ def groove_random_walls(key: jax.Array, size: jax.Array, num_objects: jax.Array)
     Of the in-grid walls at most size^2 - (1 + num_objects) are kept, in draw order, so a
     reset always finds room (this module's guard; see the module docstring).
     """
-    indices = jax.random.permutation(key, ALL_MAX_GRID ** 2)[:ALL_NUM_WALLS]
+    indices = jax.random.permutation(key, ALL_MAX_GRID**2)[:ALL_NUM_WALLS]
     in_grid = indices < size * size
     kept = in_grid & (jnp.cumsum(in_grid) <= size * size - (1 + num_objects))
-    row, col = jnp.divmod(jnp.arange(ALL_MAX_GRID ** 2), ALL_MAX_GRID)
+    row, col = jnp.divmod(jnp.arange(ALL_MAX_GRID**2), ALL_MAX_GRID)
     inside = (row < size) & (col < size)
     wall_inside = jnp.isin(row * size + col, jnp.where(kept, indices, -1))
     return (~inside | wall_inside).reshape(ALL_MAX_GRID, ALL_MAX_GRID)
@@ -349,16 +358,29 @@ def groove_random_walls(key: jax.Array, size: jax.Array, num_objects: jax.Array)
 
 def sample_all(key: jax.Array) -> TaskDraw:
     """One task of groove's ``all`` distribution (OPEN's gridworld training distribution)."""
-    size_key, count_key, steps_key, first_key, rest_key, terminate_key, respawn_key, wall_key = (
-        jax.random.split(key, 8))
+    size_key, count_key, steps_key, first_key, rest_key, terminate_key, respawn_key, wall_key = jax.random.split(key, 8)
     size = jax.random.randint(size_key, (), 4, ALL_MAX_GRID + 1)
     num_objects = jax.random.randint(count_key, (), 1, ALL_MAX_OBJECTS + 1)
-    rewards = jnp.concatenate([jax.random.uniform(first_key, (1,), minval=0.0, maxval=1.0),
-                               jax.random.uniform(rest_key, (ALL_MAX_OBJECTS - 1,), minval=-1.0, maxval=1.0)])
-    objects = jnp.stack([rewards, _log_uniform(terminate_key, (ALL_MAX_OBJECTS,), 1e-2, 1.0),
-                         _log_uniform(respawn_key, (ALL_MAX_OBJECTS,), 1e-3, 1e-1)], axis=1)
-    return TaskDraw(groove_random_walls(wall_key, size, num_objects), objects,
-                    jnp.arange(ALL_MAX_OBJECTS) < num_objects, _log_uniform_int(steps_key, *ALL_MAX_STEPS))
+    rewards = jnp.concatenate(
+        [
+            jax.random.uniform(first_key, (1,), minval=0.0, maxval=1.0),
+            jax.random.uniform(rest_key, (ALL_MAX_OBJECTS - 1,), minval=-1.0, maxval=1.0),
+        ]
+    )
+    objects = jnp.stack(
+        [
+            rewards,
+            _log_uniform(terminate_key, (ALL_MAX_OBJECTS,), 1e-2, 1.0),
+            _log_uniform(respawn_key, (ALL_MAX_OBJECTS,), 1e-3, 1e-1),
+        ],
+        axis=1,
+    )
+    return TaskDraw(
+        groove_random_walls(wall_key, size, num_objects),
+        objects,
+        jnp.arange(ALL_MAX_OBJECTS) < num_objects,
+        _log_uniform_int(steps_key, *ALL_MAX_STEPS),
+    )
 
 
 def maze_sampler(layout: tuple[str, ...]) -> Callable[[jax.Array], TaskDraw]:
@@ -367,20 +389,29 @@ def maze_sampler(layout: tuple[str, ...]) -> Callable[[jax.Array], TaskDraw]:
 
     def sample(key: jax.Array) -> TaskDraw:
         steps_key, reward_key, terminate_key, respawn_key = jax.random.split(key, 4)
-        objects = jnp.stack([jax.random.uniform(reward_key, (MAZE_NUM_OBJECTS,)),
-                             _log_uniform(terminate_key, (MAZE_NUM_OBJECTS,), 1e-2, 1.0),
-                             _log_uniform(respawn_key, (MAZE_NUM_OBJECTS,), 1e-3, 1e-1)], axis=1)
-        return TaskDraw(jnp.asarray(walls), objects, jnp.ones(MAZE_NUM_OBJECTS, bool),
-                        _log_uniform_int(steps_key, *MAZE_MAX_STEPS))
+        objects = jnp.stack(
+            [
+                jax.random.uniform(reward_key, (MAZE_NUM_OBJECTS,)),
+                _log_uniform(terminate_key, (MAZE_NUM_OBJECTS,), 1e-2, 1.0),
+                _log_uniform(respawn_key, (MAZE_NUM_OBJECTS,), 1e-3, 1e-1),
+            ],
+            axis=1,
+        )
+        return TaskDraw(
+            jnp.asarray(walls), objects, jnp.ones(MAZE_NUM_OBJECTS, bool), _log_uniform_int(steps_key, *MAZE_MAX_STEPS)
+        )
 
     return sample
 
 
 GROOVE_DISTRIBUTIONS = {
-    "gridworld_all": GridDistribution(ALL_MAX_GRID, ALL_MAX_GRID, ALL_MAX_OBJECTS, ALL_MAX_STEPS[1],
-                                      GROOVE_MOVES, sample_all),
-    **{name: GridDistribution(13, 13, MAZE_NUM_OBJECTS, MAZE_MAX_STEPS[1], GROOVE_MOVES, maze_sampler(layout))
-       for name, layout in MAZE_LAYOUTS.items()},
+    "gridworld_all": GridDistribution(
+        ALL_MAX_GRID, ALL_MAX_GRID, ALL_MAX_OBJECTS, ALL_MAX_STEPS[1], GROOVE_MOVES, sample_all
+    ),
+    **{
+        name: GridDistribution(13, 13, MAZE_NUM_OBJECTS, MAZE_MAX_STEPS[1], GROOVE_MOVES, maze_sampler(layout))
+        for name, layout in MAZE_LAYOUTS.items()
+    },
 }
 
 SETTINGS: dict[str, Setting] = {**OPTIM4RL_TASKS, **GROOVE_TASKS, **GROOVE_DISTRIBUTIONS}
@@ -425,9 +456,17 @@ class GridworldVecEnv:
     pad) and ``reward_scale`` (default 1).
     """
 
-    def __init__(self, name: str, setting: Setting, *, max_height: int | None = None,
-                 max_width: int | None = None, max_objects: int | None = None,
-                 max_actions: int | None = None, reward_scale: float = 1.0):
+    def __init__(
+        self,
+        name: str,
+        setting: Setting,
+        *,
+        max_height: int | None = None,
+        max_width: int | None = None,
+        max_objects: int | None = None,
+        max_actions: int | None = None,
+        reward_scale: float = 1.0,
+    ):
         if isinstance(setting, GridTask):
             setting.validate(name)
         self.setting = setting
@@ -438,13 +477,22 @@ class GridworldVecEnv:
         self._check_fits(name, setting)
         self.reward_scale = _positive_number("reward_scale", reward_scale)
         self.obs_shape = (self.max_objects + 1, self.height, self.width)
-        self.spec = EnvSpec(name=name, obs_dim=math.prod(self.obs_shape), action_dim=self.max_actions,
-                            continuous=False, max_episode_steps=setting.max_steps, obs_shape=self.obs_shape)
+        self.spec = EnvSpec(
+            name=name,
+            obs_dim=math.prod(self.obs_shape),
+            action_dim=self.max_actions,
+            continuous=False,
+            max_episode_steps=setting.max_steps,
+            obs_shape=self.obs_shape,
+        )
 
     def _check_fits(self, name: str, setting: Setting) -> None:
-        for what, need, have in (("height", setting.height, self.height), ("width", setting.width, self.width),
-                                 ("objects", setting.num_objects, self.max_objects),
-                                 ("actions", len(setting.moves), self.max_actions)):
+        for what, need, have in (
+            ("height", setting.height, self.height),
+            ("width", setting.width, self.width),
+            ("objects", setting.num_objects, self.max_objects),
+            ("actions", len(setting.moves), self.max_actions),
+        ):
             if need > have:
                 raise ValueError(f"gridworld '{name}' needs {need} {what}, more than max_{what} = {have}")
 
@@ -467,7 +515,8 @@ class GridworldVecEnv:
             max_steps=jnp.asarray(draw.max_steps, jnp.int32),
             moves=jnp.zeros((self.max_actions, 2), jnp.int32).at[:a].set(jnp.asarray(moves, jnp.int32)),
             action_valid=jnp.arange(self.max_actions) < a,
-            reward_scale=jnp.float32(self.reward_scale))
+            reward_scale=jnp.float32(self.reward_scale),
+        )
 
     # --- one env -------------------------------------------------------------------------
 
@@ -520,8 +569,7 @@ class GridworldVecEnv:
         cells = jnp.where(done, reset_cells, cells)
         present = jnp.where(done, params.object_used, present)
         state = (agent, cells, present, jnp.where(done, 0, time), jnp.where(done, 0.0, episode_return))
-        transition = Transition(self._observation(agent, cells, present), params.reward_scale * reward, done,
-                                completed)
+        transition = Transition(self._observation(agent, cells, present), params.reward_scale * reward, done, completed)
         return state, transition
 
     # --- the batched interface -----------------------------------------------------------
@@ -529,20 +577,19 @@ class GridworldVecEnv:
     def reset(self, key: jax.Array, num_envs: int, params: GridworldParams) -> tuple[GridworldState, jax.Array]:
         agent, cells = jax.vmap(self._reset_one, in_axes=(0, None))(jax.random.split(key, num_envs), params)
         present = jnp.broadcast_to(params.object_used, cells.shape)
-        state = GridworldState(agent, cells, present, jnp.zeros(num_envs, jnp.int32),
-                               jnp.zeros(num_envs, jnp.float32))
+        state = GridworldState(agent, cells, present, jnp.zeros(num_envs, jnp.int32), jnp.zeros(num_envs, jnp.float32))
         return state, self.observe(state)
 
     def observe(self, state: GridworldState) -> jax.Array:
         """float32 (E, obs_dim): the flat (K + 1, H, W) maps of a batch of states."""
         return jax.vmap(self._observation)(state.agent, state.object_cells, state.object_present)
 
-    def step(self, key: jax.Array, state: GridworldState, action: jax.Array,
-             params: GridworldParams) -> tuple[GridworldState, Transition]:
+    def step(
+        self, key: jax.Array, state: GridworldState, action: jax.Array, params: GridworldParams
+    ) -> tuple[GridworldState, Transition]:
         """Steps every copy once; auto-resets finished episodes."""
         keys = jax.random.split(key, action.shape[0])
-        fields, transition = jax.vmap(self._step_one, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(
-            keys, *state, action, params)
+        fields, transition = jax.vmap(self._step_one, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(keys, *state, action, params)
         return GridworldState(*fields), transition
 
 

@@ -52,9 +52,9 @@ class GymnaxVecEnv:
         self, key: jax.Array, state: GymnaxState, action: jax.Array, params: Any
     ) -> tuple[GymnaxState, Transition]:
         keys = jax.random.split(key, action.shape[0])
-        obs, env_state, reward, terminated, truncated, _info = jax.vmap(
-            self._env.step, in_axes=(0, 0, 0, None)
-        )(keys, state.env_state, action, params)
+        obs, env_state, reward, terminated, truncated, _info = jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(
+            keys, state.env_state, action, params
+        )
         reward = reward.astype(jnp.float32)
         done = jnp.logical_or(terminated, truncated)
         episode_return = state.episode_return + reward

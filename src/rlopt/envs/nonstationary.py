@@ -168,8 +168,9 @@ class NonstationaryBraxEnv:
         last = targets.shape[0] - 1
         segment = jnp.minimum(params.update_index // params.segment_updates, last)
         into = params.update_index - segment * params.segment_updates
-        progress = jnp.where(params.ramp_updates > 0,
-                             jnp.clip((into + 1) / jnp.maximum(params.ramp_updates, 1), 0.0, 1.0), 1.0)
+        progress = jnp.where(
+            params.ramp_updates > 0, jnp.clip((into + 1) / jnp.maximum(params.ramp_updates, 1), 0.0, 1.0), 1.0
+        )
         previous = targets[jnp.maximum(segment - 1, 0)]
         return previous + (targets[segment] - previous) * progress
 

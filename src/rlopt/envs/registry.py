@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Callable
 
 import yaml
 
@@ -100,9 +100,7 @@ ENVIRONMENTS: dict[str, EnvEntry] = {
     "breakout": EnvEntry(_gymnax("Breakout-MinAtar"), "minatar", "MinAtar Breakout (gymnax)"),
     "asterix": EnvEntry(_gymnax("Asterix-MinAtar"), "minatar", "MinAtar Asterix (gymnax)"),
     "freeway": EnvEntry(_gymnax("Freeway-MinAtar"), "minatar", "MinAtar Freeway (gymnax)"),
-    "spaceinvaders": EnvEntry(
-        _gymnax("SpaceInvaders-MinAtar"), "minatar", "MinAtar SpaceInvaders (gymnax)"
-    ),
+    "spaceinvaders": EnvEntry(_gymnax("SpaceInvaders-MinAtar"), "minatar", "MinAtar SpaceInvaders (gymnax)"),
     "ant": EnvEntry(_brax("ant"), "brax", "Brax Ant"),
     "humanoid": EnvEntry(_brax("humanoid"), "brax", "Brax Humanoid"),
     "deepsea": EnvEntry(_deepsea, "deepsea", "bsuite DeepSea, size a traced parameter (rlopt.envs.deepsea)"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 KINDS = ("friction", "leg_wear", "leg_fatigue", "action_permutation")
 PHYSICAL_KINDS = KINDS[:3]  # Brax Ant / Humanoid only
 SCHEDULE_KEYS = {"kind", "num_segments", "segment_updates", "ramp_updates", "low", "high", "level"}
@@ -30,7 +29,7 @@ class Schedule:
     level: float = 0.6
 
     @classmethod
-    def from_dict(cls, options: dict) -> "Schedule":
+    def from_dict(cls, options: dict) -> Schedule:
         unknown = sorted(set(options) - SCHEDULE_KEYS)
         if unknown:
             raise ScheduleError(f"unknown schedule option(s) {unknown}; valid: {sorted(SCHEDULE_KEYS)}")
@@ -41,10 +40,14 @@ class Schedule:
             value = getattr(schedule, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ScheduleError(f"schedule {name} must be a positive integer, got {value!r}")
-        if isinstance(schedule.ramp_updates, bool) or not isinstance(schedule.ramp_updates, int) \
-                or not 0 <= schedule.ramp_updates <= schedule.segment_updates:
-            raise ScheduleError(f"schedule ramp_updates must be an integer in [0, segment_updates], "
-                                f"got {schedule.ramp_updates!r}")
+        if (
+            isinstance(schedule.ramp_updates, bool)
+            or not isinstance(schedule.ramp_updates, int)
+            or not 0 <= schedule.ramp_updates <= schedule.segment_updates
+        ):
+            raise ScheduleError(
+                f"schedule ramp_updates must be an integer in [0, segment_updates], got {schedule.ramp_updates!r}"
+            )
         low, high = schedule.bounds
         if not 0 < low <= high:
             raise ScheduleError(f"schedule needs 0 < low <= high, got low={low}, high={high}")

@@ -51,8 +51,11 @@ def latest_checkpoint(directory: Path) -> Path | None:
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in directory.iterdir()
-             if (m := CHECKPOINT_PATTERN.match(p.name)) and (p / META_FILE).is_file()]
+    found = [
+        (int(m.group(1)), p)
+        for p in directory.iterdir()
+        if (m := CHECKPOINT_PATTERN.match(p.name)) and (p / META_FILE).is_file()
+    ]
     return max(found)[1] if found else None
 
 
@@ -87,8 +90,12 @@ def save(directory: Path, checkpoint: Checkpoint, config_hash: str) -> Path:
         if checkpoint.best_mean is not None:
             _write_npy(tmp / "best.npy", checkpoint.best_mean)
         checkpoint.history.to_parquet(tmp / "history.parquet", index=False)
-        meta = {"config_hash": config_hash, "generation": checkpoint.generation,
-                "best_generation": checkpoint.best_generation, "best_score": checkpoint.best_score}
+        meta = {
+            "config_hash": config_hash,
+            "generation": checkpoint.generation,
+            "best_generation": checkpoint.best_generation,
+            "best_score": checkpoint.best_score,
+        }
         _write_file(tmp / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
         if final.exists():  # only after a resumed run re-reaches the same generation
             shutil.rmtree(final)

@@ -49,9 +49,10 @@ import hashlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -66,13 +67,19 @@ from rlopt.meta.settings import ESConfig
 from rlopt.provenance import config_hash
 
 COMBINED = "all"  # the task name of the rows holding the ranked, combined fitness
-HISTORY_COLUMNS = ("generation", "env", "fitness_mean", "fitness_max", "fitness_min", "failed_members",
-                   "validation_return", "seconds")
+HISTORY_COLUMNS = (
+    "generation",
+    "env",
+    "fitness_mean",
+    "fitness_max",
+    "fitness_min",
+    "failed_members",
+    "validation_return",
+    "seconds",
+)
 # ES settings that do not change what a generation computes: a run may be continued
 # with more generations, or checkpoint more or less often.
 SETTINGS_OUTSIDE_HASH = ("generations", "checkpoint_every")
-
-
 
 
 # --------------------------------------------------------------------------------------
@@ -139,9 +146,17 @@ def pairwise_loss(fitness: np.ndarray) -> jax.Array:
 # The real task: PPO lifetimes with a learned optimizer
 
 
-def ppo_task(env_name: str, ppo, learned, opt_cfg, *, env_options: dict | None = None,
-             normalizer: float | None = None, member_block: int | None = None,
-             estimator: str = "window") -> Task:
+def ppo_task(
+    env_name: str,
+    ppo,
+    learned,
+    opt_cfg,
+    *,
+    env_options: dict | None = None,
+    normalizer: float | None = None,
+    member_block: int | None = None,
+    estimator: str = "window",
+) -> Task:
     """Scores meta vectors of the learned optimizer ``learned`` (a
     :class:`rlopt.optimizers.learned.LearnedOptimizer`, architecture ``opt_cfg``) by whole
     PPO lifetimes on ``env_name`` (final returns by ``estimator``, one of
@@ -169,10 +184,9 @@ def ppo_task(env_name: str, ppo, learned, opt_cfg, *, env_options: dict | None =
         output = make_train(env, ppo, learned.from_vector(meta_vector, opt_cfg)).train(key, params, env_params)
         return estimated_final_return(output, estimator), output.diverged
 
-    over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, task_axis)),
-                            in_axes=(0, None, None, task_axis))
+    over_members = jax.vmap(jax.vmap(lifetime, in_axes=(None, 0, 0, task_axis)), in_axes=(0, None, None, task_axis))
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def evaluate_block(block: int):
         # Members, and a distribution's per-member tasks, are split over the devices.
         lifetimes = over_devices(over_members, block, blocked=(True, False, False, task_axis == 0))
@@ -188,22 +202,32 @@ def ppo_task(env_name: str, ppo, learned, opt_cfg, *, env_options: dict | None =
     def members_params(env_params, start: int, block: int):
         if env_params is None:
             return default_params
-        return jax.tree.map(lambda leaf: leaf[start:start + block], env_params)
+        return jax.tree.map(lambda leaf: leaf[start : start + block], env_params)
 
     def evaluate(meta_vectors, keys, env_params=None):
         if (env_params is None) != (sample_params is None):
-            raise ValueError(f"task '{env_name}': env params per lifetime are required for a task "
-                             "distribution and not accepted otherwise")
+            raise ValueError(
+                f"task '{env_name}': env params per lifetime are required for a task "
+                "distribution and not accepted otherwise"
+            )
         block = min(member_block or len(meta_vectors), len(meta_vectors))
-        outputs = [evaluate_block(len(meta_vectors[i:i + block]))(meta_vectors[i:i + block], keys,
-                                                                  members_params(env_params, i, block))
-                   for i in range(0, len(meta_vectors), block)]  # dispatched before any is awaited
+        outputs = [
+            evaluate_block(len(meta_vectors[i : i + block]))(
+                meta_vectors[i : i + block], keys, members_params(env_params, i, block)
+            )
+            for i in range(0, len(meta_vectors), block)
+        ]  # dispatched before any is awaited
         final = np.concatenate([np.asarray(f) for f, _ in outputs])
         diverged = np.concatenate([np.asarray(d) for _, d in outputs])
         return final, diverged
 
-    description = {"env": env_name, "ppo": ppo.to_dict(), "env_options": env_options or {},
-                   "optimizer": learned.describe(opt_cfg), "final_return": estimator}
+    description = {
+        "env": env_name,
+        "ppo": ppo.to_dict(),
+        "env_options": env_options or {},
+        "optimizer": learned.describe(opt_cfg),
+        "final_return": estimator,
+    }
     return Task(env_name, evaluate, normalizer, description, sample_params)
 
 
@@ -252,8 +276,7 @@ def validation_tasks(task: Task, seeds) -> Any:
     return jax.tree.map(lambda leaf: leaf[None], params)
 
 
-def antithetic_tasks(task: Task, base_key: jax.Array, generation: int, population_size: int,
-                     rollouts: int) -> Any:
+def antithetic_tasks(task: Task, base_key: jax.Array, generation: int, population_size: int, rollouts: int) -> Any:
     """Env params with leading axes (population_size, rollouts): member i and its mirror
     i + population_size/2 get the same tasks."""
     keys = pair_task_keys(base_key, generation, population_size // 2, rollouts)
@@ -281,8 +304,7 @@ def make_strategy(es: ESConfig, num_dims: int, pairwise: bool = False) -> Open_E
 def decaying(start: float, decay: float, floor: float | None) -> optax.Schedule:
     """start * decay**generation, never below ``floor`` (None: no floor)."""
     # optax reads end_value as a ceiling when decay_rate >= 1; a constant needs no floor.
-    return optax.exponential_decay(start, transition_steps=1, decay_rate=decay,
-                                   end_value=floor if decay < 1 else None)
+    return optax.exponential_decay(start, transition_steps=1, decay_rate=decay, end_value=floor if decay < 1 else None)
 
 
 def task_distribution(tasks: list[Task]) -> Task | None:
@@ -290,38 +312,46 @@ def task_distribution(tasks: list[Task]) -> Task | None:
     is an error (pairs would need a task of every kind)."""
     distributions = [t for t in tasks if t.sample_params is not None]
     if distributions and len(tasks) > 1:
-        raise ValueError(f"task '{distributions[0].name}' is a distribution (antithetic task sampling) and "
-                         f"cannot be meta-trained together with other tasks {[t.name for t in tasks]}")
+        raise ValueError(
+            f"task '{distributions[0].name}' is a distribution (antithetic task sampling) and "
+            f"cannot be meta-trained together with other tasks {[t.name for t in tasks]}"
+        )
     return distributions[0] if distributions else None
 
 
 def run_config_hash(tasks: list[Task], es: ESConfig, seed: int, initial_mean: np.ndarray) -> str:
     """What a checkpoint must match to be continued."""
     settings = {k: v for k, v in es.to_dict().items() if k not in SETTINGS_OUTSIDE_HASH}
-    return config_hash({
-        "tasks": [{"name": t.name, "normalizer": t.normalizer, **t.description} for t in tasks],
-        "es": settings,
-        "seed": seed,
-        "initial_mean_sha256": hashlib.sha256(np.asarray(initial_mean, np.float32).tobytes()).hexdigest(),
-    })
+    return config_hash(
+        {
+            "tasks": [{"name": t.name, "normalizer": t.normalizer, **t.description} for t in tasks],
+            "es": settings,
+            "seed": seed,
+            "initial_mean_sha256": hashlib.sha256(np.asarray(initial_mean, np.float32).tobytes()).hexdigest(),
+        }
+    )
 
 
-def es_generation(strategy: Open_ES, state, tasks: list[Task], rollouts: int, base_key: jax.Array,
-                  generation: int) -> tuple[object, np.ndarray, np.ndarray]:
+def es_generation(
+    strategy: Open_ES, state, tasks: list[Task], rollouts: int, base_key: jax.Array, generation: int
+) -> tuple[object, np.ndarray, np.ndarray]:
     """ask, every member's lifetimes on every task, tell: (new state, per-task fitness
     (tasks, members), combined fitness (members,))."""
     ask_key, tell_key, rollout_key = generation_keys(base_key, generation)
     population, state = strategy.ask(ask_key, _canonical(state), strategy.default_params)
     distribution = task_distribution(tasks)
     if distribution is None:
-        per_task = np.stack([
-            task_fitness(*task.evaluate(population, training_keys(rollout_key, i, rollouts)))
-            for i, task in enumerate(tasks)
-        ])
+        per_task = np.stack(
+            [
+                task_fitness(*task.evaluate(population, training_keys(rollout_key, i, rollouts)))
+                for i, task in enumerate(tasks)
+            ]
+        )
     else:
         member_tasks = antithetic_tasks(distribution, base_key, generation, len(population), rollouts)
-        per_task = task_fitness(*distribution.evaluate(population, training_keys(rollout_key, 0, rollouts),
-                                                       member_tasks))[None]
+        per_task = task_fitness(
+            *distribution.evaluate(population, training_keys(rollout_key, 0, rollouts), member_tasks)
+        )[None]
     fitness = combined_fitness(per_task, [t.normalizer for t in tasks])
     loss = es_loss(fitness) if distribution is None else pairwise_loss(fitness)
     state, _ = strategy.tell(tell_key, population, loss, state, strategy.default_params)
@@ -372,8 +402,10 @@ def meta_train(
         best = ckpt.BestValidated(loaded.best_mean, loaded.best_generation, loaded.best_score)
 
     def validate(mean: jax.Array, generation: int) -> tuple[list[float], float]:
-        outputs = [t.evaluate(mean[None], val_keys) if val_tasks is None else
-                   t.evaluate(mean[None], val_keys, val_tasks) for t in tasks]
+        outputs = [
+            t.evaluate(mean[None], val_keys) if val_tasks is None else t.evaluate(mean[None], val_keys, val_tasks)
+            for t in tasks
+        ]
         per_task = [float(task_fitness(*output)[0]) for output in outputs]
         score = float(combined_fitness(np.asarray(per_task)[:, None], normalizers)[0])
         best.offer(mean, generation, score)
@@ -388,16 +420,22 @@ def meta_train(
         _say(log, _progress_line(generation, es.generations, fitness, validation, seconds))
         done = generation + 1
         if checkpoint_dir is not None and (done % es.checkpoint_every == 0 or done == es.generations):
-            ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.mean), best.vector,
-                                                      best.generation, best.score, _history(rows)),
-                      run_hash)
+            ckpt.save(
+                checkpoint_dir,
+                ckpt.Checkpoint(
+                    done, state, np.asarray(state.mean), best.vector, best.generation, best.score, _history(rows)
+                ),
+                run_hash,
+            )
 
     started = time.monotonic()
     validation = validate(state.mean, es.generations)
     seconds = time.monotonic() - started
     rows += _history_rows(es.generations, tasks, None, None, validation, seconds)
-    _say(log, f"final mean: validation {validation[1]:.4g}; best generation {best.generation} "
-              f"(validation {best.score:.4g})")
+    _say(
+        log,
+        f"final mean: validation {validation[1]:.4g}; best generation {best.generation} (validation {best.score:.4g})",
+    )
     final_mean = np.asarray(state.mean, np.float32)
     return MetaTrainResult(
         final_mean=final_mean,
@@ -417,8 +455,9 @@ def _latest_checkpoint(checkpoint_dir, run_hash: str, state_template, es: ESConf
         return None
     loaded = ckpt.load(path, state_template)
     if loaded.generation > es.generations:
-        raise ValueError(f"checkpoint {path} is at generation {loaded.generation}, beyond the "
-                         f"{es.generations} generations asked for")
+        raise ValueError(
+            f"checkpoint {path} is at generation {loaded.generation}, beyond the {es.generations} generations asked for"
+        )
     _say(log, f"resuming from {path} ({loaded.generation} generations done)")
     return loaded
 
@@ -434,10 +473,18 @@ def _canonical(state):
 def _stats(values: np.ndarray) -> dict:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return {"fitness_mean": math.nan, "fitness_max": math.nan, "fitness_min": math.nan,
-                "failed_members": int(values.size)}
-    return {"fitness_mean": float(finite.mean()), "fitness_max": float(finite.max()),
-            "fitness_min": float(finite.min()), "failed_members": int(values.size - finite.size)}
+        return {
+            "fitness_mean": math.nan,
+            "fitness_max": math.nan,
+            "fitness_min": math.nan,
+            "failed_members": int(values.size),
+        }
+    return {
+        "fitness_mean": float(finite.mean()),
+        "fitness_max": float(finite.max()),
+        "fitness_min": float(finite.min()),
+        "failed_members": int(values.size - finite.size),
+    }
 
 
 def _history_rows(generation, tasks, per_task, fitness, validation, seconds) -> list[dict]:
@@ -447,10 +494,12 @@ def _history_rows(generation, tasks, per_task, fitness, validation, seconds) -> 
     validated = [math.nan] * len(names) if validation is None else [*validation[0], validation[1]]
     rows = []
     for name, values, val in zip(names, populations, validated):
-        stats = ({"fitness_mean": math.nan, "fitness_max": math.nan, "fitness_min": math.nan,
-                  "failed_members": None} if values is None else _stats(values))
-        rows.append({"generation": generation, "env": name, **stats, "validation_return": val,
-                     "seconds": seconds})
+        stats = (
+            {"fitness_mean": math.nan, "fitness_max": math.nan, "fitness_min": math.nan, "failed_members": None}
+            if values is None
+            else _stats(values)
+        )
+        rows.append({"generation": generation, "env": name, **stats, "validation_return": val, "seconds": seconds})
     return rows
 
 
@@ -465,11 +514,12 @@ def _progress_line(generation, generations, fitness, validation, seconds) -> str
     stats = _stats(fitness)
     failed = f", {stats['failed_members']} failed" if stats["failed_members"] else ""
     validated = f", validation {validation[1]:.4g}" if validation is not None else ""
-    return (f"[metatrain] generation {generation} ({generation + 1}/{generations}): fitness mean "
-            f"{stats['fitness_mean']:.4g} max {stats['fitness_max']:.4g}{failed}{validated}, {seconds:.1f}s")
+    return (
+        f"[metatrain] generation {generation} ({generation + 1}/{generations}): fitness mean "
+        f"{stats['fitness_mean']:.4g} max {stats['fitness_max']:.4g}{failed}{validated}, {seconds:.1f}s"
+    )
 
 
 def _say(log: TextIO | None, line: str) -> None:
     if log is not None:
         print(line, file=log, flush=True)
-

@@ -68,8 +68,9 @@ History rows as ES's (``generation`` = the meta-iteration, one row per task plus
 PPO tasks (the authors' MetaPPO) run this project's one PPO (:func:`rlopt.agents.ppo.make_core`)
 in units as A2C's do, so pipeline training is real on one device (the official code gives each
 device one agent, so on one GPU its "pipeline" is a periodic restart of a single agent). How
-the rollout enters the meta-gradient, decided here: every rollout, the meta-loss's included, is a constant (collected at stop-gradient parameters; observations, actions,
-behaviour log-probabilities, values, advantages and targets carry no meta-gradient). On the
+the rollout enters the meta-gradient, decided here: every rollout, the meta-loss's included,
+is a constant (collected at stop-gradient parameters; observations, actions, behaviour
+log-probabilities, values, advantages and targets carry no meta-gradient). On the
 meta-loss rollout PPO's ratio pi_theta_M / pi_behaviour is then 1 in value with the
 derivative of log pi_theta_M, so the clipped surrogate contributes the policy gradient of the
 updated agent, as A2C's actor term does. The official code instead generates the meta-loss
@@ -97,9 +98,10 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -114,16 +116,20 @@ from rlopt.meta.es import COMBINED, combined_fitness, task_fitness
 from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 from rlopt.provenance import config_hash
 
-HISTORY_COLUMNS = ("generation", "env", "meta_loss", "meta_grad_norm", "restarted_units", "skipped",
-                   "validation_return", "seconds")
+HISTORY_COLUMNS = (
+    "generation",
+    "env",
+    "meta_loss",
+    "meta_grad_norm",
+    "restarted_units",
+    "skipped",
+    "validation_return",
+    "seconds",
+)
 # Settings that do not change what an iteration computes: a run may be continued with more
 # iterations, or checkpoint more or less often.
 SETTINGS_OUTSIDE_HASH = ("iterations", "checkpoint_seconds")
 PPO_TASK_NOTE = 'meta-gradients through PPO (Brax tasks) need the metagrad setting "agent": "ppo"'
-
-
-
-
 
 
 # --------------------------------------------------------------------------------------
@@ -208,8 +214,16 @@ class UnitRules(NamedTuple):
     make_train: Callable[[Any], Any]  # the validation runs' trainer for an optimizer
 
 
-def _unit_task(env: VecEnv, agent_config, rules: UnitRules, optimizer, settings: MetaGradConfig,
-               num_units: int, description: dict, normalizer: float | None) -> MetaTask:
+def _unit_task(
+    env: VecEnv,
+    agent_config,
+    rules: UnitRules,
+    optimizer,
+    settings: MetaGradConfig,
+    num_units: int,
+    description: dict,
+    normalizer: float | None,
+) -> MetaTask:
     """The units of one task and their jitted meta-step, whatever the agent."""
     from rlopt.training import seed_keys
 
@@ -223,7 +237,8 @@ def _unit_task(env: VecEnv, agent_config, rules: UnitRules, optimizer, settings:
         params_key, env_key = jax.random.split(key)
         params = jax.lax.map(rules.init_params, jax.random.split(params_key, num_units))
         env_state, obs = jax.vmap(lambda k: env.reset(k, envs_per_unit, env_params))(
-            jax.random.split(env_key, num_units))
+            jax.random.split(env_key, num_units)
+        )
         opt_state = jax.vmap(optimizer(phi).init)(params)
         return UnitState(params, opt_state, env_state, obs, jnp.zeros(num_units, jnp.int32))
 
@@ -252,8 +267,9 @@ def _unit_task(env: VecEnv, agent_config, rules: UnitRules, optimizer, settings:
         broken = ~jax.vmap(lambda u: _all_finite((u.params, u.opt_state)))(units)
         due = resets_due(iteration, offsets, settings.reset_interval, settings.pipeline)
         restart = due | broken
-        units = jax.lax.cond(jnp.any(restart), lambda: _select_units(restart, init_units(phi, reset_key), units),
-                             lambda: units)
+        units = jax.lax.cond(
+            jnp.any(restart), lambda: _select_units(restart, init_units(phi, reset_key), units), lambda: units
+        )
         keys = jax.random.split(unit_key, (num_units, inner_updates + 1))
         (meta_loss, units), meta_grad = meta_value_and_grad(phi, units, keys)
         return TaskStep(meta_loss, meta_grad, units, jnp.sum(broken & ~due).astype(jnp.int32))
@@ -288,8 +304,16 @@ def _task_optimizer(learned, opt_cfg, lr: float):
     return lambda phi: scaled_optimizer(learned.from_vector(phi, opt_cfg), lr)
 
 
-def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig, *,
-             env_options: dict | None = None, normalizer: float | None = None) -> MetaTask:
+def a2c_task(
+    env: VecEnv,
+    a2c_config,
+    learned,
+    opt_cfg,
+    settings: MetaGradConfig,
+    *,
+    env_options: dict | None = None,
+    normalizer: float | None = None,
+) -> MetaTask:
     """A task of A2C units on ``env`` (made with ``env_options``, which identify it in the
     checkpoint hash) with settings ``a2c_config`` for the learned optimizer ``learned``
     (a :class:`rlopt.optimizers.learned.LearnedOptimizer`) of architecture ``opt_cfg``."""
@@ -304,29 +328,42 @@ def a2c_task(env: VecEnv, a2c_config, learned, opt_cfg, settings: MetaGradConfig
 
     def inner_update(tx, unit: UnitState, key):
         rollout_key, opt_key = jax.random.split(key)
-        env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
-                                             rollout_key, env_params)
+        env_state, obs, steps = core.rollout(
+            jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs, rollout_key, env_params
+        )
         # First order: the gradient is taken at constant parameters (no second-order tangent
         # is ever formed, which XLA does not always prune).
         at = jax.lax.stop_gradient(unit.params) if settings.first_order else unit.params
         (_, (stats, _)), grads = core.gradient(at, steps, obs)
         update_index = jnp.minimum(unit.age, lifetime - 1)
-        params, opt_state, _ = core.optimizer_step(tx, unit.params, unit.opt_state, grads, stats, opt_key,
-                                                   update_index, jnp.int32(lifetime))
+        params, opt_state, _ = core.optimizer_step(
+            tx, unit.params, unit.opt_state, grads, stats, opt_key, update_index, jnp.int32(lifetime)
+        )
         return UnitState(params, opt_state, env_state, obs, unit.age + 1)
 
     def outer_loss(unit: UnitState, key):
-        env_state, obs, steps = core.rollout(jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs,
-                                             key, env_params)
+        env_state, obs, steps = core.rollout(
+            jax.lax.stop_gradient(unit.params), unit.env_state, unit.obs, key, env_params
+        )
         loss, _ = core.loss(unit.params, steps, obs)
         return loss, unit._replace(env_state=env_state, obs=obs)
 
-    rules = UnitRules(init_params=lambda k: a2c.init_network(k, a2c_config, env.spec), inner_update=inner_update,
-                      outer_loss=outer_loss, make_train=lambda tx, config: a2c.make_train(env, config, tx))
-    description = {"env": env_name, "a2c": a2c_config.to_dict(), "env_options": env_options or {}, "lr": lr,
-                   "optimizer": learned.describe(opt_cfg)}
-    return _unit_task(env, a2c_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units,
-                      description, normalizer)
+    rules = UnitRules(
+        init_params=lambda k: a2c.init_network(k, a2c_config, env.spec),
+        inner_update=inner_update,
+        outer_loss=outer_loss,
+        make_train=lambda tx, config: a2c.make_train(env, config, tx),
+    )
+    description = {
+        "env": env_name,
+        "a2c": a2c_config.to_dict(),
+        "env_options": env_options or {},
+        "lr": lr,
+        "optimizer": learned.describe(opt_cfg),
+    }
+    return _unit_task(
+        env, a2c_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units, description, normalizer
+    )
 
 
 def ppo_unit_config(ppo_config, num_units: int):
@@ -335,15 +372,29 @@ def ppo_unit_config(ppo_config, num_units: int):
     from rlopt.agents.settings import PPOConfig, PPOConfigError
 
     try:
-        return PPOConfig.from_dict({**ppo_config.to_dict(), "num_envs": ppo_config.num_envs // num_units,
-                                    "total_steps": ppo_config.total_steps})
+        return PPOConfig.from_dict(
+            {
+                **ppo_config.to_dict(),
+                "num_envs": ppo_config.num_envs // num_units,
+                "total_steps": ppo_config.total_steps,
+            }
+        )
     except PPOConfigError as err:
-        raise MetaGradConfigError(f"a unit of {ppo_config.num_envs // num_units} envs ({num_units} units): "
-                                  f"{err}") from None
+        raise MetaGradConfigError(
+            f"a unit of {ppo_config.num_envs // num_units} envs ({num_units} units): {err}"
+        ) from None
 
 
-def ppo_task(env: VecEnv, ppo_config, learned, opt_cfg, settings: MetaGradConfig, *,
-             env_options: dict | None = None, normalizer: float | None = None) -> MetaTask:
+def ppo_task(
+    env: VecEnv,
+    ppo_config,
+    learned,
+    opt_cfg,
+    settings: MetaGradConfig,
+    *,
+    env_options: dict | None = None,
+    normalizer: float | None = None,
+) -> MetaTask:
     """A task of PPO units (Optim4RL's MetaPPO) on ``env``: each inner update is one whole PPO
     update of the unit's envs (``num_steps`` rollout, GAE, ``update_epochs`` x
     ``num_minibatches`` steps of the learned optimizer, all differentiated); the meta-loss is
@@ -372,8 +423,14 @@ def ppo_task(env: VecEnv, ppo_config, learned, opt_cfg, settings: MetaGradConfig
         env_state, obs, steps, advantages, targets = rollout(unit, rollout_key)
         update_index = jnp.minimum(unit.age, lifetime - 1)
         (params, opt_state, diverged, _), _ = core.epochs(
-            tx, update_index, jnp.int32(lifetime), steps, advantages, targets,
-            (unit.params, unit.opt_state, jnp.array(False), epoch_key))
+            tx,
+            update_index,
+            jnp.int32(lifetime),
+            steps,
+            advantages,
+            targets,
+            (unit.params, unit.opt_state, jnp.array(False), epoch_key),
+        )
         # PPO skips a non-finite step and keeps the unit's parameters; poisoned instead, the
         # unit's meta-loss makes the meta-step skipped and the unit restarts (as A2C's would).
         params = jax.tree.map(lambda p: jnp.where(diverged, jnp.nan, p), params)
@@ -386,15 +443,27 @@ def ppo_task(env: VecEnv, ppo_config, learned, opt_cfg, settings: MetaGradConfig
         return loss, unit._replace(env_state=env_state, obs=obs)
 
     def init_params(key):
-        return init_actor_critic(key, spec.obs_dim, spec.action_dim, ppo_config.hidden_size,
-                                 ppo_config.num_hidden_layers, spec.continuous)
+        return init_actor_critic(
+            key, spec.obs_dim, spec.action_dim, ppo_config.hidden_size, ppo_config.num_hidden_layers, spec.continuous
+        )
 
-    rules = UnitRules(init_params=init_params, inner_update=inner_update, outer_loss=outer_loss,
-                      make_train=lambda tx, config: ppo.make_train(env, config, tx))
-    description = {"env": env_name, "agent": "ppo", "ppo": ppo_config.to_dict(), "env_options": env_options or {},
-                   "lr": lr, "optimizer": learned.describe(opt_cfg)}
-    return _unit_task(env, ppo_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units,
-                      description, normalizer)
+    rules = UnitRules(
+        init_params=init_params,
+        inner_update=inner_update,
+        outer_loss=outer_loss,
+        make_train=lambda tx, config: ppo.make_train(env, config, tx),
+    )
+    description = {
+        "env": env_name,
+        "agent": "ppo",
+        "ppo": ppo_config.to_dict(),
+        "env_options": env_options or {},
+        "lr": lr,
+        "optimizer": learned.describe(opt_cfg),
+    }
+    return _unit_task(
+        env, ppo_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units, description, normalizer
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -462,13 +531,15 @@ def run_config_hash(tasks: list[MetaTask], settings: MetaGradConfig, seed: int, 
     """What a checkpoint must match to be continued."""
     # The agent is named by the tasks' descriptions (a PPO task's says "agent": "ppo").
     kept = {k: v for k, v in settings.to_dict().items() if k not in (*SETTINGS_OUTSIDE_HASH, "agent")}
-    return config_hash({
-        "method": "metagrad",
-        "tasks": [{"name": t.name, "normalizer": t.normalizer, **t.description} for t in tasks],
-        "metagrad": kept,
-        "seed": seed,
-        "initial_mean_sha256": hashlib.sha256(np.asarray(initial_phi, np.float32).tobytes()).hexdigest(),
-    })
+    return config_hash(
+        {
+            "method": "metagrad",
+            "tasks": [{"name": t.name, "normalizer": t.normalizer, **t.description} for t in tasks],
+            "metagrad": kept,
+            "seed": seed,
+            "initial_mean_sha256": hashlib.sha256(np.asarray(initial_phi, np.float32).tobytes()).hexdigest(),
+        }
+    )
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -491,8 +562,7 @@ def _canonical(tree):
 def initial_state(tasks: list[MetaTask], settings: MetaGradConfig, phi: np.ndarray, init_key) -> TrainingState:
     phi = jnp.asarray(phi, jnp.float32)
     units = [task.init_units(phi, key) for task, key in zip(tasks, jax.random.split(init_key, len(tasks)))]
-    return _canonical(TrainingState(phi, make_meta_optimizer(settings).init(phi), units,
-                                    jnp.int32(0), jnp.int32(0)))
+    return _canonical(TrainingState(phi, make_meta_optimizer(settings).init(phi), units, jnp.int32(0), jnp.int32(0)))
 
 
 def meta_train(
@@ -507,8 +577,10 @@ def meta_train(
     """Runs ``settings.iterations`` meta-iterations (continuing from the latest checkpoint in
     ``checkpoint_dir`` if it holds one of this configuration)."""
     if len(tasks) > 1 and any(t.normalizer is None for t in tasks):
-        raise ValueError("multi-task meta-training needs a normaliser for every task (validation returns "
-                         "of different tasks are combined as return / normaliser)")
+        raise ValueError(
+            "multi-task meta-training needs a normaliser for every task (validation returns "
+            "of different tasks are combined as return / normaliser)"
+        )
     initial_phi = np.asarray(initial_phi, np.float32)
     if not np.all(np.isfinite(initial_phi)):
         raise ValueError("the initial meta-parameters are not finite")
@@ -525,8 +597,10 @@ def meta_train(
         if path is not None:
             loaded = ckpt.load(path, state)
             if loaded.generation > settings.iterations:
-                raise ValueError(f"checkpoint {path} is at iteration {loaded.generation}, beyond the "
-                                 f"{settings.iterations} iterations asked for")
+                raise ValueError(
+                    f"checkpoint {path} is at iteration {loaded.generation}, beyond the "
+                    f"{settings.iterations} iterations asked for"
+                )
             state, start, resumed_from = _canonical(loaded.es_state), loaded.generation, loaded.generation
             rows = loaded.history.to_dict("records")
             best = ckpt.BestValidated(loaded.best_mean, loaded.best_generation, loaded.best_score)
@@ -543,35 +617,53 @@ def meta_train(
         started = time.monotonic()
         validation = validate(state.phi, iteration) if iteration % settings.eval_every == 0 else None
         keys = iteration_keys(iteration_stream, iteration, len(tasks))
-        steps = [task.step(state.phi, units, key, jnp.int32(iteration))
-                 for task, units, key in zip(tasks, state.units, keys)]
+        steps = [
+            task.step(state.phi, units, key, jnp.int32(iteration)) for task, units, key in zip(tasks, state.units, keys)
+        ]
         phi, meta_opt_state, skipped, grad_norm = meta_update(
-            state.phi, state.meta_opt_state, [s.meta_grad for s in steps], jnp.stack([s.meta_loss for s in steps]))
+            state.phi, state.meta_opt_state, [s.meta_grad for s in steps], jnp.stack([s.meta_loss for s in steps])
+        )
         restarted = sum(s.restarted for s in steps)
-        state = TrainingState(phi, meta_opt_state, [s.units for s in steps], state.skipped + skipped,
-                              state.restarted + restarted)
+        state = TrainingState(
+            phi, meta_opt_state, [s.units for s in steps], state.skipped + skipped, state.restarted + restarted
+        )
         jax.block_until_ready(state)
         seconds = time.monotonic() - started
         rows += _history_rows(iteration, tasks, steps, float(grad_norm), bool(skipped), validation, seconds)
         _say(log, _progress_line(iteration, settings.iterations, rows[-1], validation, seconds))
         done = iteration + 1
-        if checkpoint_dir is not None and (time.monotonic() - last_checkpoint >= settings.checkpoint_seconds
-                                           or done == settings.iterations):
-            saved = ckpt.save(checkpoint_dir, ckpt.Checkpoint(done, state, np.asarray(state.phi), best.vector,
-                                                              best.generation, best.score, _history(rows)), run_hash)
+        if checkpoint_dir is not None and (
+            time.monotonic() - last_checkpoint >= settings.checkpoint_seconds or done == settings.iterations
+        ):
+            saved = ckpt.save(
+                checkpoint_dir,
+                ckpt.Checkpoint(
+                    done, state, np.asarray(state.phi), best.vector, best.generation, best.score, _history(rows)
+                ),
+                run_hash,
+            )
             _remove_older_checkpoints(saved)
             last_checkpoint = time.monotonic()
 
     started = time.monotonic()
     validation = validate(state.phi, settings.iterations)
     rows += _history_rows(settings.iterations, tasks, None, math.nan, None, validation, time.monotonic() - started)
-    _say(log, f"final meta-parameters: validation {validation[1]:.4g}; best iteration {best.generation} "
-              f"(validation {best.score:.4g}); {int(state.skipped)} meta-steps skipped")
+    _say(
+        log,
+        f"final meta-parameters: validation {validation[1]:.4g}; best iteration {best.generation} "
+        f"(validation {best.score:.4g}); {int(state.skipped)} meta-steps skipped",
+    )
     final = np.asarray(state.phi, np.float32)
-    return MetaGradResult(final_mean=final, best_mean=final if best.vector is None else best.vector,
-                          best_generation=best.generation, best_score=best.score, history=_history(rows),
-                          resumed_from=resumed_from, skipped_steps=int(state.skipped),
-                          restarted_units=int(state.restarted))
+    return MetaGradResult(
+        final_mean=final,
+        best_mean=final if best.vector is None else best.vector,
+        best_generation=best.generation,
+        best_score=best.score,
+        history=_history(rows),
+        resumed_from=resumed_from,
+        skipped_steps=int(state.skipped),
+        restarted_units=int(state.restarted),
+    )
 
 
 def _remove_older_checkpoints(latest: Path) -> None:
@@ -596,10 +688,19 @@ def _history_rows(generation, tasks, steps, grad_norm, skipped, validation, seco
         norms = [float(jnp.linalg.norm(s.meta_grad)) for s in steps] + [grad_norm]
         restarted = [int(s.restarted) for s in steps]
         restarted.append(sum(restarted))
-    return [{"generation": generation, "env": name, "meta_loss": loss, "meta_grad_norm": norm,
-             "restarted_units": count, "skipped": skipped if name == COMBINED else None,
-             "validation_return": val, "seconds": seconds}
-            for name, loss, norm, count, val in zip(names, losses, norms, restarted, validated)]
+    return [
+        {
+            "generation": generation,
+            "env": name,
+            "meta_loss": loss,
+            "meta_grad_norm": norm,
+            "restarted_units": count,
+            "skipped": skipped if name == COMBINED else None,
+            "validation_return": val,
+            "seconds": seconds,
+        }
+        for name, loss, norm, count, val in zip(names, losses, norms, restarted, validated)
+    ]
 
 
 def _history(rows: list[dict]) -> pd.DataFrame:
@@ -618,9 +719,11 @@ def _progress_line(iteration, iterations, combined_row, validation, seconds) -> 
         extra += f", {combined_row['restarted_units']} non-finite units restarted"
     if validation is not None:
         extra += f", validation {validation[1]:.4g}"
-    return (f"[metagrad] iteration {iteration} ({iteration + 1}/{iterations}): meta-loss "
-            f"{combined_row['meta_loss']:.4g}, meta-grad norm {combined_row['meta_grad_norm']:.3g}{extra}, "
-            f"{seconds:.1f}s")
+    return (
+        f"[metagrad] iteration {iteration} ({iteration + 1}/{iterations}): meta-loss "
+        f"{combined_row['meta_loss']:.4g}, meta-grad norm {combined_row['meta_grad_norm']:.3g}{extra}, "
+        f"{seconds:.1f}s"
+    )
 
 
 def _say(log: TextIO | None, line: str) -> None:

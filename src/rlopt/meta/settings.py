@@ -50,7 +50,7 @@ class ESConfig:
     return_estimator: str = "window"
 
     @classmethod
-    def from_dict(cls, settings: dict) -> "ESConfig":
+    def from_dict(cls, settings: dict) -> ESConfig:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(settings) - set(known))
         if unknown:
@@ -69,8 +69,9 @@ class ESConfig:
         for name in ("population_size", "generations", "rollouts", "eval_every", "checkpoint_every"):
             _require_positive_int(name, getattr(self, name))
         if self.population_size % 2:
-            raise ESConfigError(f"ES setting 'population_size' must be even (antithetic pairs), "
-                                f"got {self.population_size}")
+            raise ESConfigError(
+                f"ES setting 'population_size' must be even (antithetic pairs), got {self.population_size}"
+            )
         for name in ("sigma_init", "lr"):
             value = getattr(self, name)
             if not _is_real(value) or value <= 0:
@@ -82,22 +83,29 @@ class ESConfig:
         for name, start in (("sigma_min", "sigma_init"), ("lr_min", "lr")):
             value = getattr(self, name)
             if value is not None and (not _is_real(value) or not 0 < value <= getattr(self, start)):
-                raise ESConfigError(f"ES setting '{name}' must be a positive number at most "
-                                    f"{start} = {getattr(self, start)}, got {value!r}")
+                raise ESConfigError(
+                    f"ES setting '{name}' must be a positive number at most "
+                    f"{start} = {getattr(self, start)}, got {value!r}"
+                )
         if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
-            raise ESConfigError(f"ES setting 'return_estimator' must be one of {list(FINAL_RETURN_ESTIMATORS)}, "
-                                f"got {self.return_estimator!r}")
+            raise ESConfigError(
+                f"ES setting 'return_estimator' must be one of {list(FINAL_RETURN_ESTIMATORS)}, "
+                f"got {self.return_estimator!r}"
+            )
         seeds = self.validation_seeds
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise ESConfigError(f"ES setting 'validation_seeds' must be a non-empty list of non-negative "
-                                f"integers, got {list(seeds)!r}")
+            raise ESConfigError(
+                f"ES setting 'validation_seeds' must be a non-empty list of non-negative integers, got {list(seeds)!r}"
+            )
         if len(set(seeds)) != len(seeds):
             raise ESConfigError(f"ES setting 'validation_seeds' has duplicates: {list(seeds)}")
         if self.member_block is not None:
             _require_positive_int("member_block", self.member_block)
             if self.population_size % self.member_block:
-                raise ESConfigError(f"ES setting 'member_block' = {self.member_block} must divide "
-                                    f"population_size = {self.population_size} (one compile per task)")
+                raise ESConfigError(
+                    f"ES setting 'member_block' = {self.member_block} must divide "
+                    f"population_size = {self.population_size} (one compile per task)"
+                )
 
     @property
     def block_size(self) -> int:
@@ -151,7 +159,7 @@ class MetaGradConfig:
     checkpoint_seconds: float = 300.0
 
     @classmethod
-    def from_dict(cls, settings: dict) -> "MetaGradConfig":
+    def from_dict(cls, settings: dict) -> MetaGradConfig:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(settings) - set(known))
         if unknown:
@@ -160,8 +168,9 @@ class MetaGradConfig:
         if "validation_seeds" in settings:
             seeds = settings["validation_seeds"]
             if not isinstance(seeds, (list, tuple)):
-                raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a list of integers, "
-                                          f"got {seeds!r}")
+                raise MetaGradConfigError(
+                    f"metagrad setting 'validation_seeds' must be a list of integers, got {seeds!r}"
+                )
             settings["validation_seeds"] = tuple(seeds)
         config = cls(**settings)
         config.validate()
@@ -169,45 +178,60 @@ class MetaGradConfig:
 
     def validate(self) -> None:
         if self.agent not in METAGRAD_AGENTS:
-            raise MetaGradConfigError(f"metagrad setting 'agent' must be one of {list(METAGRAD_AGENTS)}, "
-                                      f"got {self.agent!r}")
+            raise MetaGradConfigError(
+                f"metagrad setting 'agent' must be one of {list(METAGRAD_AGENTS)}, got {self.agent!r}"
+            )
         for name in ("iterations", "inner_updates", "eval_every"):
             if not _is_positive_int(getattr(self, name)):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, "
-                                          f"got {getattr(self, name)!r}")
+                raise MetaGradConfigError(
+                    f"metagrad setting '{name}' must be a positive integer, got {getattr(self, name)!r}"
+                )
         if not _is_positive_int(self.reset_interval):
-            raise MetaGradConfigError(f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
-                                      f"got {self.reset_interval!r}")
+            raise MetaGradConfigError(
+                f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
+                f"got {self.reset_interval!r}"
+            )
         for name in ("num_units", "unit_block", "validation_steps"):
             value = getattr(self, name)
             if value is not None and not _is_positive_int(value):
                 raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, got {value!r}")
         for name in ("pipeline", "first_order"):
             if not isinstance(getattr(self, name), bool):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be true or false, "
-                                          f"got {getattr(self, name)!r}")
+                raise MetaGradConfigError(
+                    f"metagrad setting '{name}' must be true or false, got {getattr(self, name)!r}"
+                )
         lrs = self.lr.values() if isinstance(self.lr, dict) else [self.lr]
         if not all(_is_real(v) and v > 0 for v in lrs):
-            raise MetaGradConfigError(f"metagrad setting 'lr' must be a positive number or an object "
-                                      f"{{env: positive number}}, got {self.lr!r}")
+            raise MetaGradConfigError(
+                f"metagrad setting 'lr' must be a positive number or an object "
+                f"{{env: positive number}}, got {self.lr!r}"
+            )
         for name in ("meta_lr", "grad_clip", "grad_norm", "max_norm"):
             value = getattr(self, name)
             if (name == "meta_lr" or value is not None) and not (_is_real(value) and value > 0):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive number"
-                                          f"{'' if name == 'meta_lr' else ' or null'}, got {value!r}")
+                raise MetaGradConfigError(
+                    f"metagrad setting '{name}' must be a positive number"
+                    f"{'' if name == 'meta_lr' else ' or null'}, got {value!r}"
+                )
         if self.grad_clip is not None and self.grad_norm is not None:
-            raise MetaGradConfigError("metagrad settings 'grad_clip' and 'grad_norm' are alternatives; "
-                                      "set one of them to null")
+            raise MetaGradConfigError(
+                "metagrad settings 'grad_clip' and 'grad_norm' are alternatives; set one of them to null"
+            )
         if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
-            raise MetaGradConfigError(f"metagrad setting 'return_estimator' must be one of "
-                                      f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}")
+            raise MetaGradConfigError(
+                f"metagrad setting 'return_estimator' must be one of "
+                f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}"
+            )
         if not (_is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
-            raise MetaGradConfigError(f"metagrad setting 'checkpoint_seconds' must be >= 0, "
-                                      f"got {self.checkpoint_seconds!r}")
+            raise MetaGradConfigError(
+                f"metagrad setting 'checkpoint_seconds' must be >= 0, got {self.checkpoint_seconds!r}"
+            )
         seeds = self.validation_seeds
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' must be a non-empty list of "
-                                      f"non-negative integers, got {list(seeds)!r}")
+            raise MetaGradConfigError(
+                f"metagrad setting 'validation_seeds' must be a non-empty list of "
+                f"non-negative integers, got {list(seeds)!r}"
+            )
         if len(set(seeds)) != len(seeds):
             raise MetaGradConfigError(f"metagrad setting 'validation_seeds' has duplicates: {list(seeds)}")
 
@@ -227,11 +251,14 @@ class MetaGradConfig:
         """Units of a task whose agent setting num_envs is the batch they share."""
         units = self.num_units or num_envs
         if num_envs % units:
-            raise MetaGradConfigError(f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
-                                      f"batch of num_envs = {num_envs} envs (each unit gets the same number)")
+            raise MetaGradConfigError(
+                f"metagrad setting 'num_units' = {units} does not divide task '{env}''s "
+                f"batch of num_envs = {num_envs} envs (each unit gets the same number)"
+            )
         if self.unit_block is not None and units % self.unit_block:
-            raise MetaGradConfigError(f"metagrad setting 'unit_block' = {self.unit_block} does not divide task "
-                                      f"'{env}''s {units} units")
+            raise MetaGradConfigError(
+                f"metagrad setting 'unit_block' = {self.unit_block} does not divide task '{env}''s {units} units"
+            )
         return units
 
     def validation_config(self, agent_config):

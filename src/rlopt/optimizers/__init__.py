@@ -9,8 +9,9 @@ PPO passes on every step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rlopt.optimizers.base import EXTRA_ARG_NAMES, OptimizerConfigError, TrainingSchedule
 from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS, COUNT_HPARAMS, OWN_HPARAMS
@@ -127,8 +128,7 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
         unknown = sorted(set(hparams) - set(allowed))
         if unknown:
             raise OptimizerConfigError(
-                f"optimizer '{name}': unknown hyperparameter(s) {unknown}; "
-                f"valid ones are {sorted(allowed)}"
+                f"optimizer '{name}': unknown hyperparameter(s) {unknown}; valid ones are {sorted(allowed)}"
             )
         if "lr" not in hparams:
             raise OptimizerConfigError(f"optimizer '{name}': hyperparameter 'lr' is required")

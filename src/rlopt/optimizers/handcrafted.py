@@ -83,7 +83,6 @@ DIRECTIONS = {
 }
 
 
-
 class ResetState(NamedTuple):
     inner: optax.OptState
     segment: jax.Array  # int32, the segment of the last step
@@ -128,8 +127,9 @@ def build(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.Gradien
     """
     own = {k: v for k, v in hparams.items() if k not in COMMON_HPARAMS}
     lr = learning_rate(hparams["lr"], bool(hparams.get("anneal_lr", False)), schedule)
-    direction = reset_at_segments(DIRECTIONS[name](**own), hparams.get("reset_every", 0),
-                                  hparams.get("reset_segments", 0))
+    direction = reset_at_segments(
+        DIRECTIONS[name](**own), hparams.get("reset_every", 0), hparams.get("reset_segments", 0)
+    )
     return optax.chain(
         optax.add_decayed_weights(hparams.get("l2", 0.0)),
         direction,

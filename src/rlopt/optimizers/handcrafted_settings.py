@@ -12,7 +12,6 @@ OWN_HPARAMS = {
 }
 
 # Hyperparameters every handcrafted optimizer accepts besides its own.
-COMMON_HPARAMS = {"lr": None, "anneal_lr": False, "l2": 0.0, "weight_decay": 0.0, "reset_every": 0,
-                  "reset_segments": 0}
+COMMON_HPARAMS = {"lr": None, "anneal_lr": False, "l2": 0.0, "weight_decay": 0.0, "reset_every": 0, "reset_segments": 0}
 # Of those, the ones that count PPO updates or segments (non-negative integers).
 COUNT_HPARAMS = ("reset_every", "reset_segments")

@@ -28,14 +28,14 @@ imports the JAX implementation on first use (:func:`imported_on_call`).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from rlopt.optimizers.base import OptimizerConfigError
-
 
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -100,6 +100,7 @@ def read_meta_vector(path: str | Path, owner: str, expected_length: int | None =
     if not np.all(np.isfinite(vector)):
         raise OptimizerConfigError(f"{owner} weights file {path} contains NaN or infinite values")
     if expected_length is not None and vector.size != expected_length:
-        raise OptimizerConfigError(f"{owner} weights file {path} has {vector.size} values; "
-                                   f"this configuration expects {expected_length}")
+        raise OptimizerConfigError(
+            f"{owner} weights file {path} has {vector.size} values; this configuration expects {expected_length}"
+        )
     return vector

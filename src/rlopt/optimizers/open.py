@@ -133,9 +133,7 @@ def unflatten(vector: jax.Array, cfg: OpenConfig) -> dict:
     """
     expected = num_meta_params(cfg)
     if vector.shape != (expected,):
-        raise OptimizerConfigError(
-            f"OPEN meta-parameters for {cfg} must have shape ({expected},), got {vector.shape}"
-        )
+        raise OptimizerConfigError(f"OPEN meta-parameters for {cfg} must have shape ({expected},), got {vector.shape}")
     if not cfg.separated:
         return _unflatten_one_network(vector, cfg)
     half = expected // 2
@@ -167,7 +165,7 @@ def _mean_over_rows(x: jax.Array) -> jax.Array:
     count = x.shape[0]
     while x.shape[0] > 1:
         half = x.shape[0] // 2
-        x = jnp.concatenate([x[:half] + x[half:2 * half], x[2 * half:]])
+        x = jnp.concatenate([x[:half] + x[half : 2 * half], x[2 * half :]])
     return x * (1.0 / count)
 
 
@@ -181,8 +179,8 @@ def _gru_cell(gru: dict, inputs: jax.Array, carry: jax.Array) -> jax.Array:
     from_inputs = _matmul_columns(input_kernel, inputs) + input_bias
     from_carry = _matmul_columns(hidden_kernel, carry)
     reset = jax.nn.sigmoid(from_inputs[:h] + from_carry[:h])
-    update = jax.nn.sigmoid(from_inputs[h:2 * h] + from_carry[h:2 * h])
-    candidate = jnp.tanh(from_inputs[2 * h:] + reset * (from_carry[2 * h:] + gru["hn"]["bias"][:, None]))
+    update = jax.nn.sigmoid(from_inputs[h : 2 * h] + from_carry[h : 2 * h])
+    candidate = jnp.tanh(from_inputs[2 * h :] + reset * (from_carry[2 * h :] + gru["hn"]["bias"][:, None]))
     return (1.0 - update) * candidate + update * carry
 
 
@@ -293,7 +291,7 @@ def _normalise_per_tensor(block: jax.Array, leaves: tuple[_Leaf, ...]) -> jax.Ar
     """x * rsqrt(1e-5 + mean(x^2)), the mean over each tensor, per feature row."""
     pieces = []
     for leaf in leaves:
-        piece = block[:, leaf.start:leaf.stop]
+        piece = block[:, leaf.start : leaf.stop]
         pieces.append(piece * jax.lax.rsqrt(NORMALISATION_EPS + jnp.mean(jnp.square(piece), axis=1, keepdims=True)))
     return jnp.concatenate(pieces, axis=1)
 
@@ -305,13 +303,22 @@ def _dormancy(activations: dict, leaves: tuple[_Leaf, ...]) -> jax.Array:
     for leaf in leaves:
         if (leaf.network, leaf.layer) not in scores:
             scores[leaf.network, leaf.layer] = dormancy_scores(activations[leaf.network][leaf.layer])
-    return jnp.concatenate([jnp.broadcast_to(scores[leaf.network, leaf.layer], leaf.shape).ravel()
-                            for leaf in leaves])
+    return jnp.concatenate([jnp.broadcast_to(scores[leaf.network, leaf.layer], leaf.shape).ravel() for leaf in leaves])
 
 
-def _input_columns(cfg: OpenConfig, leaves: tuple[_Leaf, ...], flat_params: jax.Array, flat_grads: jax.Array,
-                   momentum: jax.Array, *, update_index, num_updates, epoch_index, num_epochs,
-                   activations) -> jax.Array:
+def _input_columns(
+    cfg: OpenConfig,
+    leaves: tuple[_Leaf, ...],
+    flat_params: jax.Array,
+    flat_grads: jax.Array,
+    momentum: jax.Array,
+    *,
+    update_index,
+    num_updates,
+    epoch_index,
+    num_epochs,
+    activations,
+) -> jax.Array:
     """The network inputs, (number of features of ``cfg``, N), from the flat parameters
     and gradient (N,) and the already updated momentum (6, N), each flattened once per
     step by the caller."""
@@ -324,8 +331,9 @@ def _input_columns(cfg: OpenConfig, leaves: tuple[_Leaf, ...], flat_params: jax.
         [flat_params[None], momentum_sign, momentum_log, grad_sign[None], grad_log[None]], axis=0
     )
     dormancy = _dormancy(activations, leaves) if uses_dormancy else jnp.zeros_like(flat_params)
-    layer_proportion = np.concatenate([np.full(math.prod(leaf.shape), leaf.layer_proportion, np.float32)
-                                       for leaf in leaves])
+    layer_proportion = np.concatenate(
+        [np.full(math.prod(leaf.shape), leaf.layer_proportion, np.float32) for leaf in leaves]
+    )
     unnormalised = jnp.stack(
         jnp.broadcast_arrays(
             _proportion(update_index, num_updates),
@@ -355,9 +363,18 @@ def compute_inputs(
 ) -> jax.Array:
     """The network inputs of every parameter, (N, number of features of ``cfg``), rows in
     ravel_pytree order. ``momentum`` (N, 6) is the already updated momentum."""
-    return _input_columns(cfg, _leaves(params), ravel_pytree(params)[0], ravel_pytree(grads)[0], momentum.T,
-                          update_index=update_index, num_updates=num_updates, epoch_index=epoch_index,
-                          num_epochs=num_epochs, activations=activations).T
+    return _input_columns(
+        cfg,
+        _leaves(params),
+        ravel_pytree(params)[0],
+        ravel_pytree(grads)[0],
+        momentum.T,
+        update_index=update_index,
+        num_updates=num_updates,
+        epoch_index=epoch_index,
+        num_epochs=num_epochs,
+        activations=activations,
+    ).T
 
 
 def network_columns(num_params: int) -> int:
@@ -373,8 +390,9 @@ def diagnostic_names(cfg: OpenConfig) -> tuple[str, ...]:
     return ("update_size", "randomness") if cfg.noise else ("update_size",)
 
 
-def step_diagnostics(step: jax.Array, noise_weight: jax.Array | None, flat_params: jax.Array,
-                     actor_mask: jax.Array | None) -> dict:
+def step_diagnostics(
+    step: jax.Array, noise_weight: jax.Array | None, flat_params: jax.Array, actor_mask: jax.Array | None
+) -> dict:
     """The OPEN paper's App. F.3/F.4 quantities for one step, relative to the parameters:
     ``update_size`` = mean |u_hat| / mean |p| over all parameters (u_hat = the step before
     noise), ``randomness`` = mean |alpha_3 delta| / mean |p| over the actor's parameters.
@@ -421,16 +439,36 @@ def open_optimizer(meta_vector: jax.Array, cfg: OpenConfig) -> optax.GradientTra
         critic = _apply_network_columns(meta["critic"], inputs[:, num_actor:], carry[:, num_actor:])
         return tuple(jnp.concatenate(pair, axis=1) for pair in zip(actor, critic))
 
-    def update(grads, state, params=None, *, update_index, num_updates, epoch_index, num_epochs,
-               activations=None, actor_mask, key, **_unused):
+    def update(
+        grads,
+        state,
+        params=None,
+        *,
+        update_index,
+        num_updates,
+        epoch_index,
+        num_epochs,
+        activations=None,
+        actor_mask,
+        key,
+        **_unused,
+    ):
         if params is None:
             raise ValueError("OPEN needs the current params: call update(grads, state, params, ...)")
         flat_params, unravel = ravel_pytree(params)
         flat_grads = ravel_pytree(grads)[0]
         momentum = _update_momentum_columns(state.momentum, flat_grads)
         inputs = _input_columns(
-            cfg, _leaves(params), flat_params, flat_grads, momentum, update_index=update_index,
-            num_updates=num_updates, epoch_index=epoch_index, num_epochs=num_epochs, activations=activations,
+            cfg,
+            _leaves(params),
+            flat_params,
+            flat_grads,
+            momentum,
+            update_index=update_index,
+            num_updates=num_updates,
+            epoch_index=epoch_index,
+            num_epochs=num_epochs,
+            activations=activations,
         )
         num_params = flat_params.size
         columns = network_columns(num_params)

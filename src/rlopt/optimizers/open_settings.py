@@ -82,9 +82,7 @@ class OpenConfig:
         if self.size not in SIZES:
             raise OptimizerConfigError(f"OPEN size must be one of {sorted(SIZES)}, got {self.size!r}")
         if self.features not in FEATURE_SETS:
-            raise OptimizerConfigError(
-                f"OPEN features must be one of {sorted(FEATURE_SETS)}, got {self.features!r}"
-            )
+            raise OptimizerConfigError(f"OPEN features must be one of {sorted(FEATURE_SETS)}, got {self.features!r}")
         if self.features == "no_features" and self.noise:
             raise OptimizerConfigError("OPEN features 'no_features' has no noise output; set noise=False")
 

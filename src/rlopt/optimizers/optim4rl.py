@@ -115,8 +115,10 @@ def unflatten(vector: jax.Array, cfg: GruOptimizerConfig) -> dict:
     and fine on traced vectors."""
     expected = num_meta_params(cfg)
     if vector.shape != (expected,):
-        raise OptimizerConfigError(f"{cfg.kind} ({cfg.architecture} architecture) meta-parameters must have "
-                                   f"shape ({expected},), got {vector.shape}")
+        raise OptimizerConfigError(
+            f"{cfg.kind} ({cfg.architecture} architecture) meta-parameters must have "
+            f"shape ({expected},), got {vector.shape}"
+        )
     tree: dict = {}
     offset = 0
     for path, shape in meta_param_layout(cfg):
@@ -124,7 +126,7 @@ def unflatten(vector: jax.Array, cfg: GruOptimizerConfig) -> dict:
         node = tree
         for key in path[:-1]:
             node = node.setdefault(key, {})
-        node[path[-1]] = vector[offset:offset + size].reshape(shape)
+        node[path[-1]] = vector[offset : offset + size].reshape(shape)
         offset += size
     return tree
 
@@ -169,8 +171,10 @@ def stack_networks(tree: dict, cfg: GruOptimizerConfig) -> Networks:
         return jnp.stack([gru(lambda g, gate=gate: g[side + gate][kind]) for gate in GATES])
 
     head = tuple(
-        (stacked(lambda pair: pair[0], lambda h, i=i: h[f"layers_{2 * i}"]["kernel"]),
-         stacked(lambda pair: pair[0], lambda h, i=i: h[f"layers_{2 * i}"]["bias"])[..., None])
+        (
+            stacked(lambda pair: pair[0], lambda h, i=i: h[f"layers_{2 * i}"]["kernel"]),
+            stacked(lambda pair: pair[0], lambda h, i=i: h[f"layers_{2 * i}"]["bias"])[..., None],
+        )
         for i in range(len(cfg.layer_sizes) - 1)
     )
     return Networks(

@@ -64,8 +64,10 @@ class GruOptimizerConfig:
         if self.kind not in RULES:
             raise OptimizerConfigError(f"unknown GRU optimizer {self.kind!r}; known ones are {sorted(RULES)}")
         if self.architecture not in HEAD_HIDDEN:
-            raise OptimizerConfigError(f"optimizer '{self.kind}': 'architecture' must be one of "
-                                       f"{list(ARCHITECTURES)}, got {self.architecture!r}")
+            raise OptimizerConfigError(
+                f"optimizer '{self.kind}': 'architecture' must be one of "
+                f"{list(ARCHITECTURES)}, got {self.architecture!r}"
+            )
 
     @property
     def rule(self) -> Rule:
@@ -80,8 +82,18 @@ class GruOptimizerConfig:
 # --------------------------------------------------------------------------------------
 # Meta-parameters: layout, initialisation, loading
 
-GRU_LEAVES = ("hn.bias", "hn.kernel", "hr.kernel", "hz.kernel", "in.bias", "in.kernel", "ir.bias",
-              "ir.kernel", "iz.bias", "iz.kernel")  # sorted, as ravel_pytree orders them
+GRU_LEAVES = (
+    "hn.bias",
+    "hn.kernel",
+    "hr.kernel",
+    "hz.kernel",
+    "in.bias",
+    "in.kernel",
+    "ir.bias",
+    "ir.kernel",
+    "iz.bias",
+    "iz.kernel",
+)  # sorted, as ravel_pytree orders them
 
 
 def network_names(cfg: GruOptimizerConfig) -> tuple[tuple[str, str], ...]:
@@ -152,11 +164,11 @@ def load_vector(path: str | Path, cfg: GruOptimizerConfig) -> np.ndarray:
     vector = read_meta_vector(path, _owner(cfg))
     expected = num_meta_params(cfg)
     if vector.size != expected:
-        others = [a for a in ARCHITECTURES
-                  if num_meta_params(GruOptimizerConfig(cfg.kind, 1.0, a)) == vector.size]
-        hint = f" (the '{others[0]}' architecture's length: set \"architecture\": \"{others[0]}\")" if others else ""
-        raise OptimizerConfigError(f"{_owner(cfg)} weights file {path} has {vector.size} values{hint}; "
-                                   f"this configuration expects {expected}")
+        others = [a for a in ARCHITECTURES if num_meta_params(GruOptimizerConfig(cfg.kind, 1.0, a)) == vector.size]
+        hint = f' (the \'{others[0]}\' architecture\'s length: set "architecture": "{others[0]}")' if others else ""
+        raise OptimizerConfigError(
+            f"{_owner(cfg)} weights file {path} has {vector.size} values{hint}; this configuration expects {expected}"
+        )
     return vector
 
 
@@ -167,8 +179,7 @@ HPARAM_DEFAULTS = {"lr": None, "grad_clip": None, "architecture": "paper", "weig
 
 
 def _is_positive_number(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and value > 0)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _validator(kind: str):
@@ -185,8 +196,7 @@ def _validator(kind: str):
         if not _is_positive_number(filled["lr"]):
             fail(f"'lr' must be a positive finite number, got {filled['lr']!r}")
         if filled["grad_clip"] is not None and not _is_positive_number(filled["grad_clip"]):
-            fail(f"'grad_clip' must be a positive finite number (omit it for no clipping), "
-                 f"got {filled['grad_clip']!r}")
+            fail(f"'grad_clip' must be a positive finite number (omit it for no clipping), got {filled['grad_clip']!r}")
         if filled["architecture"] not in HEAD_HIDDEN:
             fail(f"'architecture' must be one of {list(ARCHITECTURES)}, got {filled['architecture']!r}")
         weights = filled["weights"]

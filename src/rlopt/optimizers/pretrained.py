@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rlopt.io import write_atomic
 
@@ -85,8 +85,10 @@ def verify_if_pretrained(path: str | Path) -> None:
         return
     problem = _problem(path.parent, name)
     if problem:
-        raise PretrainedWeightsError(f"{problem}: named like the authors' pretrained '{name}' optimizer but not "
-                                     f"their file; {_where_to_get_them()}")
+        raise PretrainedWeightsError(
+            f"{problem}: named like the authors' pretrained '{name}' optimizer but not "
+            f"their file; {_where_to_get_them()}"
+        )
 
 
 def verify_pretrained_dir(directory: str | Path, names: tuple[str, ...] = PRETRAINED_NAMES) -> dict[str, Path]:
@@ -133,5 +135,5 @@ def download_pretrained(
             raise PretrainedWeightsError(
                 f"downloaded {url} has SHA-256 {_sha256(data)}, expected {SHA256[name]}; nothing was written"
             )
-        write_atomic(dest_dir / file_name(name), lambda f: f.write(data))
+        write_atomic(dest_dir / file_name(name), lambda f: f.write(data))  # noqa: B023 (called at once)
     return verify_pretrained_dir(dest_dir, names)

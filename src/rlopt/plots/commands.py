@@ -72,21 +72,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              lambda df, args, f: f.plot_ablations(df, args.out))  # fmt: skip
 
     for name, help, flag, draw in (
-        ("deepsea", "OPEN's Fig. 17: IQM of final return against DeepSea size", "--intervals",
-         "plot_deepsea_returns"),
-        ("deepsea-gains", "OPEN's Fig. 6: IQM gain from learned noise against DeepSea size", "--gains",
-         "plot_deepsea_gains"),
+        ("deepsea", "OPEN's Fig. 17: IQM of final return against DeepSea size", "--intervals", "plot_deepsea_returns"),
+        (
+            "deepsea-gains",
+            "OPEN's Fig. 6: IQM gain from learned noise against DeepSea size",
+            "--gains",
+            "plot_deepsea_gains",
+        ),
     ):
-        kind = add_kind(name, help, flag,
-                        lambda df, args, f, draw=draw: getattr(f, draw)(df, args.out, args.train_sizes))
-        kind.add_argument("--train-sizes", nargs=2, type=int, metavar=("LOW", "HIGH"),
-                          help="meta-training sizes to shade (larger ones are out of support)")
+        kind = add_kind(
+            name, help, flag, lambda df, args, f, draw=draw: getattr(f, draw)(df, args.out, args.train_sizes)
+        )
+        kind.add_argument(
+            "--train-sizes",
+            nargs=2,
+            type=int,
+            metavar=("LOW", "HIGH"),
+            help="meta-training sizes to shade (larger ones are out of support)",
+        )
 
     randomness = add_kind("deepsea-randomness", "OPEN's Fig. 14: randomness applied against update, per "
                           "DeepSea size", "--randomness", lambda df, args, f: f.plot_deepsea_randomness(
                               df, args.out, args.sizes))  # fmt: skip
-    randomness.add_argument("--sizes", nargs="+", type=int, metavar="SIZE",
-                            help="sizes to show, one panel each (default: five spread over those in the table)")
+    randomness.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        metavar="SIZE",
+        help="sizes to show, one panel each (default: five spread over those in the table)",
+    )
 
     generations = add_kind("generations", "a metric against generations (e.g. meta-training fitness)",
                            "--table", lambda df, args, f: f.plot_metric_over_generations(
@@ -96,14 +110,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generations.add_argument("--hue", help="column with one line per value")
 
     for name, help, flag, draw in (
-        ("collapse-curves", "collapse study: IQM return per arm with its bootstrap band", "--iqm-curves",
-         "plot_iqm_curves"),
-        ("collapse-seeds", "collapse study: per-seed small multiples coloured by the detector's verdict",
-         "--curves", "plot_seed_flags"),
-        ("update-sizes", "max|update|/lr and L1 parameter change per update, per arm", "--update-sizes",
-         "plot_update_sizes"),
-        ("nonstationary-curves", "return per update under each dynamics schedule, segments shaded", "--curves",
-         "plot_nonstationary_curves"),
+        (
+            "collapse-curves",
+            "collapse study: IQM return per arm with its bootstrap band",
+            "--iqm-curves",
+            "plot_iqm_curves",
+        ),
+        (
+            "collapse-seeds",
+            "collapse study: per-seed small multiples coloured by the detector's verdict",
+            "--curves",
+            "plot_seed_flags",
+        ),
+        (
+            "update-sizes",
+            "max|update|/lr and L1 parameter change per update, per arm",
+            "--update-sizes",
+            "plot_update_sizes",
+        ),
+        (
+            "nonstationary-curves",
+            "return per update under each dynamics schedule, segments shaded",
+            "--curves",
+            "plot_nonstationary_curves",
+        ),
     ):
         add_kind(name, help, flag, lambda df, args, f, draw=draw: _study_figure(draw)(df, args.out))
 
@@ -122,9 +152,8 @@ def _draw_intervals(df, args, figures):
 
 def _run(args: argparse.Namespace, draw) -> int:
     # Imported here: matplotlib/seaborn would slow down every other rlopt command.
-    from rlopt.plots import figures
-
     from rlopt.analysis.commands import select_rows
+    from rlopt.plots import figures
 
     table = read_table(args.table)
     if args.labels:

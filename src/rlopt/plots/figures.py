@@ -187,8 +187,12 @@ def plot_return_curves(curves_df: pd.DataFrame, out_stem: str | os.PathLike) -> 
     return save_figure(fig, out_stem)
 
 
-DYNAMICS_AXIS = {"dormancy": "dormant fraction (tau = 0)", "update_size": "update size / |p|",
-                 "randomness": "randomness / |p|", "entropy": "policy entropy"}
+DYNAMICS_AXIS = {
+    "dormancy": "dormant fraction (tau = 0)",
+    "update_size": "update size / |p|",
+    "randomness": "randomness / |p|",
+    "entropy": "policy entropy",
+}
 
 
 @_themed
@@ -201,15 +205,30 @@ def plot_training_dynamics(updates_df: pd.DataFrame, metric: str, out_stem: str 
     if updates_df.empty:
         raise PlotInputError(f"updates table has no finite '{metric}' (no selected optimizer logs it)")
     panels = {env: bin_steps(rows, value=metric) for env, rows in updates_df.groupby("env", sort=True)}
-    fig = _lineplot_panels(panels, "global_step", metric, "label", label_palette(updates_df["label"]),
-                           "environment steps", DYNAMICS_AXIS.get(metric, metric.replace("_", " ")))
-    for ax in fig.axes[:len(panels)]:
+    fig = _lineplot_panels(
+        panels,
+        "global_step",
+        metric,
+        "label",
+        label_palette(updates_df["label"]),
+        "environment steps",
+        DYNAMICS_AXIS.get(metric, metric.replace("_", " ")),
+    )
+    for ax in fig.axes[: len(panels)]:
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     return save_figure(fig, out_stem)
 
 
-def _lineplot_panels(panels: dict[str, pd.DataFrame], x: str, y: str, hue: str, palette: dict,
-                     xlabel: str, ylabel: str, hue_title: str = "label") -> plt.Figure:
+def _lineplot_panels(
+    panels: dict[str, pd.DataFrame],
+    x: str,
+    y: str,
+    hue: str,
+    palette: dict,
+    xlabel: str,
+    ylabel: str,
+    hue_title: str = "label",
+) -> plt.Figure:
     """One panel per (title -> rows): ``y`` against ``x``, mean over seeds with a 95%
     t-interval band, one line per ``hue`` value; one legend below."""
     fig, axes = _panel_grid(len(panels))
@@ -360,9 +379,7 @@ def normalise_by_reference(final_returns_df: pd.DataFrame, reference: str) -> pd
 
 
 @_themed
-def plot_normalised_scores(
-    final_returns_df: pd.DataFrame, reference: str, out_stem: str | os.PathLike
-) -> list[Path]:
+def plot_normalised_scores(final_returns_df: pd.DataFrame, reference: str, out_stem: str | os.PathLike) -> list[Path]:
     """Per env, each seed's final return over the reference's mean: box plus points per label."""
     require_columns(final_returns_df, ["label", "env", "seed", "final_return"], "final_returns")
     scored = normalise_by_reference(final_returns_df, reference)
@@ -478,8 +495,14 @@ def plot_ablations(intervals_df: pd.DataFrame, out_stem: str | os.PathLike) -> l
     return save_figure(fig, out_stem)
 
 
-def _plot_against_size(df: pd.DataFrame, hue: str, ylabel: str, out_stem: str | os.PathLike,
-                       train_sizes: Sequence[int] | None, zero_line: bool = False) -> list[Path]:
+def _plot_against_size(
+    df: pd.DataFrame,
+    hue: str,
+    ylabel: str,
+    out_stem: str | os.PathLike,
+    train_sizes: Sequence[int] | None,
+    zero_line: bool = False,
+) -> list[Path]:
     """``estimate`` with its CI band against DeepSea size, one line per ``hue`` value; integer
     sizes on x, the meta-training range shaded (larger sizes are out of support)."""
     palette = label_palette(df[hue])
@@ -500,8 +523,9 @@ def _plot_against_size(df: pd.DataFrame, hue: str, ylabel: str, out_stem: str | 
 
 
 @_themed
-def plot_deepsea_returns(intervals_df: pd.DataFrame, out_stem: str | os.PathLike,
-                         train_sizes: Sequence[int] | None = None) -> list[Path]:
+def plot_deepsea_returns(
+    intervals_df: pd.DataFrame, out_stem: str | os.PathLike, train_sizes: Sequence[int] | None = None
+) -> list[Path]:
     """OPEN's Figure 17: IQM of final return against DeepSea size per variant, 95% CI band."""
     require_columns(intervals_df, ["variant", "size", "estimate", "ci_low", "ci_high"], "deepsea intervals")
     if intervals_df.empty:
@@ -510,16 +534,19 @@ def plot_deepsea_returns(intervals_df: pd.DataFrame, out_stem: str | os.PathLike
 
 
 @_themed
-def plot_deepsea_gains(gains_df: pd.DataFrame, out_stem: str | os.PathLike,
-                       train_sizes: Sequence[int] | None = None) -> list[Path]:
+def plot_deepsea_gains(
+    gains_df: pd.DataFrame, out_stem: str | os.PathLike, train_sizes: Sequence[int] | None = None
+) -> list[Path]:
     """OPEN's Figure 6: IQM improvement from learned stochasticity (variant with noise minus
     the one without) against DeepSea size, per architecture, 95% CI band."""
     require_columns(gains_df, ["architecture", "size", "estimate", "ci_low", "ci_high"], "deepsea gains")
     if gains_df.empty:
-        raise PlotInputError("deepsea gains table has no rows (no architecture has a variant with "
-                             "and one without learned noise)")
-    return _plot_against_size(gains_df, "architecture", "IQM gain from learned noise", out_stem, train_sizes,
-                              zero_line=True)
+        raise PlotInputError(
+            "deepsea gains table has no rows (no architecture has a variant with and one without learned noise)"
+        )
+    return _plot_against_size(
+        gains_df, "architecture", "IQM gain from learned noise", out_stem, train_sizes, zero_line=True
+    )
 
 
 RANDOMNESS_PANELS = 5  # sizes shown by default, spread over those evaluated (the paper shows 10-50)
@@ -534,8 +561,9 @@ def spread_sizes(sizes: Iterable[int], count: int = RANDOMNESS_PANELS) -> list[i
 
 
 @_themed
-def plot_deepsea_randomness(randomness_df: pd.DataFrame, out_stem: str | os.PathLike,
-                            sizes: Sequence[int] | None = None) -> list[Path]:
+def plot_deepsea_randomness(
+    randomness_df: pd.DataFrame, out_stem: str | os.PathLike, sizes: Sequence[int] | None = None
+) -> list[Path]:
     """OPEN's Figure 14: the randomness OPEN applies (relative to the actor's parameters)
     against PPO update, one panel per DeepSea size, mean over seeds with a 95% t-interval
     band, one line per variant with learned noise.  Panels keep their own y scale."""
@@ -547,8 +575,16 @@ def plot_deepsea_randomness(randomness_df: pd.DataFrame, out_stem: str | os.Path
     if missing:
         raise PlotInputError(f"no randomness rows for size(s) {missing}")
     panels = {f"size {size}": randomness_df[randomness_df["size"] == size] for size in shown}
-    fig = _lineplot_panels(panels, "update", "randomness", "variant", label_palette(randomness_df["variant"]),
-                           "PPO update", "randomness / |p|", hue_title="variant")
-    for ax in fig.axes[:len(panels)]:
+    fig = _lineplot_panels(
+        panels,
+        "update",
+        "randomness",
+        "variant",
+        label_palette(randomness_df["variant"]),
+        "PPO update",
+        "randomness / |p|",
+        hue_title="variant",
+    )
+    for ax in fig.axes[: len(panels)]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return save_figure(fig, out_stem)

@@ -15,8 +15,17 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import EngFormatter
 
-from rlopt.plots.figures import (PlotInputError, _legend_below, _lineplot_panels, _panel_grid, _t_interval, _themed,
-                                 label_palette, require_columns, save_figure)
+from rlopt.plots.figures import (
+    PlotInputError,
+    _legend_below,
+    _lineplot_panels,
+    _panel_grid,
+    _t_interval,
+    _themed,
+    label_palette,
+    require_columns,
+    save_figure,
+)
 
 STATUS_COLOURS = {"learned": "#0173b2", "failed to learn": "#949494", "collapsed": "#d55e00"}
 SEGMENT_SHADE = "0.92"
@@ -61,8 +70,9 @@ def plot_seed_flags(curves: pd.DataFrame, out_stem: str | os.PathLike) -> list[P
         raise PlotInputError("collapse curves table has no rows")
     labels = sorted(curves["label"].unique())
     seeds = sorted(curves["seed"].unique())
-    fig, axes = plt.subplots(len(labels), len(seeds), figsize=(2.2 * len(seeds), 1.7 * len(labels)),
-                             squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        len(labels), len(seeds), figsize=(2.2 * len(seeds), 1.7 * len(labels)), squeeze=False, sharex=True, sharey=True
+    )
     for row, label in enumerate(labels):
         for col, seed in enumerate(seeds):
             ax = axes[row][col]
@@ -96,8 +106,9 @@ def plot_update_sizes(update_sizes: pd.DataFrame, out_stem: str | os.PathLike) -
             panels[title] = rows.rename(columns={metric: "value"})
     if not panels:
         raise PlotInputError("update sizes table has no finite values")
-    fig = _lineplot_panels(panels, "update", "value", "label", label_palette(update_sizes["label"]),
-                           "PPO update", "", hue_title="arm")
+    fig = _lineplot_panels(
+        panels, "update", "value", "label", label_palette(update_sizes["label"]), "PPO update", "", hue_title="arm"
+    )
     for ax, title in zip(fig.axes, panels):
         ax.set_yscale("log")
         if title == UPDATE_SIZE_PANELS["update_max_over_lr"]:
@@ -109,8 +120,11 @@ def plot_update_sizes(update_sizes: pd.DataFrame, out_stem: str | os.PathLike) -
 def plot_nonstationary_curves(curves: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
     """One panel per schedule: return per update, mean over seeds (95% t band), one line
     per arm; every other segment shaded."""
-    require_columns(curves, ["schedule", "label", "seed", "update", "global_step", "episodic_return", "segment"],
-                    "non-stationary curves")
+    require_columns(
+        curves,
+        ["schedule", "label", "seed", "update", "global_step", "episodic_return", "segment"],
+        "non-stationary curves",
+    )
     if curves.empty:
         raise PlotInputError("non-stationary curves table has no rows")
     schedules = sorted(curves["schedule"].unique(), key=lambda s: (s == "stationary", s))
@@ -122,11 +136,18 @@ def plot_nonstationary_curves(curves: pd.DataFrame, out_stem: str | os.PathLike)
         for segment, (start, stop) in segments.iterrows():
             if segment % 2:
                 ax.axvspan(start - 0.5, stop + 0.5, color=SEGMENT_SHADE, zorder=0)
-        sns.lineplot(data=rows, x="update", y="episodic_return", hue="label", palette=palette,
-                     errorbar=_t_interval, ax=ax, legend=False)
+        sns.lineplot(
+            data=rows,
+            x="update",
+            y="episodic_return",
+            hue="label",
+            palette=palette,
+            errorbar=_t_interval,
+            ax=ax,
+            legend=False,
+        )
         ax.set(title=schedule, xlabel="PPO update", ylabel="episodic return")
         _steps_axis(ax, rows)
     fig.tight_layout()
     _legend_below(fig, palette, curves["label"], title="arm")
     return save_figure(fig, out_stem)
-

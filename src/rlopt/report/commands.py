@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -18,9 +17,7 @@ PRESET_FRAGMENT = "preset.tex"
 PATHS_FRAGMENT = "paths.tex"
 CONTENTS_FRAGMENT = "contents.tex"
 TABLE_FRAGMENTS = {option: Path(table.path).name for option, table in TABLES_BY_OPTION.items()}
-TEX_INSTALL_HINT = (
-    "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
-)
+TEX_INSTALL_HINT = "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk"
 LATEX_TIMEOUT_S = 600
 BUILD_SUBDIR = "build"
 
@@ -30,8 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="<action>")
 
     tables = actions.add_parser("tables", help="write the LaTeX fragments main.tex inputs")
-    tables.add_argument("--meta", required=True, help="preset JSON (inline or a file): preset, description, total_steps, "
-                        "num_seeds, bootstrap_reps[, scale]")  # fmt: skip
+    tables.add_argument(
+        "--meta",
+        required=True,
+        help="preset JSON (inline or a file): preset, description, total_steps, num_seeds, bootstrap_reps[, scale]",
+    )
     tables.add_argument("--figures-dir", required=True, help="directory holding the figures (STEM.pdf)")
     tables.add_argument("--out-dir", required=True, help="where the fragments are written")
     tables.add_argument("--intervals", help="intervals table (parquet/CSV)")
@@ -40,11 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tables.add_argument("--sweeps", help="combined sweep table of `rlopt sweeps` (parquet/CSV)")
     tables.add_argument("--ablations", help="ablation intervals table of `rlopt ablation-stats` (parquet/CSV)")
     tables.add_argument("--deepsea", help="DeepSea intervals table of `rlopt deepsea-stats` (parquet/CSV)")
-    tables.add_argument("--collapse", nargs=2, metavar=("RATES", "INTERVALS"),
-                        help="rates and intervals tables of `rlopt collapse-stats`")
+    tables.add_argument(
+        "--collapse",
+        nargs=2,
+        metavar=("RATES", "INTERVALS"),
+        help="rates and intervals tables of `rlopt collapse-stats`",
+    )
     tables.add_argument("--nonstationary", help="intervals table of `rlopt nonstationary-stats`")
-    tables.add_argument("--transfer", nargs=2, metavar=("INTERVALS", "POI"),
-                        help="intervals and probability_of_improvement tables of the transfer study's `rlopt stats`")
+    tables.add_argument(
+        "--transfer",
+        nargs=2,
+        metavar=("INTERVALS", "POI"),
+        help="intervals and probability_of_improvement tables of the transfer study's `rlopt stats`",
+    )
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)

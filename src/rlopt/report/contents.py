@@ -98,21 +98,33 @@ _STUDIES = "The term project's studies (docs/studies.md §5). "
 
 FIGURES: tuple[Figure, ...] = (
     _figure(
-        "tuning", "Tuning", "sweep", "--sweeps", "results/tune/sweeps.parquet",
+        "tuning",
+        "Tuning",
+        "sweep",
+        "--sweeps",
+        "results/tune/sweeps.parquet",
         r"Final return of the tuning grid, per optimizer and environment.",
         r"hyperparameter tuning",
         "Mean final return over the tuning seeds of every grid point, per optimizer (rows) and environment "
         "(panels); the configuration chosen for evaluation is ringed.",
     ),
     _figure(
-        "eval_curves", "Evaluation", "curves", "--curves", _CURVES,
+        "eval_curves",
+        "Evaluation",
+        "curves",
+        "--curves",
+        _CURVES,
         r"Episodic return against environment steps: mean over seeds, shaded 95\% $t$-interval of the mean.",
         r"the evaluation runs",
         "Episodic return against environment steps on the evaluation seeds: mean over seeds with a 95% "
         "t-interval band, per environment.",
     ),
     _figure(
-        "eval_intervals", "Evaluation", "intervals", "--intervals", _INTERVALS,
+        "eval_intervals",
+        "Evaluation",
+        "intervals",
+        "--intervals",
+        _INTERVALS,
         r"Interval estimates over all environments of normalised final return (as in Figs.~2--3 of~\cite{open}): "
         r"bars are 95\% stratified bootstrap confidence intervals, ticks the point estimates.",
         r"the evaluation statistics",
@@ -122,14 +134,22 @@ FIGURES: tuple[Figure, ...] = (
         options="--normalization reference --scope all",
     ),
     _figure(
-        "eval_intervals_per_env", "Evaluation", "intervals", "--intervals", _INTERVALS,
+        "eval_intervals_per_env",
+        "Evaluation",
+        "intervals",
+        "--intervals",
+        _INTERVALS,
         r"IQM of normalised final return per environment, with 95\% stratified bootstrap confidence intervals.",
         r"the evaluation statistics",
         f"IQM of the reference-normalised final return per environment, with {_IQM_NOTE}.",
         options=_PER_ENV_IQM,
     ),
     _figure(
-        "eval_normalised", "Evaluation", "normalised", "--final-returns", "results/eval/final_returns.parquet",
+        "eval_normalised",
+        "Evaluation",
+        "normalised",
+        "--final-returns",
+        "results/eval/final_returns.parquet",
         r"Final return of every seed divided by the reference optimizer's mean on that environment "
         r"(dashed line: 1).",
         r"the evaluation runs",
@@ -138,7 +158,11 @@ FIGURES: tuple[Figure, ...] = (
         options="--reference {reference}",
     ),
     _figure(
-        "eval_poi", "Evaluation", "poi", "--poi", "results/stats/probability_of_improvement.parquet",
+        "eval_poi",
+        "Evaluation",
+        "poi",
+        "--poi",
+        "results/stats/probability_of_improvement.parquet",
         r"Probability that a run of each optimizer beats a run of the reference optimizer, with 95\% bootstrap "
         r"confidence intervals (dashed: 0.5).",
         r"the evaluation statistics",
@@ -146,14 +170,22 @@ FIGURES: tuple[Figure, ...] = (
         "optimizer, with 95% bootstrap confidence intervals.",
     ),
     _figure(
-        "eval_profile", "Evaluation", "profile", "--profile", "results/stats/performance_profile.parquet",
+        "eval_profile",
+        "Evaluation",
+        "profile",
+        "--profile",
+        "results/stats/performance_profile.parquet",
         r"Performance profiles: fraction of runs whose normalised score exceeds $\tau$, with 95\% bootstrap "
         r"confidence bands.",
         r"the evaluation statistics",
         "Performance profiles: fraction of runs whose reference-normalised final return exceeds tau.",
     ),
     _figure(
-        "dynamics_dormancy", "Evaluation", "dynamics", "--updates", _UPDATES,
+        "dynamics_dormancy",
+        "Evaluation",
+        "dynamics",
+        "--updates",
+        _UPDATES,
         r"Dormant neurons during training (as Fig.~10 of~\cite{open}): fraction of hidden neurons with zero "
         r"activation over a minibatch, mean over seeds with 95\% t-intervals.",
         r"the evaluation",
@@ -161,7 +193,11 @@ FIGURES: tuple[Figure, ...] = (
         options="--metric dormancy",
     ),
     _figure(
-        "dynamics_update_size", "Evaluation", "dynamics", "--updates", _UPDATES,
+        "dynamics_update_size",
+        "Evaluation",
+        "dynamics",
+        "--updates",
+        _UPDATES,
         r"OPEN's update size relative to the parameters during training (as Fig.~12 of~\cite{open}: mean "
         r"$|\hat u|$ over mean $|p|$).",
         r"the evaluation of OPEN",
@@ -171,7 +207,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["learned_labels"],  # learned optimizers log their update size
     ),
     _figure(
-        "dynamics_randomness", "Evaluation", "dynamics", "--updates", _UPDATES,
+        "dynamics_randomness",
+        "Evaluation",
+        "dynamics",
+        "--updates",
+        _UPDATES,
         r"Randomness OPEN applies to the actor's parameters during training (as Fig.~13 of~\cite{open}: mean "
         r"$|\alpha_3\delta|$ over mean $|p|$).",
         r"the evaluation of OPEN",
@@ -181,13 +221,21 @@ FIGURES: tuple[Figure, ...] = (
         requires=["learned_noise_labels"],
     ),
     _figure(
-        "runtime", "Compute cost", "runtime", "--runtime", "results/eval/runtime.parquet",
+        "runtime",
+        "Compute cost",
+        "runtime",
+        "--runtime",
+        "results/eval/runtime.parquet",
         r"Training throughput (environment steps per second, compilation excluded) and wall time per job.",
         r"the runtime summary",
         "Environment steps per second and wall time of every evaluation job.",
     ),
     _figure(
-        "open_pretrained_intervals", "OPEN", "intervals", "--intervals", _INTERVALS,
+        "open_pretrained_intervals",
+        "OPEN",
+        "intervals",
+        "--intervals",
+        _INTERVALS,
         r"Pretrained OPEN against the handcrafted optimizers: IQM of normalised final return per environment.",
         r"evaluation of the pretrained OPEN weights",
         "IQM of the reference-normalised final return per MinAtar game: the OPEN authors' single-task "
@@ -197,7 +245,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["open_pretrained_on_minatar"],
     ),
     _figure(
-        "open_multitask_intervals", "OPEN", "intervals", "--intervals", "results/stats/open_multitask/intervals.parquet",
+        "open_multitask_intervals",
+        "OPEN",
+        "intervals",
+        "--intervals",
+        "results/stats/open_multitask/intervals.parquet",
         r"Multi-task OPEN on the MinAtar environments: mean, IQM and optimality gap with 95\% bootstrap "
         r"confidence intervals.",
         r"the multi-task MinAtar evaluation",
@@ -207,7 +259,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["open_multitask_on_minatar"],
     ),
     _figure(
-        "open_zeroshot_curves", "OPEN", "curves", "--curves", _CURVES,
+        "open_zeroshot_curves",
+        "OPEN",
+        "curves",
+        "--curves",
+        _CURVES,
         r"Zero-shot transfer of the MinAtar-trained OPEN to Ant.",
         r"the zero-shot Ant evaluation",
         "Return curves on Brax Ant: the multi-task OPEN optimizer, trained on MinAtar only, applied zero-shot, "
@@ -216,7 +272,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["open_multitask_on_ant"],
     ),
     _figure(
-        "open_metatrain_fitness", "OPEN", "generations", "--table", HISTORIES.format(group="es"),
+        "open_metatrain_fitness",
+        "OPEN",
+        "generations",
+        "--table",
+        HISTORIES.format(group="es"),
         r"OPEN meta-training with OpenAI-ES: fitness (normalised return) against generation.",
         r"OPEN meta-training",
         "Meta-training of the learned optimizers with OpenAI-ES: mean fitness of the population per generation "
@@ -225,7 +285,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["es_labels"],
     ),
     _figure(
-        "metagrad_validation_return", "Optim4RL", "generations", "--table", HISTORIES.format(group="metagrad"),
+        "metagrad_validation_return",
+        "Optim4RL",
+        "generations",
+        "--table",
+        HISTORIES.format(group="metagrad"),
         r"Meta-gradient training: mean final return of A2C runs with the learned optimizer on the validation "
         r"seeds, against meta-iteration.",
         r"meta-gradient training",
@@ -234,17 +298,24 @@ FIGURES: tuple[Figure, ...] = (
         requires=["metagrad_labels"],
     ),
     _figure(
-        "metagrad_meta_loss", "Optim4RL", "generations", "--table", HISTORIES.format(group="metagrad"),
+        "metagrad_meta_loss",
+        "Optim4RL",
+        "generations",
+        "--table",
+        HISTORIES.format(group="metagrad"),
         r"Meta-gradient training: meta-loss (A2C loss of the updated agents on a fresh rollout, mean over units) "
         r"against meta-iteration.",
         r"meta-gradient training",
-        _METAGRAD + "the meta-loss (the A2C loss of the updated agents on a fresh rollout, mean over training "
-        "units).",
+        _METAGRAD + "the meta-loss (the A2C loss of the updated agents on a fresh rollout, mean over training units).",
         options="--x generation --y meta_loss --hue label",
         requires=["metagrad_labels"],
     ),
     _figure(
-        "optim4rl_curves", "Optim4RL", "curves", "--curves", _CURVES,
+        "optim4rl_curves",
+        "Optim4RL",
+        "curves",
+        "--curves",
+        _CURVES,
         r"Optimizers meta-trained by meta-gradients against the tuned handcrafted optimizers and OPEN: episodic "
         r"return against environment steps.",
         r"the Optim4RL evaluation",
@@ -253,7 +324,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["metagrad_labels"],
     ),
     _figure(
-        "optim4rl_intervals", "Optim4RL", "intervals", "--intervals", _INTERVALS,
+        "optim4rl_intervals",
+        "Optim4RL",
+        "intervals",
+        "--intervals",
+        _INTERVALS,
         r"Optimizers meta-trained by meta-gradients against the tuned handcrafted optimizers and OPEN: IQM of "
         r"normalised final return per environment, 95\% stratified bootstrap confidence intervals.",
         r"the Optim4RL evaluation",
@@ -262,7 +337,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["metagrad_labels"],
     ),
     _figure(
-        "ablations_intervals", "OPEN", "ablations", "--intervals", "results/ablate/stats/intervals.parquet",
+        "ablations_intervals",
+        "OPEN",
+        "ablations",
+        "--intervals",
+        "results/ablate/stats/intervals.parquet",
         r"Ablations of OPEN (as Fig.~5 of~\cite{open}): IQM over trained optimizers of their mean final return, "
         r"and the mean $\tau=0$ dormant-neuron percentage of the optimizers in its interquartile range, with "
         r"95\% stratified bootstrap confidence intervals.",
@@ -275,7 +354,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["ablation_runs"],
     ),
     _figure(
-        "deepsea_metatrain_fitness", "OPEN", "generations", "--table", HISTORIES.format(group="deepsea"),
+        "deepsea_metatrain_fitness",
+        "OPEN",
+        "generations",
+        "--table",
+        HISTORIES.format(group="deepsea"),
         r"DeepSea meta-training with OpenAI-ES: mean population fitness (final return on the sampled size) "
         r"against generation, per variant.",
         r"the DeepSea experiment",
@@ -285,7 +368,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["deepsea_evaluations"],
     ),
     _figure(
-        "deepsea_returns", "OPEN", "deepsea", "--intervals", "results/deepsea/stats/intervals.parquet",
+        "deepsea_returns",
+        "OPEN",
+        "deepsea",
+        "--intervals",
+        "results/deepsea/stats/intervals.parquet",
         r"DeepSea (as Fig.~17 of~\cite{open}): IQM of final return against size, 95\% stratified bootstrap "
         r"confidence intervals over seeds; meta-training sizes shaded.",
         r"the DeepSea experiment",
@@ -295,7 +382,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["deepsea_evaluations"],
     ),
     _figure(
-        "deepsea_gains", "OPEN", "deepsea-gains", "--gains", "results/deepsea/stats/gains.parquet",
+        "deepsea_gains",
+        "OPEN",
+        "deepsea-gains",
+        "--gains",
+        "results/deepsea/stats/gains.parquet",
         r"DeepSea (as Fig.~6 of~\cite{open}): IQM improvement of the variant with learned stochasticity over the "
         r"one without, per architecture, 95\% confidence intervals.",
         r"the DeepSea experiment",
@@ -305,7 +396,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["deepsea_evaluations", "deepsea_has_noise_pairs"],
     ),
     _figure(
-        "deepsea_randomness", "OPEN", "deepsea-randomness", "--randomness", "results/deepsea/stats/randomness.parquet",
+        "deepsea_randomness",
+        "OPEN",
+        "deepsea-randomness",
+        "--randomness",
+        "results/deepsea/stats/randomness.parquet",
         r"DeepSea (as Fig.~14 of~\cite{open}): randomness OPEN applies to the actor's parameters (mean "
         r"$|\alpha_3\delta|$ over mean $|p|$) against PPO update, per size; mean over seeds with 95\% "
         r"t-intervals.",
@@ -316,7 +411,10 @@ FIGURES: tuple[Figure, ...] = (
         requires=["deepsea_evaluations", "deepsea_has_noise"],
     ),
     _figure(
-        "collapse_curves", "Studies", "collapse-curves", "--iqm-curves",
+        "collapse_curves",
+        "Studies",
+        "collapse-curves",
+        "--iqm-curves",
         "results/studies/collapse/stats/iqm_curves.parquet",
         r"Policy collapse: IQM of the training return per arm against PPO update (top: environment steps), "
         r"95\% bootstrap band.",
@@ -326,7 +424,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["collapse_arms"],
     ),
     _figure(
-        "collapse_seeds", "Studies", "collapse-seeds", "--curves", "results/studies/collapse/stats/curves.parquet",
+        "collapse_seeds",
+        "Studies",
+        "collapse-seeds",
+        "--curves",
+        "results/studies/collapse/stats/curves.parquet",
         r"Every seed's binned return (thin) and its trailing mean (thick), coloured by the detector's verdict.",
         r"the policy-collapse study",
         _STUDIES + "Every seed's binned return (thin) and trailing mean (thick), coloured by the collapse "
@@ -334,7 +436,10 @@ FIGURES: tuple[Figure, ...] = (
         requires=["collapse_arms"],
     ),
     _figure(
-        "collapse_update_sizes", "Studies", "update-sizes", "--update-sizes",
+        "collapse_update_sizes",
+        "Studies",
+        "update-sizes",
+        "--update-sizes",
         "results/studies/collapse/stats/update_sizes.parquet",
         r"Update sizes: largest $|\Delta\theta|$ over the learning rate (dashed: 1) and L1 parameter change per "
         r"update; mean over seeds with 95\% t-intervals.",
@@ -343,7 +448,10 @@ FIGURES: tuple[Figure, ...] = (
         requires=["collapse_arms"],
     ),
     _figure(
-        "nonstationary_curves", "Studies", "nonstationary-curves", "--curves",
+        "nonstationary_curves",
+        "Studies",
+        "nonstationary-curves",
+        "--curves",
         "results/studies/nonstationary/stats/curves.parquet",
         r"Training return under each schedule (every other segment shaded) and on the stationary task; mean "
         r"over seeds with 95\% t-intervals.",
@@ -353,7 +461,10 @@ FIGURES: tuple[Figure, ...] = (
         requires=["nonstationary_runs"],
     ),
     _figure(
-        "nonstationary_update_sizes", "Studies", "update-sizes", "--update-sizes",
+        "nonstationary_update_sizes",
+        "Studies",
+        "update-sizes",
+        "--update-sizes",
         "results/studies/nonstationary/stats/update_sizes.parquet",
         r"Update sizes under non-stationary dynamics.",
         r"the non-stationarity study",
@@ -361,7 +472,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["nonstationary_runs"],
     ),
     _figure(
-        "transfer_intervals", "Studies", "intervals", "--intervals", "results/studies/transfer/stats/intervals.parquet",
+        "transfer_intervals",
+        "Studies",
+        "intervals",
+        "--intervals",
+        "results/studies/transfer/stats/intervals.parquet",
         r"Zero-shot transfer: IQM of the normalised final return per arm, over all target environments and on "
         r"each, 95\% stratified-bootstrap CIs.",
         r"the zero-shot transfer study",
@@ -371,7 +486,11 @@ FIGURES: tuple[Figure, ...] = (
         requires=["transfer_runs"],
     ),
     _figure(
-        "transfer_poi", "Studies", "poi", "--poi", "results/studies/transfer/stats/probability_of_improvement.parquet",
+        "transfer_poi",
+        "Studies",
+        "poi",
+        "--poi",
+        "results/studies/transfer/stats/probability_of_improvement.parquet",
         r"Zero-shot transfer: probability that an arm's run beats a run of the reference arm (0.5: no "
         r"difference), 95\% CIs.",
         r"the zero-shot transfer study",
@@ -379,59 +498,77 @@ FIGURES: tuple[Figure, ...] = (
         requires=["transfer_runs"],
     ),
     _figure(
-        "transfer_curves", "Studies", "curves", "--curves", "results/studies/transfer/curves.parquet",
+        "transfer_curves",
+        "Studies",
+        "curves",
+        "--curves",
+        "results/studies/transfer/curves.parquet",
         r"Zero-shot transfer: training return per target environment and arm, mean over seeds with 95\% "
         r"t-intervals.",
         r"the zero-shot transfer study",
-        _STUDIES + "Zero-shot transfer: training return per target env and arm, mean over seeds with 95% "
-        "t-intervals.",
+        _STUDIES + "Zero-shot transfer: training return per target env and arm, mean over seeds with 95% t-intervals.",
         requires=["transfer_runs"],
     ),
 )
 
 TABLES: tuple[Table, ...] = (
     Table(
-        "table_tuning", "sweeps", ("results/tune/sweeps.parquet",),
+        "table_tuning",
+        "sweeps",
+        ("results/tune/sweeps.parquet",),
         r"Selected hyperparameters per optimizer and environment.",
         r"hyperparameter tuning",
     ),
     Table(
-        "table_intervals", "intervals", (_INTERVALS,),
+        "table_intervals",
+        "intervals",
+        (_INTERVALS,),
         r"IQM of final return [95\% bootstrap CI] per label, aggregated over all environments (\emph{all}) and "
         r"per environment.",
         r"the evaluation statistics",
     ),
     Table(
-        "table_poi", "poi", ("results/stats/probability_of_improvement.parquet",),
+        "table_poi",
+        "poi",
+        ("results/stats/probability_of_improvement.parquet",),
         r"Probability of improvement over the reference [95\% CI].",
         r"the evaluation statistics",
     ),
     Table(
-        "table_runtime", "runtime", ("results/eval/runtime.parquet",),
+        "table_runtime",
+        "runtime",
+        ("results/eval/runtime.parquet",),
         r"Throughput and wall time of the training jobs.",
         r"the runtime summary",
     ),
     Table(
-        "table_cost", "benchmarks", (),  # the benchmark files of every training job (the workflow lists them)
+        "table_cost",
+        "benchmarks",
+        (),  # the benchmark files of every training job (the workflow lists them)
         r"Cost per Snakemake rule, from its benchmark files: summed wall and CPU time, peak resident memory of "
         r"one job.",
         r"the Snakemake benchmarks",
     ),
     Table(
-        "table_ablations", "ablations", ("results/ablate/stats/intervals.parquet",),
+        "table_ablations",
+        "ablations",
+        ("results/ablate/stats/intervals.parquet",),
         r"Ablations of OPEN: IQM of final return and dormant neurons [95\% CI], number of trained optimizers and "
         r"evaluation seeds per optimizer.",
         r"the ablations",
         requires=("ablation_runs",),
     ),
     Table(
-        "table_deepsea", "deepsea", ("results/deepsea/stats/intervals.parquet",),
+        "table_deepsea",
+        "deepsea",
+        ("results/deepsea/stats/intervals.parquet",),
         r"DeepSea: IQM of final return [95\% CI] per size and variant, and the seeds per size.",
         r"the DeepSea experiment",
         requires=("deepsea_evaluations",),
     ),
     Table(
-        "table_collapse", "collapse",
+        "table_collapse",
+        "collapse",
         ("results/studies/collapse/stats/rates.parquet", "results/studies/collapse/stats/intervals.parquet"),
         r"Policy collapse per arm: verdict counts, collapse rate [Clopper--Pearson 95\% CI] and IQM over seeds "
         r"[95\% stratified bootstrap CI] of the final score $(F-B)/(R_\mathrm{ref}-B)$, the normalised final "
@@ -440,7 +577,9 @@ TABLES: tuple[Table, ...] = (
         requires=("collapse_arms",),
     ),
     Table(
-        "table_nonstationary", "nonstationary", ("results/studies/nonstationary/stats/intervals.parquet",),
+        "table_nonstationary",
+        "nonstationary",
+        ("results/studies/nonstationary/stats/intervals.parquet",),
         r"Non-stationary dynamics per schedule and arm: IQM over seeds [95\% CI] of the stream return, the "
         r"return at the end of the last segment, and the recovery time after the last change (seeds that did "
         r"not recover within the segment left out).",
@@ -448,9 +587,12 @@ TABLES: tuple[Table, ...] = (
         requires=("nonstationary_runs",),
     ),
     Table(
-        "table_transfer", "transfer",
-        ("results/studies/transfer/stats/intervals.parquet",
-         "results/studies/transfer/stats/probability_of_improvement.parquet"),
+        "table_transfer",
+        "transfer",
+        (
+            "results/studies/transfer/stats/intervals.parquet",
+            "results/studies/transfer/stats/probability_of_improvement.parquet",
+        ),
         r"Zero-shot transfer: IQM [95\% CI] of the final return normalised by the reference arm's mean, per "
         r"target environment and over all of them, and the probability of improving on the reference arm.",
         r"the zero-shot transfer study",
@@ -469,5 +611,7 @@ def latex_declarations() -> str:
     items = [("optionalfigure", figure.stem, figure.caption, figure.absent) for figure in FIGURES]
     items += [("optionaltable", table.stem, table.caption, table.absent) for table in TABLES]
     for macro, stem, caption, absent in items:
-        lines.append(rf"\expandafter\def\csname rloptitem@{stem}\endcsname{{\{macro}{{{stem}}}{{{caption}}}{{{absent}}}}}")
+        lines.append(
+            rf"\expandafter\def\csname rloptitem@{stem}\endcsname{{\{macro}{{{stem}}}{{{caption}}}{{{absent}}}}}"
+        )
     return "\n".join([*lines, ""])

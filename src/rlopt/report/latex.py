@@ -210,8 +210,15 @@ def ablations_fragment(intervals_df: pd.DataFrame) -> str:
     body = []
     for variant in variants:
         counts = intervals_df[intervals_df["variant"] == variant].iloc[0]
-        body.append([escape_latex(variant), cell(variant, "final_return_iqm"), cell(variant, "dormant_percent_iqr"),
-                     str(int(counts["num_optimizers"])), str(int(counts["num_seeds"]))])
+        body.append(
+            [
+                escape_latex(variant),
+                cell(variant, "final_return_iqm"),
+                cell(variant, "dormant_percent_iqr"),
+                str(int(counts["num_optimizers"])),
+                str(int(counts["num_seeds"])),
+            ]
+        )
     return tabular(header, body, "lcccc")
 
 
@@ -240,8 +247,11 @@ def deepsea_fragment(intervals_df: pd.DataFrame) -> str:
 def collapse_fragment(rates_df: pd.DataFrame, intervals_df: pd.DataFrame) -> str:
     """Per arm: verdict counts, collapse rate [Clopper-Pearson 95% CI] at the configured drop
     threshold, and IQMs [95% bootstrap CI] of the final score, the drop and the drawdown."""
-    require_columns(rates_df, ["label", "num_seeds", "learned", "failed", "collapsed", "rate", "ci_low", "ci_high",
-                               "configured"], "collapse rates")
+    require_columns(
+        rates_df,
+        ["label", "num_seeds", "learned", "failed", "collapsed", "rate", "ci_low", "ci_high", "configured"],
+        "collapse rates",
+    )
     require_columns(intervals_df, ["label", "metric", "estimate", "ci_low", "ci_high"], "collapse intervals")
     rates = rates_df[rates_df["configured"]]
     if rates.empty:
@@ -254,32 +264,64 @@ def collapse_fragment(rates_df: pd.DataFrame, intervals_df: pd.DataFrame) -> str
         row = cells.loc[(label, metric)]
         return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
 
-    header = ["arm", "seeds", "learned", "failed", "collapsed", "collapse rate", "IQM final score",
-              "IQM drop", "IQM max drawdown"]
-    body = [[escape_latex(row.label), str(row.num_seeds), str(row.learned), str(row.failed), str(row.collapsed),
-             format_interval(row.rate, row.ci_low, row.ci_high), cell(row.label, "final_score"),
-             cell(row.label, "drop"), cell(row.label, "max_drawdown")] for row in rates.itertuples()]
+    header = [
+        "arm",
+        "seeds",
+        "learned",
+        "failed",
+        "collapsed",
+        "collapse rate",
+        "IQM final score",
+        "IQM drop",
+        "IQM max drawdown",
+    ]
+    body = [
+        [
+            escape_latex(row.label),
+            str(row.num_seeds),
+            str(row.learned),
+            str(row.failed),
+            str(row.collapsed),
+            format_interval(row.rate, row.ci_low, row.ci_high),
+            cell(row.label, "final_score"),
+            cell(row.label, "drop"),
+            cell(row.label, "max_drawdown"),
+        ]
+        for row in rates.itertuples()
+    ]
     return tabular(header, body, "lrrrrcccc")
 
 
 def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
     """Per schedule and arm: IQM [95% CI] of the stream return, of the last segment's end
     return and of the recovery time after the last change."""
-    require_columns(intervals_df, ["schedule", "label", "metric", "segment", "estimate", "ci_low", "ci_high",
-                                   "num_seeds"], "non-stationary intervals")
+    require_columns(
+        intervals_df,
+        ["schedule", "label", "metric", "segment", "estimate", "ci_low", "ci_high", "num_seeds"],
+        "non-stationary intervals",
+    )
     if intervals_df.empty:
         raise ReportInputError("non-stationary intervals table has no rows")
     body = []
     for (schedule, label), rows in intervals_df.groupby(["schedule", "label"], sort=True):
+
         def last(metric: str) -> str:
-            chosen = rows[rows["metric"] == metric]
+            chosen = rows[rows["metric"] == metric]  # noqa: B023 (called in this iteration)
             if chosen.empty:
                 return MISSING_CELL
             row = chosen.loc[chosen["segment"].idxmax()]
             return format_interval(row["estimate"], row["ci_low"], row["ci_high"])
 
-        body.append([escape_latex(schedule), escape_latex(label), last("stream_return"), last("end_return"),
-                     last("recovery_updates"), str(int(rows["num_seeds"].max()))])
+        body.append(
+            [
+                escape_latex(schedule),
+                escape_latex(label),
+                last("stream_return"),
+                last("end_return"),
+                last("recovery_updates"),
+                str(int(rows["num_seeds"].max())),
+            ]
+        )
     header = ["schedule", "arm", "IQM stream return", "IQM end of last segment", "IQM recovery (updates)", "seeds"]
     return tabular(header, body, "llcccr")
 
@@ -290,10 +332,14 @@ def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
     (on the one env when there is only one). An env where the reference's mean return is not
     positive cannot be normalised (rlopt.analysis.stats): its column shows the raw return.
     The reference's own row has no probability."""
-    require_columns(intervals_df, ["scope", "normalization", "label", "metric", "estimate", "ci_low", "ci_high"],
-                    "transfer intervals")
-    require_columns(poi_df, ["scope", "label", "reference", "estimate", "ci_low", "ci_high"],
-                    "transfer probability_of_improvement")
+    require_columns(
+        intervals_df,
+        ["scope", "normalization", "label", "metric", "estimate", "ci_low", "ci_high"],
+        "transfer intervals",
+    )
+    require_columns(
+        poi_df, ["scope", "label", "reference", "estimate", "ci_low", "ci_high"], "transfer probability_of_improvement"
+    )
     rows = intervals_df[intervals_df["metric"] == "iqm"]
     if rows.empty:
         raise ReportInputError("transfer intervals table has no IQM rows")
@@ -324,8 +370,10 @@ def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
         return f"IQM {escape_latex(scope)}" + ("" if scope in normalised else " (raw)")
 
     header = ["arm", *(title(scope) for scope in scopes), f"P(arm $>$ {against})"]
-    body = [[escape_latex(label), *(cell(label, scope) for scope in scopes), chance(label)]
-            for label in sorted(rows["label"].unique())]
+    body = [
+        [escape_latex(label), *(cell(label, scope) for scope in scopes), chance(label)]
+        for label in sorted(rows["label"].unique())
+    ]
     return tabular(header, body, "l" + "c" * (len(scopes) + 1))
 
 
@@ -396,12 +444,16 @@ def summarise_cost(benchmarks: pd.DataFrame) -> pd.DataFrame:
         max_rss=pd.to_numeric(benchmarks["max_rss"], errors="coerce"),  # "NA"/"-" when unmeasured
         cpu_time=pd.to_numeric(benchmarks.get("cpu_time", math.nan), errors="coerce"),
     )
-    return numeric.groupby("rule").agg(
-        jobs=("file", "nunique"),
-        wall_seconds=("s", "sum"),
-        cpu_seconds=("cpu_time", lambda s: s.sum(min_count=1)),
-        peak_rss_mb=("max_rss", "max"),
-    ).reset_index()
+    return (
+        numeric.groupby("rule")
+        .agg(
+            jobs=("file", "nunique"),
+            wall_seconds=("s", "sum"),
+            cpu_seconds=("cpu_time", lambda s: s.sum(min_count=1)),
+            peak_rss_mb=("max_rss", "max"),
+        )
+        .reset_index()
+    )
 
 
 def cost_fragment(cost: pd.DataFrame) -> str:
