@@ -67,6 +67,11 @@ METATRAIN_SHELL = (
 )
 
 
+COLLECT_SHELL = "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+STATS_SHELL = (
+    "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
+    "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"
+)
 PLOT_SHELL = (
     "rlopt plot {params.kind} {params.table_flag} {input} {params.options} --out {params.out} > {log} 2>&1"
 )

@@ -110,7 +110,7 @@ rule collect_evaluation:
     conda:
         CPU_ENV
     shell:
-        "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+        COLLECT_SHELL
 
 
 rule statistics:
@@ -135,5 +135,4 @@ rule statistics:
     conda:
         CPU_ENV
     shell:
-        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
-        "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"
+        STATS_SHELL

@@ -134,7 +134,7 @@ rule study_transfer_collect:
     conda:
         CPU_ENV
     shell:
-        "rlopt collect --runs {params.runs} --out-dir {params.out} > {log} 2>&1"
+        COLLECT_SHELL
 
 
 rule study_transfer_statistics:
@@ -159,8 +159,7 @@ rule study_transfer_statistics:
     conda:
         CPU_ENV
     shell:
-        "rlopt stats --final-returns {input.final_returns} --reference {params.reference} "
-        "--reps {params.reps} --seed {params.seed} --taus {params.taus} --out-dir {params.out} > {log} 2>&1"
+        STATS_SHELL
 
 
 rule study_collapse_statistics:
