@@ -1,4 +1,4 @@
-"""Update-size diagnostics and the Adam step bound they test (studies.md §1.5).
+"""Update-size diagnostics and the Adam step bound they test (docs/studies.md §1.5).
 
 Adam's step on one coordinate is ``lr * m_hat / (sqrt(v_hat) + eps)`` with
 ``m_hat = (1-b1) sum_i b1^(t-i) g_i / (1-b1^t)`` and ``v_hat = (1-b2) sum_i b2^(t-i) g_i^2 / (1-b2^t)``.

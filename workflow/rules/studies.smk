@@ -1,4 +1,4 @@
-# The term project's own studies (studies.md §5), preset block `studies`.
+# The term project's own studies (docs/studies.md §5), preset block `studies`.
 # Policy collapse: every arm (optimizer + hyperparameters) trains the study's seeds on one
 # env for a long run; `rlopt collapse-stats` judges each seed with the collapse detector.
 # Non-stationary dynamics: every arm trains under each schedule of rlopt.envs.nonstationary

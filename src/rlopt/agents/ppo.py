@@ -29,7 +29,7 @@ from rlopt.optimizers.base import optimizer_diagnostics
 # hidden neurons (what the OPEN paper's Fig. 5 and 10 report), then the optimizer's own
 # diagnostics, if it has any (rlopt.optimizers.base).
 LOGGED_PER_UPDATE = ("actor_loss", "value_loss", "entropy", "dormancy")
-# Size of the applied optimizer step, for any optimizer (studies.md §1.5: max|update|/lr
+# Size of the applied optimizer step, for any optimizer (docs/studies.md §1.5: max|update|/lr
 # tests Adam's step bound): the largest |update| coordinate (max over the update's
 # minibatch steps), the mean |update| over all parameters (mean over the steps), and the
 # L1 change of all parameters across the whole PPO update (Dohare et al.'s weight change).

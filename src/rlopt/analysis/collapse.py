@@ -44,7 +44,7 @@ class CollapseInputError(ValueError):
 
 @dataclass(frozen=True)
 class CollapseThresholds:
-    """Detector settings; the defaults are studies.md §2.2's (δ = 0.5 as the slides' ">50% drop")."""
+    """Detector settings; the defaults are docs/studies.md §2.2's (δ = 0.5 as the slides' ">50% drop")."""
 
     window: int = 5  # trailing-mean width, in curve points
     learned_fraction: float = 0.25  # gamma: gain needed to count as learned, fraction of R_ref - B

@@ -1,9 +1,9 @@
-"""The term project's studies: policy collapse and non-stationary dynamics (studies.md §5).
+"""The term project's studies: policy collapse and non-stationary dynamics (docs/studies.md §5).
 
 Input: ``rlopt train`` run directories (``summary.json``, ``returns.parquet``,
 ``updates.parquet``); an arm is a run's label.  Time is counted in PPO updates (and env
 steps = updates x batch size), because a collapse or a change of dynamics is a matter of
-how many optimizer steps were taken (studies.md §1.6).
+how many optimizer steps were taken (docs/studies.md §1.6).
 
 Curves.  A seed's curve has one point per PPO update: the mean return of the episodes
 that ended during that update.  An update in which no episode ended takes the previous

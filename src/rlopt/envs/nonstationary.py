@@ -1,4 +1,4 @@
-"""Brax Ant and Humanoid whose dynamics change during training (studies.md §3, §5(b)), and
+"""Brax Ant and Humanoid whose dynamics change during training (docs/studies.md §3, §5(b)), and
 discrete-action envs whose actions are relabelled during training.
 
 Time base.  The dynamics follow *training progress*, counted in PPO updates: PPO asks the

@@ -5,8 +5,8 @@ All four are built from optax's ``scale_by_*`` transformations so that coupled L
 (``l2``: added to the gradient before the moments) and decoupled weight decay
 (``weight_decay``: added to the update, AdamW-style) compose the same way for all of them.
 
-Resets (``reset_every`` = L PPO updates, ``reset_segments`` = K; studies.md §5(b): "Adam
-with its moments reset at each change").  A non-stationary schedule
+Resets (``reset_every`` = L PPO updates, ``reset_segments`` = K; docs/studies.md §5(b): Adam
+with its moments reset at each change).  A non-stationary schedule
 (:mod:`rlopt.envs.nonstationary`) changes the dynamics at the start of every segment of L
 updates and holds the last one's, so the segment of PPO update u (the ``update_index``
 extra argument) is
