@@ -362,7 +362,7 @@ def plot_performance_profile(profile_df: pd.DataFrame, out_stem: str | os.PathLi
 # --------------------------------------------------------------------------- scores and runtime
 
 
-def normalise_by_reference(final_returns_df: pd.DataFrame, reference: str) -> pd.DataFrame:
+def normalize_by_reference(final_returns_df: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Add ``score`` = final return / the reference label's mean final return on the same env.
 
     As in ``rlopt stats``, only a positive reference mean can normalise: other envs are dropped.
@@ -382,7 +382,7 @@ def normalise_by_reference(final_returns_df: pd.DataFrame, reference: str) -> pd
 def plot_normalised_scores(final_returns_df: pd.DataFrame, reference: str, out_stem: str | os.PathLike) -> list[Path]:
     """Per env, each seed's final return over the reference's mean: box plus points per label."""
     require_columns(final_returns_df, ["label", "env", "seed", "final_return"], "final_returns")
-    scored = normalise_by_reference(final_returns_df, reference)
+    scored = normalize_by_reference(final_returns_df, reference)
     palette = label_palette(final_returns_df["label"])
     envs = sorted(scored["env"].unique())
     fig, axes = _panel_grid(len(envs), panel_size=(3.6, 0.45 * scored["label"].nunique() + 1.3))
