@@ -40,6 +40,7 @@ TRAINING_RULES = {
     "deepsea_evaluate",
     "study_collapse_train",
     "study_nonstationary_train",
+    "study_transfer_train",
 }
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 
