@@ -132,7 +132,8 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
             )
         if "lr" not in hparams:
             raise OptimizerConfigError(f"optimizer '{name}': hyperparameter 'lr' is required")
-        filled = {**allowed, **hparams}
+        # The reset counts are filled only when given: without them no reset wrapper is built.
+        filled = {**{k: v for k, v in allowed.items() if k not in COUNT_HPARAMS}, **hparams}
         for key, value in filled.items():
             if key == "anneal_lr":
                 if not isinstance(value, bool):
@@ -148,7 +149,7 @@ def _validate_handcrafted(name: str) -> Callable[[dict], dict]:
         for key in ("eps", "l2", "weight_decay"):
             if key in filled and filled[key] < 0:
                 raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be >= 0, got {filled[key]}")
-        for key in COUNT_HPARAMS:
+        for key in (k for k in COUNT_HPARAMS if k in filled):
             if filled[key] < 0 or filled[key] != int(filled[key]):
                 raise OptimizerConfigError(f"optimizer '{name}': '{key}' must be an integer >= 0, got {filled[key]}")
         return filled

@@ -27,7 +27,10 @@ Choices: only the direction (moments and their step count) is reset, not the lea
 schedule (annealing runs over the whole run) or the decays (stateless).  The reset selects
 between the current and a fresh state leaf by leaf (``jnp.where``), because L and K arrive
 as traced numbers like every other numeric hyperparameter (one compile for a whole sweep);
-with L = 0 the select never fires and the step is exactly the plain optimizer's.  Called
+with L = 0 the select never fires and the step is exactly the plain optimizer's. Without
+``reset_every``/``reset_segments`` in the hyperparameters no wrapper is built at all: the
+select, even when it never fires, changes how XLA fuses the step and so its rounding (1e-10
+on the first update, amplified by RL training), and plain runs must keep their numbers.  Called
 without ``update_index`` (outside PPO/A2C) the wrapper never resets.
 """
 
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import optax
 
 from rlopt.optimizers.base import TrainingSchedule
-from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS
+from rlopt.optimizers.handcrafted_settings import COMMON_HPARAMS, COUNT_HPARAMS
 
 
 def learning_rate(lr: float, anneal: bool, schedule: TrainingSchedule) -> optax.ScalarOrSchedule:
@@ -127,9 +130,9 @@ def build(name: str, hparams: dict, schedule: TrainingSchedule) -> optax.Gradien
     """
     own = {k: v for k, v in hparams.items() if k not in COMMON_HPARAMS}
     lr = learning_rate(hparams["lr"], bool(hparams.get("anneal_lr", False)), schedule)
-    direction = reset_at_segments(
-        DIRECTIONS[name](**own), hparams.get("reset_every", 0), hparams.get("reset_segments", 0)
-    )
+    direction = DIRECTIONS[name](**own)
+    if any(key in hparams for key in COUNT_HPARAMS):
+        direction = reset_at_segments(direction, hparams.get("reset_every", 0), hparams.get("reset_segments", 0))
     return optax.chain(
         optax.add_decayed_weights(hparams.get("l2", 0.0)),
         direction,
