@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 PROFILE = REPO / "profiles" / "slurm" / "profile.yaml"
-COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "envs", "src")
 UNAVAILABLE = 3  # local_slurm.sh: SLURM cannot be installed or run here
 PARTITION = "local"  # the local cluster's only partition
 SITE_ENTRIES = {"slurm_partition": PARTITION, "slurm_account": ""}  # no accounts without a database
@@ -159,18 +157,8 @@ class Work:
 
 
 @pytest.fixture(scope="module")
-def pipeline(cluster, tmp_path_factory, smoke_jax_cache) -> Work:
-    root = tmp_path_factory.mktemp("slurm-pipeline")
-    # The workflow's cache folder, shared with the local smoke run of this session: what it
-    # compiled loads here (and the other way round), which halves this test's time.
-    smoke_jax_cache.mkdir(exist_ok=True)
-    (root / ".jax_cache").symlink_to(smoke_jax_cache)
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, root / name)
+def pipeline(cluster, smoke_workdir) -> Work:
+    root = smoke_workdir("slurm-pipeline")
     # The workflow's own JAX cache default (the shared working directory), not the tests' "off".
     env = {k: v for k, v in cluster.env.items() if k != "RLOPT_JAX_CACHE_DIR"}
     env["PYTHONPATH"] = str(root / "src")

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-COPIED = ("Snakefile", "workflow", "config", "report", "profiles", "envs", "src")
 TRAINING_RULES = {"tune_point", "evaluate_block"}
 MINATAR = {"breakout", "asterix"}  # the smoke preset's MinAtar games
 REPORT_SECTIONS = (
@@ -46,16 +44,8 @@ def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, smoke_jax_cache) -> Path:
-    work = tmp_path_factory.mktemp("pipeline")
-    smoke_jax_cache.mkdir(exist_ok=True)
-    (work / ".jax_cache").symlink_to(smoke_jax_cache)
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, work / name)
+def pipeline(smoke_workdir) -> Path:
+    work = smoke_workdir("pipeline")
     result = snakemake(work)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return work
