@@ -62,15 +62,13 @@ from rlopt.agents.networks import actor_mask
 from rlopt.agents.ppo import (
     RunnerState,
     Trainer,
-    TrainOutput,
     _all_finite,
-    _final_return,
     _l1_distance,
-    _last_episode_return,
-    _latest_finished,
     _params_at,
     _select,
     _step_sizes,
+    episode_statistics,
+    trainer_from_update,
 )
 from rlopt.agents.settings import A2CConfig
 from rlopt.envs.base import EnvSpec, VecEnv
@@ -283,9 +281,7 @@ def make_core(env: VecEnv, config: A2CConfig) -> A2CCore:
 def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransformationExtraArgs) -> Trainer:
     """The pure training functions for one environment, A2C config and optimizer (PPO's
     :class:`~rlopt.agents.ppo.Trainer`, so ``rlopt.training`` runs either agent)."""
-    c = config
     core = make_core(env, config)
-    num_updates, chunks = c.num_updates, c.log_chunks
 
     def update(env_params, state: RunnerState, update_index):
         env_params = _params_at(env, update_index, env_params)  # as PPO: a non-stationary env's schedule
@@ -293,59 +289,16 @@ def make_train(env: VecEnv, config: A2CConfig, optimizer: optax.GradientTransfor
         env_state, obs, steps = core.rollout(state.params, state.env_state, state.obs, rollout_key, env_params)
         (loss, (stats, parts)), grads = core.gradient(state.params, steps, obs)
         new_params, new_opt_state, updates = core.optimizer_step(
-            optimizer, state.params, state.opt_state, grads, stats, opt_key, update_index, jnp.int32(num_updates)
+            optimizer, state.params, state.opt_state, grads, stats, opt_key, update_index, jnp.int32(config.num_updates)
         )
         # As in PPO: a non-finite step is not applied and flags the seed as diverged.
         ok = jnp.isfinite(loss) & _all_finite(new_params) & ~state.diverged
         params = _select(ok, new_params, state.params)
         opt_state = _select(ok, new_opt_state, state.opt_state)
-        done = steps.done.reshape(chunks, -1, c.num_envs)
-        completed = steps.completed_return.reshape(chunks, -1, c.num_envs)
-        return_sum = jnp.sum(completed * done, axis=(1, 2))
-        return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
-        last_return, has_finished = _latest_finished(steps, state.last_return, state.has_finished)
+        return_sum, return_count, last_return, has_finished = episode_statistics(config, steps, state)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, state.diverged | ~ok)
         sizes = {name: jnp.where(ok, value, 0.0) for name, value in _step_sizes(updates).items()}
         sizes["param_change_l1"] = _l1_distance(params, state.params)
         return new_state, (return_sum, return_count, {**parts, **sizes, **optimizer_diagnostics(new_opt_state)})
 
-    def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
-        reset_key, key = jax.random.split(key)
-        env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
-        return RunnerState(
-            params=params,
-            opt_state=optimizer.init(params),
-            env_state=env_state,
-            obs=obs,
-            key=key,
-            last_return=jnp.zeros(c.num_envs, jnp.float32),
-            has_finished=jnp.zeros(c.num_envs, bool),
-            diverged=jnp.array(False),
-        )
-
-    def run_updates(env_params, state: RunnerState, update_indices: jax.Array):
-        return jax.lax.scan(lambda s, u: update(env_params, s, u), state, update_indices)
-
-    def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
-        final = _final_return(return_sum, return_count, state.last_return, state.has_finished, c.final_window_points)
-        final_dormancy = losses["dormancy"][-c.final_window_updates :].mean()
-        last_episode = _last_episode_return(state.last_return, state.has_finished)
-        return TrainOutput(
-            params=state.params,
-            return_sum=return_sum,
-            return_count=return_count,
-            losses=losses,
-            final_return=final,
-            last_episode_return=last_episode,
-            final_dormancy=final_dormancy,
-            diverged=state.diverged,
-        )
-
-    def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
-        state = init(key, params, env_params)
-        state, (return_sum, return_count, losses) = run_updates(
-            env_params, state, jnp.arange(num_updates, dtype=jnp.int32)
-        )
-        return finish(state, return_sum, return_count, losses)
-
-    return Trainer(init, run_updates, finish, train)
+    return trainer_from_update(env, config, optimizer, update)

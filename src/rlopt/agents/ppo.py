@@ -273,8 +273,6 @@ def make_core(env: VecEnv, config: PPOConfig, constant_gradient_params: bool = F
 
 def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransformationExtraArgs) -> Trainer:
     """Builds the pure training functions for one environment, PPO config and optimizer."""
-    c = config
-    num_updates, chunks = c.num_updates, c.log_chunks
     core = make_core(env, config)
 
     def update(env_params, state: RunnerState, update_index):
@@ -286,33 +284,49 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         (params, opt_state, diverged, key), parts = core.epochs(
             optimizer,
             update_index,
-            jnp.int32(num_updates),
+            jnp.int32(config.num_updates),
             rollout,
             advantages,
             targets,
             (params, state.opt_state, state.diverged, key),
         )
-        done = rollout.done.reshape(chunks, -1, c.num_envs)
-        completed = rollout.completed_return.reshape(chunks, -1, c.num_envs)
-        return_sum = jnp.sum(completed * done, axis=(1, 2))
-        return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
-        last_return, has_finished = _latest_finished(rollout, state.last_return, state.has_finished)
+        return_sum, return_count, last_return, has_finished = episode_statistics(config, rollout, state)
         new_state = RunnerState(params, opt_state, env_state, obs, key, last_return, has_finished, diverged)
         per_update = {name: (jnp.max if name == "update_max_abs" else jnp.mean)(value) for name, value in parts.items()}
         per_update["param_change_l1"] = _l1_distance(params, state.params)
         return new_state, (return_sum, return_count, per_update)
 
+    return trainer_from_update(env, config, optimizer, update)
+
+
+def episode_statistics(config, steps, state: RunnerState):
+    """What one update's rollout adds to the episode bookkeeping: the sum and count of
+    episode returns completed in each logging chunk, and each env's latest finished return."""
+    done = steps.done.reshape(config.log_chunks, -1, config.num_envs)
+    completed = steps.completed_return.reshape(config.log_chunks, -1, config.num_envs)
+    return_sum = jnp.sum(completed * done, axis=(1, 2))
+    return_count = jnp.sum(done, axis=(1, 2)).astype(jnp.float32)
+    last_return, has_finished = _latest_finished(steps, state.last_return, state.has_finished)
+    return return_sum, return_count, last_return, has_finished
+
+
+def trainer_from_update(env: VecEnv, config, optimizer: optax.GradientTransformationExtraArgs, update) -> Trainer:
+    """A whole training run around one agent's ``update(env_params, state, update_index)``
+    (PPO's here, A2C's in :mod:`rlopt.agents.a2c`): the initial state, the scan over
+    updates, and the final-return estimators. ``config`` gives ``num_envs``,
+    ``num_updates`` and the final-window sizes."""
+
     def init(key: jax.Array, params: Any, env_params: Any) -> RunnerState:
         reset_key, key = jax.random.split(key)
-        env_state, obs = env.reset(reset_key, c.num_envs, _params_at(env, jnp.int32(0), env_params))
+        env_state, obs = env.reset(reset_key, config.num_envs, _params_at(env, jnp.int32(0), env_params))
         return RunnerState(
             params=params,
             opt_state=optimizer.init(params),
             env_state=env_state,
             obs=obs,
             key=key,
-            last_return=jnp.zeros(c.num_envs, jnp.float32),
-            has_finished=jnp.zeros(c.num_envs, bool),
+            last_return=jnp.zeros(config.num_envs, jnp.float32),
+            has_finished=jnp.zeros(config.num_envs, bool),
             diverged=jnp.array(False),
         )
 
@@ -320,17 +334,23 @@ def make_train(env: VecEnv, config: PPOConfig, optimizer: optax.GradientTransfor
         return jax.lax.scan(lambda s, u: update(env_params, s, u), state, update_indices)
 
     def finish(state: RunnerState, return_sum, return_count, losses) -> TrainOutput:
-        final = _final_return(return_sum, return_count, state.last_return, state.has_finished, c.final_window_points)
-        final_dormancy = losses["dormancy"][-c.final_window_updates :].mean()
-        last_episode = _last_episode_return(state.last_return, state.has_finished)
         return TrainOutput(
-            state.params, return_sum, return_count, losses, final, last_episode, final_dormancy, state.diverged
+            params=state.params,
+            return_sum=return_sum,
+            return_count=return_count,
+            losses=losses,
+            final_return=_final_return(
+                return_sum, return_count, state.last_return, state.has_finished, config.final_window_points
+            ),
+            last_episode_return=_last_episode_return(state.last_return, state.has_finished),
+            final_dormancy=losses["dormancy"][-config.final_window_updates :].mean(),
+            diverged=state.diverged,
         )
 
     def train(key: jax.Array, params: Any, env_params: Any) -> TrainOutput:
         state = init(key, params, env_params)
         state, (return_sum, return_count, losses) = run_updates(
-            env_params, state, jnp.arange(num_updates, dtype=jnp.int32)
+            env_params, state, jnp.arange(config.num_updates, dtype=jnp.int32)
         )
         return finish(state, return_sum, return_count, losses)
 
