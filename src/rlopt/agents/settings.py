@@ -9,7 +9,7 @@ environment are made: its defaults with a preset's or a command line's overrides
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
 
@@ -17,6 +17,7 @@ import yaml
 
 from rlopt.envs.base import EnvSpec
 from rlopt.envs.registry import default_ppo_settings
+from rlopt.settings_checks import SettingsError, check_choice, check_positive_ints, fail, from_mapping, is_real
 
 AGENTS = ("ppo", "a2c")
 ACTIVATION_NAMES = ("relu", "tanh")  # the keys of rlopt.agents.networks.ACTIVATIONS
@@ -29,8 +30,8 @@ FINAL_WINDOW = 0.05  # final return = episodes ending in the last 5% of env step
 FINAL_RETURN_ESTIMATORS = ("window", "last_episode")
 
 
-class PPOConfigError(ValueError):
-    pass
+class PPOConfigError(SettingsError):
+    kind = "PPO"
 
 
 @dataclass(frozen=True)
@@ -52,42 +53,21 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, settings: dict) -> PPOConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise PPOConfigError(f"unknown PPO setting(s) {unknown}; valid ones are {sorted(known)}")
-        missing = sorted(f.name for f in fields(cls) if f.name not in settings and f.name != "num_hidden_layers")
-        if missing:
-            raise PPOConfigError(f"missing PPO setting(s) {missing}")
-        config = cls(**settings)
-        config.validate()
-        return config
+        return from_mapping(cls, settings, PPOConfigError)
 
     def validate(self) -> None:
-        for name in (
-            "num_envs",
-            "num_steps",
-            "total_steps",
-            "num_minibatches",
-            "update_epochs",
-            "hidden_size",
-            "num_hidden_layers",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise PPOConfigError(f"PPO setting '{name}' must be a positive integer, got {value!r}")
-            if value > 2**31 - 1:  # JAX counts in 32-bit integers
-                raise PPOConfigError(f"PPO setting '{name}' must be at most {2**31 - 1:,}, got {value!r}")
+        integers = ("num_envs", "num_steps", "total_steps", "num_minibatches", "update_epochs", "hidden_size")
+        check_positive_ints(self, (*integers, "num_hidden_layers"), PPOConfigError)
+        for name in ("gamma", "gae_lambda", "clip_eps", "vf_coef", "ent_coef", "max_grad_norm"):
+            if not is_real(getattr(self, name)):
+                fail(PPOConfigError, name, "a finite number", getattr(self, name))
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise PPOConfigError(f"PPO setting '{name}' must be in [0, 1], got {getattr(self, name)}")
+                fail(PPOConfigError, name, "in [0, 1]", getattr(self, name))
         for name in ("clip_eps", "vf_coef", "ent_coef", "max_grad_norm"):
             if not getattr(self, name) >= 0.0:
-                raise PPOConfigError(f"PPO setting '{name}' must be >= 0, got {getattr(self, name)}")
-        if self.activation not in ACTIVATION_NAMES:
-            raise PPOConfigError(
-                f"PPO setting 'activation' must be one of {sorted(ACTIVATION_NAMES)}, got {self.activation!r}"
-            )
+                fail(PPOConfigError, name, ">= 0", getattr(self, name))
+        check_choice(self, "activation", sorted(ACTIVATION_NAMES), PPOConfigError)
         if self.batch_size % self.num_minibatches:
             raise PPOConfigError(
                 f"num_envs*num_steps = {self.batch_size} is not divisible by num_minibatches = {self.num_minibatches}"
@@ -132,11 +112,10 @@ class PPOConfig:
 A2C_NETWORKS = ("mlp", "conv")
 CONV_LAYOUTS = ("spatial", "official")
 A2C_DEFAULTS_FILE = "a2c_defaults.yaml"  # beside ppo_defaults.yaml in rlopt.envs
-A2C_REQUIRED = ("num_envs", "total_steps")
 
 
-class A2CConfigError(ValueError):
-    pass
+class A2CConfigError(SettingsError):
+    kind = "A2C"
 
 
 @dataclass(frozen=True)
@@ -157,42 +136,24 @@ class A2CConfig:
 
     @classmethod
     def from_dict(cls, settings: dict) -> A2CConfig:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise A2CConfigError(f"unknown A2C setting(s) {unknown}; valid ones are {known}")
-        missing = [name for name in A2C_REQUIRED if name not in settings]
-        if missing:
-            raise A2CConfigError(f"missing A2C setting(s) {missing}")
-        config = cls(**settings)
-        config.validate()
-        return config
+        return from_mapping(cls, settings, A2CConfigError)
 
     def validate(self) -> None:
-        for name in ("num_envs", "total_steps", "num_steps", "hidden_size", "conv_features"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise A2CConfigError(f"A2C setting '{name}' must be a positive integer, got {value!r}")
-            if value > 2**31 - 1:  # JAX counts in 32-bit integers
-                raise A2CConfigError(f"A2C setting '{name}' must be at most {2**31 - 1:,}, got {value!r}")
+        error = A2CConfigError
+        check_positive_ints(self, ("num_envs", "total_steps", "num_steps", "hidden_size", "conv_features"), error)
         for name in ("gamma", "td_lambda", "vf_coef", "ent_coef", "grad_clip", "reward_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise A2CConfigError(f"A2C setting '{name}' must be a finite number, got {value!r}")
+            if not is_real(getattr(self, name)):
+                fail(error, name, "a finite number", getattr(self, name))
         for name in ("gamma", "td_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise A2CConfigError(f"A2C setting '{name}' must be in [0, 1], got {getattr(self, name)}")
+                fail(error, name, "in [0, 1]", getattr(self, name))
         for name in ("vf_coef", "ent_coef", "grad_clip"):
             if getattr(self, name) < 0:
-                raise A2CConfigError(f"A2C setting '{name}' must be >= 0, got {getattr(self, name)}")
+                fail(error, name, ">= 0", getattr(self, name))
         if self.reward_scale <= 0:
-            raise A2CConfigError(f"A2C setting 'reward_scale' must be positive, got {self.reward_scale}")
-        if self.network not in A2C_NETWORKS:
-            raise A2CConfigError(f"A2C setting 'network' must be one of {list(A2C_NETWORKS)}, got {self.network!r}")
-        if self.conv_layout not in CONV_LAYOUTS:
-            raise A2CConfigError(
-                f"A2C setting 'conv_layout' must be one of {list(CONV_LAYOUTS)}, got {self.conv_layout!r}"
-            )
+            fail(error, "reward_scale", "positive", self.reward_scale)
+        check_choice(self, "network", A2C_NETWORKS, error)
+        check_choice(self, "conv_layout", CONV_LAYOUTS, error)
         if self.num_updates < 1:
             raise A2CConfigError(
                 f"total_steps = {self.total_steps} is less than one A2C update (num_envs*num_steps = {self.batch_size})"

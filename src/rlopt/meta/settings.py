@@ -7,22 +7,23 @@ Snakemake while it parses the workflow) imports neither JAX nor evosax.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from rlopt.agents.settings import FINAL_RETURN_ESTIMATORS
+from rlopt.settings_checks import (
+    SettingsError,
+    check_choice,
+    check_positive_ints,
+    check_seeds,
+    fail,
+    from_mapping,
+    is_positive_int,
+    is_real,
+)
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-class ESConfigError(ValueError):
-    pass
+class ESConfigError(SettingsError):
+    kind = "ES"
 
 
 @dataclass(frozen=True)
@@ -51,61 +52,34 @@ class ESConfig:
 
     @classmethod
     def from_dict(cls, settings: dict) -> ESConfig:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise ESConfigError(f"unknown ES setting(s) {unknown}; valid ones are {known}")
-        settings = dict(settings)
-        if "validation_seeds" in settings:
-            seeds = settings["validation_seeds"]
-            if not isinstance(seeds, (list, tuple)):
-                raise ESConfigError(f"ES setting 'validation_seeds' must be a list of integers, got {seeds!r}")
-            settings["validation_seeds"] = tuple(seeds)
-        config = cls(**settings)
-        config.validate()
-        return config
+        return from_mapping(cls, settings, ESConfigError)
 
     def validate(self) -> None:
-        for name in ("population_size", "generations", "rollouts", "eval_every", "checkpoint_every"):
-            _require_positive_int(name, getattr(self, name))
+        check_positive_ints(
+            self, ("population_size", "generations", "rollouts", "eval_every", "checkpoint_every"), ESConfigError
+        )
         if self.population_size % 2:
-            raise ESConfigError(
-                f"ES setting 'population_size' must be even (antithetic pairs), got {self.population_size}"
-            )
+            fail(ESConfigError, "population_size", "even (antithetic pairs)", self.population_size)
         for name in ("sigma_init", "lr"):
             value = getattr(self, name)
-            if not _is_real(value) or value <= 0:
-                raise ESConfigError(f"ES setting '{name}' must be a positive number, got {value!r}")
+            if not is_real(value) or value <= 0:
+                fail(ESConfigError, name, "a positive number", value)
         for name in ("sigma_decay", "lr_decay"):
             value = getattr(self, name)
-            if not _is_real(value) or not 0 < value <= 1:
-                raise ESConfigError(f"ES setting '{name}' must be in (0, 1], got {value!r}")
+            if not is_real(value) or not 0 < value <= 1:
+                fail(ESConfigError, name, "in (0, 1]", value)
         for name, start in (("sigma_min", "sigma_init"), ("lr_min", "lr")):
             value = getattr(self, name)
-            if value is not None and (not _is_real(value) or not 0 < value <= getattr(self, start)):
-                raise ESConfigError(
-                    f"ES setting '{name}' must be a positive number at most "
-                    f"{start} = {getattr(self, start)}, got {value!r}"
-                )
-        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
+            if value is not None and (not is_real(value) or not 0 < value <= getattr(self, start)):
+                fail(ESConfigError, name, f"a positive number at most {start} = {getattr(self, start)}", value)
+        check_choice(self, "return_estimator", FINAL_RETURN_ESTIMATORS, ESConfigError)
+        check_seeds(self, "validation_seeds", ESConfigError)
+        check_positive_ints(self, ("member_block",), ESConfigError, optional=True)
+        if self.member_block is not None and self.population_size % self.member_block:
             raise ESConfigError(
-                f"ES setting 'return_estimator' must be one of {list(FINAL_RETURN_ESTIMATORS)}, "
-                f"got {self.return_estimator!r}"
+                f"ES setting 'member_block' = {self.member_block} must divide "
+                f"population_size = {self.population_size} (one compile per task)"
             )
-        seeds = self.validation_seeds
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise ESConfigError(
-                f"ES setting 'validation_seeds' must be a non-empty list of non-negative integers, got {list(seeds)!r}"
-            )
-        if len(set(seeds)) != len(seeds):
-            raise ESConfigError(f"ES setting 'validation_seeds' has duplicates: {list(seeds)}")
-        if self.member_block is not None:
-            _require_positive_int("member_block", self.member_block)
-            if self.population_size % self.member_block:
-                raise ESConfigError(
-                    f"ES setting 'member_block' = {self.member_block} must divide "
-                    f"population_size = {self.population_size} (one compile per task)"
-                )
 
     @property
     def block_size(self) -> int:
@@ -117,16 +91,11 @@ class ESConfig:
         return settings
 
 
-def _require_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ESConfigError(f"ES setting '{name}' must be a positive integer, got {value!r}")
-
-
 METAGRAD_AGENTS = ("a2c", "ppo")
 
 
-class MetaGradConfigError(ValueError):
-    pass
+class MetaGradConfigError(SettingsError):
+    kind = "metagrad"
 
 
 @dataclass(frozen=True)
@@ -160,80 +129,33 @@ class MetaGradConfig:
 
     @classmethod
     def from_dict(cls, settings: dict) -> MetaGradConfig:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise MetaGradConfigError(f"unknown metagrad setting(s) {unknown}; valid ones are {known}")
-        settings = dict(settings)
-        if "validation_seeds" in settings:
-            seeds = settings["validation_seeds"]
-            if not isinstance(seeds, (list, tuple)):
-                raise MetaGradConfigError(
-                    f"metagrad setting 'validation_seeds' must be a list of integers, got {seeds!r}"
-                )
-            settings["validation_seeds"] = tuple(seeds)
-        config = cls(**settings)
-        config.validate()
-        return config
+        return from_mapping(cls, settings, MetaGradConfigError)
 
     def validate(self) -> None:
-        if self.agent not in METAGRAD_AGENTS:
-            raise MetaGradConfigError(
-                f"metagrad setting 'agent' must be one of {list(METAGRAD_AGENTS)}, got {self.agent!r}"
-            )
-        for name in ("iterations", "inner_updates", "eval_every"):
-            if not _is_positive_int(getattr(self, name)):
-                raise MetaGradConfigError(
-                    f"metagrad setting '{name}' must be a positive integer, got {getattr(self, name)!r}"
-                )
-        if not _is_positive_int(self.reset_interval):
-            raise MetaGradConfigError(
-                f"metagrad setting 'reset_interval' must be an integer >= 1 (meta-iterations), "
-                f"got {self.reset_interval!r}"
-            )
-        for name in ("num_units", "unit_block", "validation_steps"):
-            value = getattr(self, name)
-            if value is not None and not _is_positive_int(value):
-                raise MetaGradConfigError(f"metagrad setting '{name}' must be a positive integer, got {value!r}")
+        error = MetaGradConfigError
+        check_choice(self, "agent", METAGRAD_AGENTS, error)
+        check_positive_ints(self, ("iterations", "inner_updates", "eval_every"), error)
+        if not is_positive_int(self.reset_interval):
+            fail(error, "reset_interval", "an integer >= 1 (meta-iterations)", self.reset_interval)
+        check_positive_ints(self, ("num_units", "unit_block", "validation_steps"), error, optional=True)
         for name in ("pipeline", "first_order"):
             if not isinstance(getattr(self, name), bool):
-                raise MetaGradConfigError(
-                    f"metagrad setting '{name}' must be true or false, got {getattr(self, name)!r}"
-                )
+                fail(error, name, "true or false", getattr(self, name))
         lrs = self.lr.values() if isinstance(self.lr, dict) else [self.lr]
-        if not all(_is_real(v) and v > 0 for v in lrs):
-            raise MetaGradConfigError(
-                f"metagrad setting 'lr' must be a positive number or an object "
-                f"{{env: positive number}}, got {self.lr!r}"
-            )
-        for name in ("meta_lr", "grad_clip", "grad_norm", "max_norm"):
+        if not all(is_real(v) and v > 0 for v in lrs):
+            fail(error, "lr", "a positive number or an object {env: positive number}", self.lr)
+        if not (is_real(self.meta_lr) and self.meta_lr > 0):
+            fail(error, "meta_lr", "a positive number", self.meta_lr)
+        for name in ("grad_clip", "grad_norm", "max_norm"):
             value = getattr(self, name)
-            if (name == "meta_lr" or value is not None) and not (_is_real(value) and value > 0):
-                raise MetaGradConfigError(
-                    f"metagrad setting '{name}' must be a positive number"
-                    f"{'' if name == 'meta_lr' else ' or null'}, got {value!r}"
-                )
+            if value is not None and not (is_real(value) and value > 0):
+                fail(error, name, "a positive number or null", value)
         if self.grad_clip is not None and self.grad_norm is not None:
-            raise MetaGradConfigError(
-                "metagrad settings 'grad_clip' and 'grad_norm' are alternatives; set one of them to null"
-            )
-        if self.return_estimator not in FINAL_RETURN_ESTIMATORS:
-            raise MetaGradConfigError(
-                f"metagrad setting 'return_estimator' must be one of "
-                f"{list(FINAL_RETURN_ESTIMATORS)}, got {self.return_estimator!r}"
-            )
-        if not (_is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
-            raise MetaGradConfigError(
-                f"metagrad setting 'checkpoint_seconds' must be >= 0, got {self.checkpoint_seconds!r}"
-            )
-        seeds = self.validation_seeds
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise MetaGradConfigError(
-                f"metagrad setting 'validation_seeds' must be a non-empty list of "
-                f"non-negative integers, got {list(seeds)!r}"
-            )
-        if len(set(seeds)) != len(seeds):
-            raise MetaGradConfigError(f"metagrad setting 'validation_seeds' has duplicates: {list(seeds)}")
+            raise error("metagrad settings 'grad_clip' and 'grad_norm' are alternatives; set one of them to null")
+        check_choice(self, "return_estimator", FINAL_RETURN_ESTIMATORS, error)
+        if not (is_real(self.checkpoint_seconds) and self.checkpoint_seconds >= 0):
+            fail(error, "checkpoint_seconds", ">= 0", self.checkpoint_seconds)
+        check_seeds(self, "validation_seeds", error)
 
     def check_tasks(self, envs: list[str]) -> None:
         """The per-task settings name exactly the tasks trained on."""
