@@ -82,15 +82,13 @@ def test_the_plan_matches_schedule_kinds_to_envs():
         ("ant", {"kind": "action_permutation", "num_segments": 2, "segment_updates": 2}),
     ]:
         config = copy.deepcopy(smoke)
-        config["studies"]["nonstationary"]["env"] = env
-        config["studies"]["nonstationary"]["schedules"] = {"changing": schedule}
-        with pytest.raises(ConfigError, match=f"'studies.nonstationary.env'.*'{schedule['kind']}'"):
+        config["studies"]["nonstationary"]["envs"] = {env: {"schedules": {"changing": schedule}}}
+        with pytest.raises(ConfigError, match=f"'studies.nonstationary.envs.{env}'.*'{schedule['kind']}'"):
             load_plan(config, root=REPO)
     config = copy.deepcopy(smoke)
     config["studies"]["nonstationary"] = {
-        "env": "catch",
-        "schedules": {"relabelled": SCHEDULE},
+        "envs": {"catch": {"schedules": {"relabelled": SCHEDULE}}},
         "arms": {"adam": {"optimizer": "adam", "hparams": {"lr": 0.001}}},
     }
     plan = load_plan(config, root=REPO)
-    assert ("relabelled", "adam") in plan.nonstationary_runs
+    assert ("catch", "relabelled", "adam") in plan.nonstationary_runs

@@ -18,14 +18,14 @@ BATCH = 10  # env steps per update in the fake runs
 UPDATES = 100
 
 
-def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3):
+def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3, env="ant"):
     """An rlopt-train-like directory: one return per update per seed."""
     path.mkdir(parents=True)
     seeds = list(range(len(curves)))
     env_options = {"schedule": schedule} if schedule else {}
     summary = {
         "label": label,
-        "env": "ant",
+        "env": env,
         "optimizer": "adam",
         "hparams": hparams or {"lr": 1e-3},
         "ppo": {"num_envs": 1, "num_steps": BATCH, "total_steps": BATCH * UPDATES},
@@ -163,6 +163,41 @@ def test_nonstationary_stats_segments_and_recovery(tmp_path):
     assert stream.loc["slippery", "estimate"] == pytest.approx(changing.mean())
 
 
+def test_nonstationary_stats_keep_envs_apart(tmp_path):
+    """Two envs with the same schedule name: separate rows, and each env's recovery measured
+    against its own baseline (Humanoid's returns start far above Ant's)."""
+    schedule = {"kind": "friction", "num_segments": 2, "segment_updates": 50}
+    dip = np.concatenate([np.linspace(20, 100, 11)[1:], np.full(40, 100.0)])
+    ant = np.concatenate([np.linspace(0, 100, 50), dip])
+    # Humanoid from 1000: the level before the change is 1100, the dip to 1020 recovers to
+    # 1000 + 0.9 * 100 = 1090 after 9 updates, as Ant's does relative to its own baseline 0
+    # (pooled, the baseline would be 500 and Humanoid's target 1040, reached after 3).
+    humanoid = ant + 1000.0
+    runs = [
+        write_run(tmp_path / "ant" / "slippery" / "adam", "adam", [ant], schedule=schedule, env="ant"),
+        write_run(tmp_path / "humanoid" / "slippery" / "adam", "adam", [humanoid], schedule=schedule, env="humanoid"),
+    ]
+    out = tmp_path / "stats"
+    args = ["nonstationary-stats", "--runs", *map(str, runs), "--window", "1", "--reps", "20", "--out-dir", str(out)]
+    assert main(args) == 0
+    segments = pd.read_parquet(out / "segments.parquet").query("segment == 1").set_index("env")
+    assert segments.loc["ant", "recovery_updates"] == 9 and segments.loc["humanoid", "recovery_updates"] == 9
+    stream = pd.read_parquet(out / "intervals.parquet").query("metric == 'stream_return'").set_index("env")
+    assert stream.loc["humanoid", "estimate"] == pytest.approx(humanoid.mean())
+    from rlopt.report.latex import nonstationary_fragment
+
+    table = nonstationary_fragment(pd.read_parquet(out / "intervals.parquet"))
+    assert "ant & slippery & adam" in table and "humanoid & slippery & adam" in table
+    for kind, flag, name in [
+        ("nonstationary-curves", "--curves", "curves"),
+        ("update-sizes", "--update-sizes", "update_sizes"),
+    ]:
+        stem = tmp_path / "figures" / kind
+        stem.parent.mkdir(exist_ok=True)
+        assert main(["plot", kind, flag, str(out / f"{name}.parquet"), "--out", str(stem)]) == 0
+        assert stem.with_suffix(".png").stat().st_size > 0
+
+
 # ------------------------------------------------------------------ the preset block `studies`
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,17 +223,27 @@ def smoke_with(path: str, value) -> dict:
         ("studies.collapse.arms.adam", {"optimizer": "adagrad"}, "studies.collapse.arms.adam"),
         ("studies.collapse.arms", {"Bad-Name": {"optimizer": "adam"}}, "studies.collapse.arms"),
         (
-            "studies.nonstationary.schedules.slippery",
+            "studies.nonstationary.envs.ant.schedules.slippery",
             {"kind": "gravity", "num_segments": 2, "segment_updates": 2},
-            "studies.nonstationary.schedules.slippery",
+            "studies.nonstationary.envs.ant.schedules.slippery",
         ),
         (
-            "studies.nonstationary.schedules.stationary",
+            "studies.nonstationary.envs.ant.schedules.stationary",
             {"kind": "friction", "num_segments": 2, "segment_updates": 2},
-            "studies.nonstationary.schedules",
+            "studies.nonstationary.envs.ant.schedules",
         ),
         ("studies.detector.drop", 0, "studies.detector.drop"),
-        ("studies.nonstationary.env", "breakout", "studies.nonstationary.env"),
+        (
+            "studies.nonstationary.envs.breakout",
+            {"schedules": {"slippery": {"kind": "friction", "num_segments": 2, "segment_updates": 2}}},
+            "studies.nonstationary.envs.breakout",
+        ),
+        (
+            "studies.nonstationary.envs.ant.schedules.fatigue",
+            {"kind": "leg_fatigue", "num_segments": 2, "segment_updates": 2},
+            "studies.nonstationary.envs.ant",
+        ),
+        ("studies.nonstationary.envs.pong", {"schedules": {}}, "studies.nonstationary.envs"),
     ],
 )
 def test_bad_studies_block_is_rejected_naming_the_key(path, value, key):
@@ -211,16 +256,17 @@ def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
     config = smoke_with("studies.nonstationary.arms.open", {"optimizer": "open", "weights": "w/ant_OPEN.npy"})
     plan = load_plan(config, root=REPO)
     assert plan.collapse_arms == ["adam", "adam_equal_betas_l2", "optim4rl_l2"]
-    assert ("slippery", "open") in plan.nonstationary_runs and ("stationary", "open") in plan.nonstationary_runs
-    args = plan.study_train_args("nonstationary", "open", "slippery")
+    assert ("ant", "slippery", "open") in plan.nonstationary_runs
+    assert ("ant", "stationary", "open") in plan.nonstationary_runs
+    args = plan.study_train_args("nonstationary", "open", "slippery", env="ant")
     assert args["inputs"] == ["w/ant_OPEN.npy"]
     assert json.loads(args["hparams"]) == {"weights": "w/ant_OPEN.npy"}
     assert json.loads(args["env_options"]) == {
         "backend": "spring",
         "episode_length": 20,
-        "schedule": SMOKE["studies"]["nonstationary"]["schedules"]["slippery"],
+        "schedule": SMOKE["studies"]["nonstationary"]["envs"]["ant"]["schedules"]["slippery"],
     }
-    control = plan.study_train_args("nonstationary", "open", "stationary")
+    control = plan.study_train_args("nonstationary", "open", "stationary", env="ant")
     assert "schedule" not in json.loads(control["env_options"])
     collapse = plan.study_train_args("collapse", "adam_equal_betas_l2")
     assert json.loads(collapse["hparams"]) == {"lr": 0.003, "b1": 0.99, "b2": 0.99, "l2": 0.001}
@@ -266,4 +312,4 @@ def test_study_figures_and_report_tables_from_the_stats(tmp_path):
         assert stem.with_suffix(".pdf").stat().st_size > 0 and stem.with_suffix(".png").stat().st_size > 0
     table = collapse_fragment(pd.read_parquet(out / "rates.parquet"), pd.read_parquet(out / "intervals.parquet"))
     assert "crash\\_arm & 2 & 0 & 0 & 2 & 1.00 [0.16, 1.00]" in table  # Clopper-Pearson 2/2: [0.158, 1]
-    assert "slippery & stable" in nonstationary_fragment(pd.read_parquet(ns / "intervals.parquet"))
+    assert "ant & slippery & stable" in nonstationary_fragment(pd.read_parquet(ns / "intervals.parquet"))

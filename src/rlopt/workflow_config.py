@@ -394,14 +394,17 @@ class Plan:
         return list(self.studies.get("collapse", {}).get("arms", {}))
 
     @property
-    def nonstationary_runs(self) -> list[tuple[str, str]]:
-        """(schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's control.
-        An arm resetting at changes has none: with nothing changing it is its optimizer without resets."""
+    def nonstationary_runs(self) -> list[tuple[str, str, str]]:
+        """(env, schedule, arm) of every non-stationary run; schedule 'stationary' is an arm's
+        control on that env. An arm resetting at changes has none: with nothing changing it is
+        its optimizer without resets."""
         spec = self.studies.get("nonstationary", {})
         arms = spec.get("arms", {})
-        runs = [(schedule, arm) for schedule in spec.get("schedules", {}) for arm in arms]
-        if spec and spec.get("controls", True):
-            runs += [("stationary", arm) for arm, entry in arms.items() if not entry.get("reset_at_changes")]
+        runs = []
+        for env, site in spec.get("envs", {}).items():
+            runs += [(env, schedule, arm) for schedule in site["schedules"] for arm in arms]
+            if spec.get("controls", True):
+                runs += [(env, "stationary", arm) for arm, entry in arms.items() if not entry.get("reset_at_changes")]
         return runs
 
     @property
@@ -411,8 +414,8 @@ class Plan:
         return [(env, arm) for env in spec.get("envs", {}) for arm in spec.get("arms", {})]
 
     def study_env(self, study: str, env: str | None = None) -> tuple[str, dict]:
-        """The env of a study run and the study's overrides for it (``ppo``, ``env_options``):
-        the study's one env, or ``env`` among its target envs."""
+        """The env of a study run and the study's settings for it (``ppo``, ``env_options``,
+        ``schedules``): the study's one env, or ``env`` among its envs."""
         spec = self.studies[study]
         if "envs" in spec:
             return env, spec["envs"][env]
@@ -440,11 +443,12 @@ class Plan:
             inputs = [weights] if weights else []
         env_options = {**self.env_options.get(env, {}), **site.get("env_options", {})}
         if schedule != "stationary":
-            env_options["schedule"] = spec["schedules"][schedule]
+            env_options["schedule"] = site["schedules"][schedule]
             if entry.get("reset_at_changes"):
-                hparams = json.dumps({**json.loads(hparams), **_resets_of(spec["schedules"][schedule])}, sort_keys=True)
+                hparams = json.dumps({**json.loads(hparams), **_resets_of(site["schedules"][schedule])}, sort_keys=True)
         seeds = self.studies["seeds"]
         return {
+            "agent": self.agent(env),
             "env": env,
             "optimizer": entry["optimizer"],
             "hparams": hparams,
@@ -817,6 +821,9 @@ def _check_schedule_env(kind: str, env: str, key: str) -> None:
         raise ConfigError(f"config key '{key}': schedule kind '{kind}' changes Brax ant or humanoid, not '{env}'")
     if kind not in PHYSICAL_KINDS and family == "brax":
         raise ConfigError(f"config key '{key}': schedule kind '{kind}' needs discrete actions; '{env}' has none")
+    for legged, leg_kind in (("ant", "leg_wear"), ("humanoid", "leg_fatigue")):
+        if kind == leg_kind and env != legged:
+            raise ConfigError(f"config key '{key}': schedule kind '{kind}' is defined for {legged}, not '{env}'")
 
 
 def _resets_of(schedule: dict) -> dict:
@@ -920,12 +927,13 @@ def _check_studies(config: dict, ppo: dict, metatrain_jobs: dict) -> None:
             _check_ppo_overrides(spec["env"], ppo, spec.get("ppo", {}), f"{key}.ppo")
         for arm, entry in spec["arms"].items():
             _check_study_arm(config, envs, metatrain_jobs, entry, f"{key}.arms.{arm}")
-        for name, schedule in spec.get("schedules", {}).items():
-            try:
-                kind = Schedule.from_dict(schedule).kind
-            except (ScheduleError, TypeError) as err:
-                raise ConfigError(f"config key '{key}.schedules.{name}': {err}")
-            _check_schedule_env(kind, spec["env"], f"{key}.env")
+        for env, site in spec.get("envs", {}).items():
+            for name, schedule in site.get("schedules", {}).items():
+                try:
+                    kind = Schedule.from_dict(schedule).kind
+                except (ScheduleError, TypeError) as err:
+                    raise ConfigError(f"config key '{key}.envs.{env}.schedules.{name}': {err}")
+                _check_schedule_env(kind, env, f"{key}.envs.{env}")
     for study in ("collapse", "transfer"):
         spec = studies.get(study)
         if spec and spec["reference"] not in spec["arms"]:

@@ -160,4 +160,23 @@ def train_benchmarks(wildcards=None):
     deepsea = [
         f"results/benchmarks/deepsea_evaluate/{variant}/size{size}.tsv" for variant, size in PLAN.deepsea_evaluations
     ]
-    return tune + evaluate + learned + metatrain + ablations + deepsea
+    studies = (
+        [f"results/benchmarks/study_collapse_train/{arm}.tsv" for arm in PLAN.collapse_arms]
+        + [
+            f"results/benchmarks/study_nonstationary_train/{env}/{schedule}/{arm}.tsv"
+            for env, schedule, arm in PLAN.nonstationary_runs
+        ]
+        + [f"results/benchmarks/study_transfer_train/{env}/{arm}.tsv" for env, arm in PLAN.transfer_runs]
+    )
+    return tune + evaluate + learned + metatrain + ablations + deepsea + studies
+
+
+def study_run(study, field):
+    """Param ``field`` of one study training run (rlopt.workflow_config.Plan.study_train_args),
+    for wildcards ``arm`` and, where the study has them, ``schedule`` and ``target``."""
+    return lambda w: PLAN.study_train_args(study, w.arm, w.get("schedule", "stationary"), env=w.get("target"))[field]
+
+
+def study_run_code(study):
+    """The code hashes of a study training run: the train command's and its optimizer's."""
+    return lambda w: [CODE["train"], OPTIMIZER_CODE[study_run(study, "optimizer")(w)]]

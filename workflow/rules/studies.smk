@@ -2,7 +2,8 @@
 # Policy collapse: every arm (optimizer + hyperparameters) trains the study's seeds on one
 # env for a long run; `rlopt collapse-stats` judges each seed with the collapse detector.
 # Non-stationary dynamics: every arm trains under each schedule of rlopt.envs.nonstationary
-# (and, as its control, on the stationary task); `rlopt nonstationary-stats` summarises.
+# on each of the study's envs (and, as its control, on that env's stationary task);
+# `rlopt nonstationary-stats` summarises.
 # Zero-shot transfer: every arm trains on each target env (learned optimizers as they are,
 # baselines tuned or fixed); `rlopt collect` and `rlopt stats` give rliable IQMs of the
 # final return normalised by the reference arm and probabilities of improvement over it.
@@ -21,7 +22,7 @@ wildcard_constraints:
 
 rule study_collapse_train:
     input:
-        inputs=lambda w: PLAN.study_train_args("collapse", w.arm)["inputs"],
+        inputs=study_run("collapse", "inputs"),
     output:
         summary="results/studies/collapse/runs/{arm}/summary.json",
         returns="results/studies/collapse/runs/{arm}/returns.parquet",
@@ -31,16 +32,16 @@ rule study_collapse_train:
     benchmark:
         "results/benchmarks/study_collapse_train/{arm}.tsv"
     params:
-        agent=lambda w: PLAN.agent(PLAN.study_train_args("collapse", w.arm)["env"]),
-        env=lambda w: PLAN.study_train_args("collapse", w.arm)["env"],
-        optimizer=lambda w: PLAN.study_train_args("collapse", w.arm)["optimizer"],
+        agent=study_run("collapse", "agent"),
+        env=study_run("collapse", "env"),
+        optimizer=study_run("collapse", "optimizer"),
         label=lambda w: w.arm,
-        hparams=lambda w: PLAN.study_train_args("collapse", w.arm)["hparams"],
-        seeds=lambda w: PLAN.study_train_args("collapse", w.arm)["seeds"],
-        ppo=lambda w: PLAN.study_train_args("collapse", w.arm)["ppo"],
-        env_options=lambda w: PLAN.study_train_args("collapse", w.arm)["env_options"],
+        hparams=study_run("collapse", "hparams"),
+        seeds=study_run("collapse", "seeds"),
+        ppo=study_run("collapse", "ppo"),
+        env_options=study_run("collapse", "env_options"),
         out=lambda w, output: run_dir(output.summary),
-        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("collapse", w.arm)["optimizer"]]],
+        code=study_run_code("collapse"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -53,26 +54,26 @@ rule study_collapse_train:
 
 rule study_nonstationary_train:
     input:
-        inputs=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["inputs"],
+        inputs=study_run("nonstationary", "inputs"),
     output:
-        summary="results/studies/nonstationary/runs/{schedule}/{arm}/summary.json",
-        returns="results/studies/nonstationary/runs/{schedule}/{arm}/returns.parquet",
-        updates="results/studies/nonstationary/runs/{schedule}/{arm}/updates.parquet",
+        summary="results/studies/nonstationary/runs/{target}/{schedule}/{arm}/summary.json",
+        returns="results/studies/nonstationary/runs/{target}/{schedule}/{arm}/returns.parquet",
+        updates="results/studies/nonstationary/runs/{target}/{schedule}/{arm}/updates.parquet",
     log:
-        "results/logs/study_nonstationary_train/{schedule}/{arm}.log",
+        "results/logs/study_nonstationary_train/{target}/{schedule}/{arm}.log",
     benchmark:
-        "results/benchmarks/study_nonstationary_train/{schedule}/{arm}.tsv"
+        "results/benchmarks/study_nonstationary_train/{target}/{schedule}/{arm}.tsv"
     params:
-        agent=lambda w: PLAN.agent(PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env"]),
-        env=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env"],
-        optimizer=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"],
+        agent=study_run("nonstationary", "agent"),
+        env=study_run("nonstationary", "env"),
+        optimizer=study_run("nonstationary", "optimizer"),
         label=lambda w: w.arm,
-        hparams=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["hparams"],
-        seeds=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["seeds"],
-        ppo=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["ppo"],
-        env_options=lambda w: PLAN.study_train_args("nonstationary", w.arm, w.schedule)["env_options"],
+        hparams=study_run("nonstationary", "hparams"),
+        seeds=study_run("nonstationary", "seeds"),
+        ppo=study_run("nonstationary", "ppo"),
+        env_options=study_run("nonstationary", "env_options"),
         out=lambda w, output: run_dir(output.summary),
-        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("nonstationary", w.arm, w.schedule)["optimizer"]]],
+        code=study_run_code("nonstationary"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -85,7 +86,7 @@ rule study_nonstationary_train:
 
 rule study_transfer_train:
     input:
-        inputs=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["inputs"],
+        inputs=study_run("transfer", "inputs"),
     output:
         summary="results/studies/transfer/runs/{target}/{arm}/summary.json",
         returns="results/studies/transfer/runs/{target}/{arm}/returns.parquet",
@@ -95,16 +96,16 @@ rule study_transfer_train:
     benchmark:
         "results/benchmarks/study_transfer_train/{target}/{arm}.tsv"
     params:
-        agent=lambda w: PLAN.agent(w.target),
-        env=lambda w: w.target,
-        optimizer=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["optimizer"],
+        agent=study_run("transfer", "agent"),
+        env=study_run("transfer", "env"),
+        optimizer=study_run("transfer", "optimizer"),
         label=lambda w: w.arm,
-        hparams=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["hparams"],
-        seeds=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["seeds"],
-        ppo=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["ppo"],
-        env_options=lambda w: PLAN.study_train_args("transfer", w.arm, env=w.target)["env_options"],
+        hparams=study_run("transfer", "hparams"),
+        seeds=study_run("transfer", "seeds"),
+        ppo=study_run("transfer", "ppo"),
+        env_options=study_run("transfer", "env_options"),
         out=lambda w, output: run_dir(output.summary),
-        code=lambda w: [CODE["train"], OPTIMIZER_CODE[PLAN.study_train_args("transfer", w.arm, env=w.target)["optimizer"]]],
+        code=study_run_code("transfer"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -190,7 +191,7 @@ rule study_collapse_statistics:
 
 rule study_nonstationary_statistics:
     input:
-        [f"results/studies/nonstationary/runs/{schedule}/{arm}/summary.json" for schedule, arm in NONSTATIONARY_RUNS],
+        [f"results/studies/nonstationary/runs/{env}/{schedule}/{arm}/summary.json" for env, schedule, arm in NONSTATIONARY_RUNS],
     output:
         **{name: f"results/studies/nonstationary/stats/{name}.parquet"
            for name in ("seeds", "segments", "intervals", "curves", "update_sizes")},

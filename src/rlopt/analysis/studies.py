@@ -24,11 +24,13 @@ normalised final drop and the normalised maximum drawdown.  Update sizes per upd
 optimizers without ``lr``) and the L1 parameter change.
 
 Non-stationary study.  The run's schedule (``env_options.schedule``) gives the segments;
-a run without one is the stationary control of its arm.  Per seed: the mean return over
-the whole stream; per segment, the end-of-segment return (mean over its last
-``final_fraction`` of updates) and, after each change, the recovery time: updates from the
-change until the trailing-mean return regains ``B + 0.9 (L - B)`` where ``L`` is the level
-just before the change (censored, NaN, if it does not within the segment).
+a run without one is the stationary control of its arm on its env.  Every table is keyed by
+env, schedule and arm.  Per seed: the mean return over the whole stream; per segment, the
+end-of-segment return (mean over its last ``final_fraction`` of updates) and, after each
+change, the recovery time: updates from the change until the trailing-mean return regains
+``B + 0.9 (L - B)`` where ``L`` is the level just before the change and ``B`` the env's
+baseline (the median over its runs of the first point; censored, NaN, if it does not
+within the segment).
 """
 
 from __future__ import annotations
@@ -312,6 +314,7 @@ def _update_sizes(runs: list[StudyRun]) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "label": run.label,
+                    "env": run.env,
                     "schedule": run.schedule_name,
                     "seed": table["seed"],
                     "update": table["update"],
@@ -330,10 +333,10 @@ def _update_sizes(runs: list[StudyRun]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class NonstationaryTables:
-    seeds: pd.DataFrame  # per (schedule, label, seed): stream return
-    segments: pd.DataFrame  # per (schedule, label, seed, segment): end return, recovery
-    intervals: pd.DataFrame  # per (schedule, label, metric[, segment]): IQM over seeds with CI
-    curves: pd.DataFrame  # per (schedule, label, seed, update): return, smoothed, segment
+    seeds: pd.DataFrame  # per (env, schedule, label, seed): stream return
+    segments: pd.DataFrame  # per (env, schedule, label, seed, segment): end return, recovery
+    intervals: pd.DataFrame  # per (env, schedule, label, metric[, segment]): IQM over seeds with CI
+    curves: pd.DataFrame  # per (env, schedule, label, seed, update): return, smoothed, segment
     update_sizes: pd.DataFrame
 
 
@@ -342,7 +345,10 @@ def nonstationary_study(
 ) -> NonstationaryTables:
     if not any(run.schedule for run in runs):
         raise StudyInputError("no run has a schedule (env_options.schedule); nothing is non-stationary")
-    baseline = float(np.median(np.concatenate([run.curves[:, 0] for run in runs])))
+    baselines = {
+        env: float(np.median(np.concatenate([run.curves[:, 0] for run in runs if run.env == env])))
+        for env in {run.env for run in runs}
+    }
     seed_rows, segment_rows, curve_frames = [], [], []
     for run in runs:
         length = run.schedule["segment_updates"] if run.schedule else run.num_updates
@@ -351,7 +357,7 @@ def nonstationary_study(
         )
         for seed, curve in zip(run.seeds, run.curves):
             smoothed = trailing_mean(curve, window)
-            key = {"schedule": run.schedule_name, "label": run.label, "seed": seed}
+            key = {"env": run.env, "schedule": run.schedule_name, "label": run.label, "seed": seed}
             seed_rows.append({**key, "stream_return": float(curve.mean())})
             curve_frames.append(
                 pd.DataFrame(
@@ -366,9 +372,8 @@ def nonstationary_study(
                 )
             )
             if run.schedule:
-                segment_rows.extend(
-                    {**key, **row} for row in _segment_metrics(curve, smoothed, segment_of, baseline, final_fraction)
-                )
+                metrics = _segment_metrics(curve, smoothed, segment_of, baselines[run.env], final_fraction)
+                segment_rows.extend({**key, **row} for row in metrics)
     seeds, segments = pd.DataFrame(seed_rows), pd.DataFrame(segment_rows)
     intervals = _nonstationary_intervals(seeds, segments, bootstrap)
     return NonstationaryTables(
@@ -417,17 +422,13 @@ def _nonstationary_intervals(seeds, segments, bootstrap) -> pd.DataFrame:
             }
         )
 
-    for (schedule, label), group in seeds.groupby(["schedule", "label"], sort=False):
-        add(group["stream_return"], schedule=schedule, label=label, metric="stream_return", segment=-1)
+    for (env, schedule, label), group in seeds.groupby(["env", "schedule", "label"], sort=False):
+        add(group["stream_return"], env=env, schedule=schedule, label=label, metric="stream_return", segment=-1)
     if not segments.empty:
-        for (schedule, label, segment), group in segments.groupby(["schedule", "label", "segment"], sort=False):
-            add(group["end_return"], schedule=schedule, label=label, metric="end_return", segment=int(segment))
+        keys = ["env", "schedule", "label", "segment"]
+        for (env, schedule, label, segment), group in segments.groupby(keys, sort=False):
+            key = {"env": env, "schedule": schedule, "label": label, "segment": int(segment)}
+            add(group["end_return"], **key, metric="end_return")
             if segment > 0:
-                add(
-                    group["recovery_updates"],
-                    schedule=schedule,
-                    label=label,
-                    metric="recovery_updates",
-                    segment=int(segment),
-                )
+                add(group["recovery_updates"], **key, metric="recovery_updates")
     return pd.DataFrame(rows)

@@ -99,11 +99,17 @@ def plot_update_sizes(update_sizes: pd.DataFrame, out_stem: str | os.PathLike) -
     """Per arm, mean over seeds (95% t band) of max|update|/lr (1 = Adam's bound with
     beta1 = beta2; log scale) and of the L1 parameter change per update."""
     require_columns(update_sizes, ["label", "seed", "update", *UPDATE_SIZE_PANELS], "update sizes")
-    panels = {}
+    # Networks differ between envs, so their parameter changes are not pooled: a panel per env.
+    envs = sorted(update_sizes["env"].unique()) if "env" in update_sizes else []
+    by_env = [(f"{env}: ", update_sizes[update_sizes["env"] == env]) for env in envs] if len(envs) > 1 else []
+    panels, bounded = {}, []
     for metric, title in UPDATE_SIZE_PANELS.items():
-        rows = update_sizes.dropna(subset=[metric])
-        if not rows.empty:
-            panels[title] = rows.rename(columns={metric: "value"})
+        for prefix, table in by_env or [("", update_sizes)]:
+            rows = table.dropna(subset=[metric])
+            if not rows.empty:
+                panels[prefix + title] = rows.rename(columns={metric: "value"})
+                if metric == "update_max_over_lr":
+                    bounded.append(prefix + title)
     if not panels:
         raise PlotInputError("update sizes table has no finite values")
     fig = _lineplot_panels(
@@ -111,27 +117,31 @@ def plot_update_sizes(update_sizes: pd.DataFrame, out_stem: str | os.PathLike) -
     )
     for ax, title in zip(fig.axes, panels):
         ax.set_yscale("log")
-        if title == UPDATE_SIZE_PANELS["update_max_over_lr"]:
+        if title in bounded:
             ax.axhline(1.0, color="0.3", lw=1, ls="--")
     return save_figure(fig, out_stem)
 
 
 @_themed
 def plot_nonstationary_curves(curves: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
-    """One panel per schedule: return per update, mean over seeds (95% t band), one line
-    per arm; every other segment shaded."""
+    """One panel per env and schedule: return per update, mean over seeds (95% t band), one
+    line per arm; every other segment shaded."""
     require_columns(
         curves,
-        ["schedule", "label", "seed", "update", "global_step", "episodic_return", "segment"],
+        ["env", "schedule", "label", "seed", "update", "global_step", "episodic_return", "segment"],
         "non-stationary curves",
     )
     if curves.empty:
         raise PlotInputError("non-stationary curves table has no rows")
-    schedules = sorted(curves["schedule"].unique(), key=lambda s: (s == "stationary", s))
+    panels = sorted(
+        curves[["env", "schedule"]].drop_duplicates().itertuples(index=False),
+        key=lambda p: (p.env, p.schedule == "stationary", p.schedule),
+    )
+    several_envs = curves["env"].nunique() > 1
     palette = label_palette(curves["label"])
-    fig, axes = _panel_grid(len(schedules), panel_size=(5.0, 3.4))
-    for ax, schedule in zip(axes, schedules):
-        rows = curves[curves["schedule"] == schedule]
+    fig, axes = _panel_grid(len(panels), panel_size=(5.0, 3.4))
+    for ax, (env, schedule) in zip(axes, panels):
+        rows = curves[(curves["env"] == env) & (curves["schedule"] == schedule)]
         segments = rows.groupby("segment")["update"].agg(["min", "max"])
         for segment, (start, stop) in segments.iterrows():
             if segment % 2:
@@ -146,7 +156,7 @@ def plot_nonstationary_curves(curves: pd.DataFrame, out_stem: str | os.PathLike)
             ax=ax,
             legend=False,
         )
-        ax.set(title=schedule, xlabel="PPO update", ylabel="episodic return")
+        ax.set(title=f"{env}: {schedule}" if several_envs else schedule, xlabel="PPO update", ylabel="episodic return")
         _steps_axis(ax, rows)
     fig.tight_layout()
     _legend_below(fig, palette, curves["label"], title="arm")

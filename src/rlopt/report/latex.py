@@ -293,17 +293,17 @@ def collapse_fragment(rates_df: pd.DataFrame, intervals_df: pd.DataFrame) -> str
 
 
 def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
-    """Per schedule and arm: IQM [95% CI] of the stream return, of the last segment's end
+    """Per env, schedule and arm: IQM [95% CI] of the stream return, of the last segment's end
     return and of the recovery time after the last change."""
     require_columns(
         intervals_df,
-        ["schedule", "label", "metric", "segment", "estimate", "ci_low", "ci_high", "num_seeds"],
+        ["env", "schedule", "label", "metric", "segment", "estimate", "ci_low", "ci_high", "num_seeds"],
         "non-stationary intervals",
     )
     if intervals_df.empty:
         raise ReportInputError("non-stationary intervals table has no rows")
     body = []
-    for (schedule, label), rows in intervals_df.groupby(["schedule", "label"], sort=True):
+    for (env, schedule, label), rows in intervals_df.groupby(["env", "schedule", "label"], sort=True):
 
         def last(metric: str) -> str:
             chosen = rows[rows["metric"] == metric]  # noqa: B023 (called in this iteration)
@@ -314,6 +314,7 @@ def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
 
         body.append(
             [
+                escape_latex(env),
                 escape_latex(schedule),
                 escape_latex(label),
                 last("stream_return"),
@@ -322,8 +323,16 @@ def nonstationary_fragment(intervals_df: pd.DataFrame) -> str:
                 str(int(rows["num_seeds"].max())),
             ]
         )
-    header = ["schedule", "arm", "IQM stream return", "IQM end of last segment", "IQM recovery (updates)", "seeds"]
-    return tabular(header, body, "llcccr")
+    header = [
+        "env",
+        "schedule",
+        "arm",
+        "IQM stream return",
+        "IQM end of last segment",
+        "IQM recovery (updates)",
+        "seeds",
+    ]
+    return tabular(header, body, "lllcccr")
 
 
 def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
