@@ -339,6 +339,23 @@ def test_a_metagrad_label_runs_its_envs_agent_and_needs_its_own_settings():
         load_plan(config, root=REPO)
 
 
+def test_metagrad_units_must_fit_each_tasks_agent_settings_in_the_preset():
+    """Caught when the preset loads, not when the job starts: the units must split the task's
+    envs evenly, and a PPO unit's batch its minibatches (the block's overrides included)."""
+    metagrad = SMOKE["metatrain"]["optim4rl_catch"]["metagrad"]
+    with pytest.raises(ConfigError, match=r"optim4rl_catch.metagrad': .*'num_units' = 3 does not divide task 'catch'"):
+        load_plan(with_change("metatrain.optim4rl_catch.metagrad", {**metagrad, "num_units": 3}), root=REPO)
+    ppo_block = with_change("metatrain.optim4rl_catch.envs", ["breakout"])
+    ppo_block["metatrain"]["optim4rl_catch"]["metagrad"] = {**metagrad, "num_units": 2, "unit_block": 1}
+    ppo_block["metatrain"]["optim4rl_catch"]["ppo"] = {
+        "breakout": {"num_envs": 8, "num_steps": 6, "num_minibatches": 16}
+    }
+    with pytest.raises(ConfigError, match=r"a unit of 4 envs \(2 units\): num_envs\*num_steps = 24 is not divisible"):
+        load_plan(ppo_block, root=REPO)
+    ppo_block["metatrain"]["optim4rl_catch"]["ppo"]["breakout"]["num_minibatches"] = 4
+    load_plan(ppo_block, root=REPO)
+
+
 # The report's figures: every stage of the smoke preset, then a preset with only the
 # handcrafted baselines (hand-written lists, the figures main.tex shows per stage).
 CORE_FIGURES = {

@@ -723,7 +723,7 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
             raise ConfigError(f"config key '{key}': label '{label}' is also a pretrained label")
         if label in config["optimizers"]:
             raise ConfigError(f"config key '{key}': label '{label}' is also a tuned optimizer")
-        _check_method(spec, key, config["agents"])
+        _check_method(spec, key, config["agents"], ppo)
         _check_learned_settings(spec["optimizer"], spec["opt_config"], f"{key}.opt_config")
         for env, overrides in spec.get("ppo", {}).items():
             if env not in spec["envs"]:
@@ -731,9 +731,10 @@ def _check_metatrain(config: dict, ppo: dict) -> None:
             _check_ppo_overrides(env, ppo, overrides, f"{key}.ppo.{env}", config["agents"].get(env, "ppo"))
 
 
-def _check_method(spec: dict, key: str, agents: dict) -> None:
+def _check_method(spec: dict, key: str, agents: dict, ppo: dict) -> None:
     """ES runs PPO lifetimes and needs ``es`` settings; meta-gradients run the envs' agent (A2C or
-    PPO, one for all the block's envs) and need ``metagrad``'s."""
+    PPO, one for all the block's envs) and need ``metagrad``'s, which must fit each env's agent
+    settings (the preset's with the block's overrides)."""
     unused = "metagrad" if spec["method"] == "es" else "es"
     if unused in spec:
         raise ConfigError(f"config key '{key}.{unused}': settings of the other method (method is {spec['method']})")
@@ -752,9 +753,12 @@ def _check_method(spec: dict, key: str, agents: dict) -> None:
         )
     if "agent" in spec.get("metagrad", {}):
         raise ConfigError(f"config key '{key}.metagrad.agent': the agent comes from the preset's agents map")
+    agent = next(iter(used.values()))
     try:
-        settings = {**spec.get("metagrad", {}), "agent": next(iter(used.values()))}
-        MetaGradConfig.from_dict(settings).check_tasks(spec["envs"])
+        settings = MetaGradConfig.from_dict({**spec.get("metagrad", {}), "agent": agent})
+        settings.check_tasks(spec["envs"])
+        for env in spec["envs"]:
+            settings.check_task(env, _agent_config(agent, env, {**ppo[env][0], **spec.get("ppo", {}).get(env, {})}))
     except (MetaGradConfigError, TypeError) as err:
         raise ConfigError(f"config key '{key}.metagrad': {err}")
 

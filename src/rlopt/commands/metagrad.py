@@ -16,7 +16,6 @@ from rlopt.errors import UsageError
 def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
     """Checks the metagrad inputs (envs, optimizer and its architecture already checked)."""
     from rlopt.commands.metatrain import _initial_mean, _normalizers, _per_env, _seed
-    from rlopt.meta.metagrad import ppo_unit_config
     from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
 
     if args.es != "{}":
@@ -31,10 +30,7 @@ def validated_inputs(args, envs: list[str], learned, opt_cfg) -> dict:
     for env in envs:
         agent_configs[env] = _agent_config(settings.agent, env, overrides.get(env))
         try:
-            units = settings.units_for(env, agent_configs[env].num_envs)
-            if settings.agent == "ppo":
-                ppo_unit_config(agent_configs[env], units)
-            settings.validation_config(agent_configs[env])
+            settings.check_task(env, agent_configs[env])
         except MetaGradConfigError as err:
             raise UsageError(f"--metagrad: {err}")
     seed = _seed(args.seed)

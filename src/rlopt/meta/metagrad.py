@@ -113,7 +113,7 @@ from rlopt.agents.ppo import estimated_final_return
 from rlopt.envs.base import VecEnv
 from rlopt.meta import checkpoint as ckpt
 from rlopt.meta.es import COMBINED, combined_fitness, task_fitness
-from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
+from rlopt.meta.settings import MetaGradConfig, ppo_unit_config
 from rlopt.provenance import config_hash
 
 HISTORY_COLUMNS = (
@@ -364,25 +364,6 @@ def a2c_task(
     return _unit_task(
         env, a2c_config, rules, _task_optimizer(learned, opt_cfg, lr), settings, num_units, description, normalizer
     )
-
-
-def ppo_unit_config(ppo_config, num_units: int):
-    """The PPO settings of one unit: its share of the envs, the rest as ``ppo_config``
-    (MetaGradConfigError where its batch does not split into the minibatches)."""
-    from rlopt.agents.settings import PPOConfig, PPOConfigError
-
-    try:
-        return PPOConfig.from_dict(
-            {
-                **ppo_config.to_dict(),
-                "num_envs": ppo_config.num_envs // num_units,
-                "total_steps": ppo_config.total_steps,
-            }
-        )
-    except PPOConfigError as err:
-        raise MetaGradConfigError(
-            f"a unit of {ppo_config.num_envs // num_units} envs ({num_units} units): {err}"
-        ) from None
 
 
 def ppo_task(

@@ -183,6 +183,16 @@ class MetaGradConfig:
             )
         return units
 
+    def check_task(self, env: str, agent_config) -> None:
+        """MetaGradConfigError where task ``env`` with these agent settings cannot be trained:
+        its envs do not split into the units, a PPO unit's batch not into its minibatches, or
+        the validation runs' settings are invalid. Runs before any compile (the preset check
+        and the command)."""
+        units = self.units_for(env, agent_config.num_envs)
+        if self.agent == "ppo":
+            ppo_unit_config(agent_config, units)
+        self.validation_config(agent_config)
+
     def validation_config(self, agent_config):
         """The agent settings (A2C or PPO) of a task's validation runs (``validation_steps`` long)."""
         if self.validation_steps is None:
@@ -200,3 +210,22 @@ class MetaGradConfig:
         settings = asdict(self)
         settings["validation_seeds"] = list(self.validation_seeds)
         return settings
+
+
+def ppo_unit_config(ppo_config, num_units: int):
+    """The PPO settings of one unit: its share of the envs, the rest as ``ppo_config``
+    (MetaGradConfigError where its batch does not split into the minibatches)."""
+    from rlopt.agents.settings import PPOConfig, PPOConfigError
+
+    try:
+        return PPOConfig.from_dict(
+            {
+                **ppo_config.to_dict(),
+                "num_envs": ppo_config.num_envs // num_units,
+                "total_steps": ppo_config.total_steps,
+            }
+        )
+    except PPOConfigError as err:
+        raise MetaGradConfigError(
+            f"a unit of {ppo_config.num_envs // num_units} envs ({num_units} units): {err}"
+        ) from None
