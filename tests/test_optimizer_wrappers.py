@@ -134,15 +134,15 @@ def test_the_reset_arm_resets_at_each_change_of_its_schedule_and_has_no_control(
     repo = Path(__file__).resolve().parents[1]
     smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     plan = load_plan(smoke, root=repo)
-    schedule = smoke["studies"]["nonstationary"]["envs"]["ant"]["schedules"]["slippery"]
-    changing = json.loads(plan.study_train_args("nonstationary", "adam_reset", "slippery", env="ant")["hparams"])
+    schedule = smoke["studies"]["nonstationary"]["envs"]["catch"]["schedules"]["relabelled"]
+    changing = json.loads(plan.study_train_args("nonstationary", "adam_reset", "relabelled", env="catch")["hparams"])
     assert changing == {
-        "lr": 0.0003,
+        "lr": 0.003,
         "reset_every": schedule["segment_updates"],
         "reset_segments": schedule["num_segments"],
     }
-    assert ("ant", "slippery", "adam_reset") in plan.nonstationary_runs
-    assert ("ant", "stationary", "adam_reset") not in plan.nonstationary_runs  # it would be the adam arm's control
+    assert ("catch", "relabelled", "adam_reset") in plan.nonstationary_runs
+    assert ("catch", "stationary", "adam_reset") not in plan.nonstationary_runs  # it would be the adam arm's control
     for study, entry, match in [
         (
             "collapse",

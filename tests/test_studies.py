@@ -223,14 +223,14 @@ def smoke_with(path: str, value) -> dict:
         ("studies.collapse.arms.adam", {"optimizer": "adagrad"}, "studies.collapse.arms.adam"),
         ("studies.collapse.arms", {"Bad-Name": {"optimizer": "adam"}}, "studies.collapse.arms"),
         (
-            "studies.nonstationary.envs.ant.schedules.slippery",
+            "studies.nonstationary.envs.catch.schedules.relabelled",
             {"kind": "gravity", "num_segments": 2, "segment_updates": 2},
-            "studies.nonstationary.envs.ant.schedules.slippery",
+            "studies.nonstationary.envs.catch.schedules.relabelled",
         ),
         (
-            "studies.nonstationary.envs.ant.schedules.stationary",
-            {"kind": "friction", "num_segments": 2, "segment_updates": 2},
-            "studies.nonstationary.envs.ant.schedules",
+            "studies.nonstationary.envs.catch.schedules.stationary",
+            {"kind": "action_permutation", "num_segments": 2, "segment_updates": 2},
+            "studies.nonstationary.envs.catch.schedules",
         ),
         ("studies.detector.drop", 0, "studies.detector.drop"),
         (
@@ -239,8 +239,8 @@ def smoke_with(path: str, value) -> dict:
             "studies.nonstationary.envs.breakout",
         ),
         (
-            "studies.nonstationary.envs.ant.schedules.fatigue",
-            {"kind": "leg_fatigue", "num_segments": 2, "segment_updates": 2},
+            "studies.nonstationary.envs.ant",
+            {"schedules": {"fatigue": {"kind": "leg_fatigue", "num_segments": 2, "segment_updates": 2}}},
             "studies.nonstationary.envs.ant",
         ),
         ("studies.nonstationary.envs.pong", {"schedules": {}}, "studies.nonstationary.envs"),
@@ -253,20 +253,18 @@ def test_bad_studies_block_is_rejected_naming_the_key(path, value, key):
 
 
 def test_study_runs_carry_the_arm_the_schedule_and_learned_weights():
-    config = smoke_with("studies.nonstationary.arms.open", {"optimizer": "open", "weights": "w/ant_OPEN.npy"})
+    config = smoke_with("studies.nonstationary.arms.open", {"optimizer": "open", "weights": "w/multi_OPEN.npy"})
     plan = load_plan(config, root=REPO)
     assert plan.collapse_arms == ["adam", "adam_equal_betas_l2", "optim4rl_l2"]
-    assert ("ant", "slippery", "open") in plan.nonstationary_runs
-    assert ("ant", "stationary", "open") in plan.nonstationary_runs
-    args = plan.study_train_args("nonstationary", "open", "slippery", env="ant")
-    assert args["inputs"] == ["w/ant_OPEN.npy"]
-    assert json.loads(args["hparams"]) == {"weights": "w/ant_OPEN.npy"}
+    assert ("catch", "relabelled", "open") in plan.nonstationary_runs
+    assert ("catch", "stationary", "open") in plan.nonstationary_runs
+    args = plan.study_train_args("nonstationary", "open", "relabelled", env="catch")
+    assert args["inputs"] == ["w/multi_OPEN.npy"] and args["agent"] == "a2c"
+    assert json.loads(args["hparams"]) == {"weights": "w/multi_OPEN.npy"}
     assert json.loads(args["env_options"]) == {
-        "backend": "spring",
-        "episode_length": 20,
-        "schedule": SMOKE["studies"]["nonstationary"]["envs"]["ant"]["schedules"]["slippery"],
+        "schedule": SMOKE["studies"]["nonstationary"]["envs"]["catch"]["schedules"]["relabelled"],
     }
-    control = plan.study_train_args("nonstationary", "open", "stationary", env="ant")
+    control = plan.study_train_args("nonstationary", "open", "stationary", env="catch")
     assert "schedule" not in json.loads(control["env_options"])
     collapse = plan.study_train_args("collapse", "adam_equal_betas_l2")
     assert json.loads(collapse["hparams"]) == {"lr": 0.003, "b1": 0.99, "b2": 0.99, "l2": 0.001}
