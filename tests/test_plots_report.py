@@ -88,7 +88,7 @@ def plot_commands(tables: dict[str, Path]) -> dict[str, list[str]]:
             "raw",
         ],  # fmt: skip
         "intervals_env_scope": ["intervals", "--intervals", str(tables["intervals"]), "--scope", "ant"],
-        "normalised": ["normalised", "--final-returns", str(tables["final_returns"]), "--reference", "adam"],
+        "normalized": ["normalized", "--final-returns", str(tables["final_returns"]), "--reference", "adam"],
         "poi": ["poi", "--poi", str(tables["poi"])],
         "profile": ["profile", "--profile", str(tables["profile"])],
         "runtime": ["runtime", "--runtime", str(tables["runtime"])],
@@ -117,10 +117,10 @@ def test_plots_cope_with_one_env_one_seed_and_missing_labels(tables, tmp_path):
     intervals = intervals[~((intervals["scope"] == "ant") & (intervals["label"] == "adam"))]
 
     figures.plot_return_curves(curves, tmp_path / "curves")
-    figures.plot_normalised_scores(final_returns, "adam", tmp_path / "normalised")
+    figures.plot_normalized_scores(final_returns, "adam", tmp_path / "normalized")
     figures.plot_intervals_per_env(intervals, tmp_path / "per_env")
     figures.plot_runtime(pd.read_parquet(tables["runtime"]).head(1), tmp_path / "runtime")
-    for stem in ("curves", "normalised", "per_env", "runtime"):
+    for stem in ("curves", "normalized", "per_env", "runtime"):
         assert_figure_written(tmp_path / stem)
 
 
@@ -130,7 +130,7 @@ def test_plot_reports_missing_file_and_column(tables, tmp_path, capsys):
     assert "absent.parquet: no such file" in capsys.readouterr().err
     assert main(["plot", "poi", "--poi", str(tables["runtime"]), "--out", out]) == 2
     assert "lacks column(s) ['scope', 'reference'" in capsys.readouterr().err
-    assert main(["plot", "normalised", "--final-returns", str(tables["final_returns"]),
+    assert main(["plot", "normalized", "--final-returns", str(tables["final_returns"]),
                  "--reference", "sgd", "--out", out]) == 2  # fmt: skip
     assert "reference label 'sgd'" in capsys.readouterr().err
 

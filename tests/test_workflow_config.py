@@ -363,7 +363,7 @@ CORE_FIGURES = {
     "eval_curves",
     "eval_intervals",
     "eval_intervals_per_env",
-    "eval_normalised",
+    "eval_normalized",
     "eval_poi",
     "eval_profile",
     "runtime",
@@ -429,7 +429,7 @@ def test_figure_options_name_the_presets_labels_and_envs():
         "--per-env --metric iqm --normalization reference --labels adam rmsprop lion open optim4rl_catch "
         "--envs breakout catch"
     )
-    assert plan.figure_options("eval_normalised") == "--reference adam"
+    assert plan.figure_options("eval_normalized") == "--reference adam"
     assert plan.figure_options("deepsea_returns") == "--train-sizes 4 6"
     assert plan.report_tables_options().split("--collapse ")[1].split(" --")[0] == (
         "results/studies/collapse/stats/rates.parquet results/studies/collapse/stats/intervals.parquet"

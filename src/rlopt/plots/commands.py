@@ -54,10 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     intervals.add_argument("--metric", default="iqm", choices=["iqm", "mean", "median", "optimality_gap"],
                            help="metric of the --per-env figure (default: iqm)")  # fmt: skip
 
-    normalised = add_kind("normalised", "final returns divided by the reference label's mean, per env",
-                          "--final-returns", lambda df, args, f: f.plot_normalised_scores(
+    normalized = add_kind("normalized", "final returns divided by the reference label's mean, per env",
+                          "--final-returns", lambda df, args, f: f.plot_normalized_scores(
                               df, args.reference, args.out))  # fmt: skip
-    normalised.add_argument("--reference", default="adam", help="label to normalise by (default: adam)")
+    normalized.add_argument("--reference", default="adam", help="label to normalise by (default: adam)")
 
     add_kind("poi", "probability of improvement over the reference", "--poi",
              lambda df, args, f: f.plot_probability_of_improvement(df, args.out))  # fmt: skip

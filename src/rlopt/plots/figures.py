@@ -379,7 +379,7 @@ def normalize_by_reference(final_returns_df: pd.DataFrame, reference: str) -> pd
 
 
 @_themed
-def plot_normalised_scores(final_returns_df: pd.DataFrame, reference: str, out_stem: str | os.PathLike) -> list[Path]:
+def plot_normalized_scores(final_returns_df: pd.DataFrame, reference: str, out_stem: str | os.PathLike) -> list[Path]:
     """Per env, each seed's final return over the reference's mean: box plus points per label."""
     require_columns(final_returns_df, ["label", "env", "seed", "final_return"], "final_returns")
     scored = normalize_by_reference(final_returns_df, reference)

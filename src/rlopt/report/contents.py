@@ -145,9 +145,9 @@ FIGURES: tuple[Figure, ...] = (
         options=_PER_ENV_IQM,
     ),
     _figure(
-        "eval_normalised",
+        "eval_normalized",
         "Evaluation",
-        "normalised",
+        "normalized",
         "--final-returns",
         "results/eval/final_returns.parquet",
         r"Final return of every seed divided by the reference optimizer's mean on that environment "
