@@ -18,7 +18,7 @@ BATCH = 10  # env steps per update in the fake runs
 UPDATES = 100
 
 
-def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3, env="ant"):
+def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3, env="ant", agent="ppo"):
     """An rlopt-train-like directory: one return per update per seed."""
     path.mkdir(parents=True)
     seeds = list(range(len(curves)))
@@ -28,7 +28,8 @@ def write_run(path, label, curves, hparams=None, schedule=None, max_abs=1e-3, en
         "env": env,
         "optimizer": "adam",
         "hparams": hparams or {"lr": 1e-3},
-        "ppo": {"num_envs": 1, "num_steps": BATCH, "total_steps": BATCH * UPDATES},
+        "agent": agent,
+        agent: {"num_envs": 1, "num_steps": BATCH, "total_steps": BATCH * UPDATES},
         "seeds": seeds,
         "env_options": env_options,
         "final_returns": [float(c[-1]) for c in curves],
@@ -196,6 +197,15 @@ def test_nonstationary_stats_keep_envs_apart(tmp_path):
         stem.parent.mkdir(exist_ok=True)
         assert main(["plot", kind, flag, str(out / f"{name}.parquet"), "--out", str(stem)]) == 0
         assert stem.with_suffix(".png").stat().st_size > 0
+
+
+def test_study_commands_read_a2c_runs(tmp_path):
+    """An A2C run's summary holds its settings under "a2c" (the default preset's Catch studies)."""
+    schedule = {"kind": "action_permutation", "num_segments": 2, "segment_updates": 50}
+    run = write_run(tmp_path / "relabelled" / "adam", "adam", [learner()], schedule=schedule, env="catch", agent="a2c")
+    out = tmp_path / "stats"
+    assert main(["nonstationary-stats", "--runs", str(run), "--reps", "20", "--out-dir", str(out)]) == 0
+    assert pd.read_parquet(out / "curves.parquet")["update"].max() == UPDATES - 1
 
 
 # ------------------------------------------------------------------ the preset block `studies`

@@ -92,10 +92,13 @@ def read_runs(run_dirs: Sequence[Path]) -> list[StudyRun]:
 
 
 def _read_run(run_dir: Path) -> StudyRun:
-    summary = read_summary(run_dir, ("label", "env", "hparams", "ppo", "seeds", "env_options"))
-    ppo = summary["ppo"]
-    batch_size = ppo["num_envs"] * ppo["num_steps"]
-    num_updates = ppo["total_steps"] // batch_size
+    summary = read_summary(run_dir, ("label", "env", "hparams", "agent", "seeds", "env_options"))
+    # The agent's settings sit under its name ("ppo" or "a2c"); both count env steps alike.
+    settings = summary.get(summary["agent"])
+    if not isinstance(settings, dict):
+        raise StudyInputError(f"{run_dir}: summary.json lacks the {summary['agent']!r} settings of its agent")
+    batch_size = settings["num_envs"] * settings["num_steps"]
+    num_updates = settings["total_steps"] // batch_size
     returns = pd.read_parquet(run_dir / "returns.parquet")
     updates = pd.read_parquet(run_dir / "updates.parquet")
     curves = np.stack(
