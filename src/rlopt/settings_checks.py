@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from typing import NoReturn
 
 INT32_MAX = 2**31 - 1  # JAX counts steps and updates in 32-bit integers
 
@@ -53,7 +54,7 @@ def from_mapping(cls, settings: dict, error: type[SettingsError]):
     return config
 
 
-def fail(error: type[SettingsError], name: str, what: str, value) -> None:
+def fail(error: type[SettingsError], name: str, what: str, value) -> NoReturn:
     raise error(f"{error.kind} setting '{name}' must be {what}, got {value!r}")
 
 
