@@ -45,6 +45,12 @@ def test_cells_cover_the_grid_with_extra_meta_seeds_on_corners_and_centre():
     repeated = {(c.variant, c.settings["reset_interval"], c.settings["meta_lr"]) for c in learned if c.meta_seed == 2}
     assert {(r, m) for _, r, m in repeated} == {(1, 0.001), (1, 0.01), (4, 0.001), (4, 0.01), (2, 0.003)}
     assert len([c for c in plan.metatuning_cells if c.kind == "baseline"]) == 4
+    # The cell that is the base block itself (its reset interval 2, meta lr and clip by default)
+    # reuses the base's meta-training; every other cell has its own job.
+    base_cell = "global_norm/reset_interval2-meta_lr0.001/meta_seed0"
+    assert {c.name for c in learned if c.job == "metatrain/optim4rl_catch"} == {base_cell}
+    assert len({c.job for c in learned}) == len(learned)
+    assert len([job for job in plan.metatrain_jobs if job.startswith("studies/metatuning/")]) == len(learned) - 1
 
     corner = {"reset_interval": 4, "meta_lr": 0.01}
     cell = next(c for c in learned if (c.variant, c.settings, c.meta_seed) == ("elementwise", corner, 2))

@@ -121,16 +121,27 @@ def expand_grid(grid: dict) -> list[dict]:
 class MetaTuningCell:
     """One configuration of the meta-tuning study (Plan.metatuning_cells)."""
 
-    name: str  # its folder under results/studies/metatuning/{metatrain,runs}/
+    name: str  # its folder under results/studies/metatuning/runs/
     kind: str  # "learned" (meta-trained here) or "baseline" (a handcrafted optimizer's grid point)
     variant: str  # the learned grid's variant, or the baseline's optimizer
     settings: dict  # the axes' values (learned) or the hyperparameters (baseline)
     meta_seed: int | None  # learned cells: offset of the base block's meta-training seed
+    job: str | None = None  # learned cells: their meta-training job (a folder under results/)
 
-    @property
-    def job(self) -> str | None:
-        """Its meta-training job (a folder under results/), for a learned cell."""
-        return f"studies/metatuning/metatrain/{self.name}" if self.kind == "learned" else None
+
+def _same_metatraining(first: dict, second: dict) -> bool:
+    """Whether two ``rlopt metatrain`` argument sets run the same meta-gradient training
+    (their metagrad settings compared after the defaults are filled in)."""
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
+
+    def settings(args: dict) -> dict:
+        return MetaGradConfig.from_dict(json.loads(args["metagrad"])).to_dict()
+
+    others = set(first) - {"metagrad"}
+    try:
+        return all(first[k] == second.get(k) for k in others) and settings(first) == settings(second)
+    except (MetaGradConfigError, TypeError):
+        return False  # an invalid cell: _check_metatuning names it
 
 
 def _repeated_cells(which: str, rows: int, columns: int) -> set[tuple[int, int]]:
@@ -244,7 +255,13 @@ class Plan:
         jobs.update(
             {f"deepsea/metatrain/{variant}": self.deepsea_metatrain_args(variant) for variant in self.deepsea_variants}
         )
-        jobs.update({cell.job: self.metatuning_metatrain_args(cell) for cell in self.metatuning_cells if cell.job})
+        jobs.update(
+            {
+                cell.job: self.metatuning_metatrain_args(cell.variant, cell.settings, cell.meta_seed)
+                for cell in self.metatuning_cells
+                if cell.job and cell.job not in jobs
+            }
+        )
         return jobs
 
     def metatrain_args(self, label: str) -> dict:
@@ -508,6 +525,7 @@ class Plan:
             return []
         (row_key, rows), (column_key, columns) = spec["axes"].items()
         repeated = _repeated_cells(spec["meta_seeds"]["cells"], len(rows), len(columns))
+        base_args = self.metatrain_args(spec["base"])
         cells = []
         for variant in spec["variants"]:
             for (i, row), (j, column) in itertools.product(enumerate(rows), enumerate(columns)):
@@ -515,7 +533,12 @@ class Plan:
                 for meta_seed in range(seeds):
                     name = f"{variant}/{row_key}{row:g}-{column_key}{column:g}/meta_seed{meta_seed}"
                     settings = {row_key: row, column_key: column}
-                    cells.append(MetaTuningCell(name, "learned", variant, settings, meta_seed))
+                    args = self.metatuning_metatrain_args(variant, settings, meta_seed)
+                    # The cell that is the base block itself reuses its meta-training.
+                    job = f"studies/metatuning/metatrain/{name}"
+                    if _same_metatraining(args, base_args):
+                        job = f"metatrain/{spec['base']}"
+                    cells.append(MetaTuningCell(name, "learned", variant, settings, meta_seed, job))
         baseline = spec["baseline"]
         for hparams in expand_grid(baseline["grid"]):
             name = f"{baseline['optimizer']}/{point_id(hparams)}"
@@ -525,13 +548,13 @@ class Plan:
     def metatuning_cell(self, name: str) -> MetaTuningCell:
         return next(cell for cell in self.metatuning_cells if cell.name == name)
 
-    def metatuning_metatrain_args(self, cell: MetaTuningCell) -> dict:
+    def metatuning_metatrain_args(self, variant: str, settings: dict, meta_seed: int) -> dict:
         """``rlopt metatrain`` arguments of a learned cell: the base block with the cell's
         variant and axis settings, its seed offset by the cell's meta-seed."""
         spec = self.metatuning
         base = self.metatrain[spec["base"]]
-        metagrad = {**base.get("metagrad", {}), **spec["variants"][cell.variant], **cell.settings}
-        cell_spec = {**base, "metagrad": metagrad, "seed": base.get("seed", 0) + cell.meta_seed}
+        metagrad = {**base.get("metagrad", {}), **spec["variants"][variant], **settings}
+        cell_spec = {**base, "metagrad": metagrad, "seed": base.get("seed", 0) + meta_seed}
         return self.metatrain_args_of(cell_spec)
 
     def metatuning_train_args(self, name: str) -> dict:
