@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -241,7 +242,7 @@ class Plan:
         """The ``metatrain`` labels trained by ``method`` (es or metagrad)."""
         return [label for label, spec in self.metatrain.items() if spec["method"] == method]
 
-    @property
+    @cached_property  # read by every meta-training job's rule: built once
     def metatrain_jobs(self) -> dict[str, dict]:
         """Every meta-training job of every study: its folder under results/ -> its
         ``rlopt metatrain`` arguments (one description, whichever block it comes from)."""
@@ -516,7 +517,7 @@ class Plan:
     def metatuning(self) -> dict:
         return self.studies.get("metatuning", {})
 
-    @property
+    @cached_property
     def metatuning_cells(self) -> list[MetaTuningCell]:
         """Every cell of the meta-tuning study: the learned grid (variant x row x column x
         meta-seed) in order, then the baseline's grid points."""
@@ -576,20 +577,20 @@ class Plan:
             "env": env,
             "optimizer": optimizer,
             "hparams": hparams,
-            "seeds": ",".join(map(str, self.metatuning_seeds("selection") + self.metatuning_seeds("report"))),
+            "seeds": f"{self.metatuning_seeds('selection')},{self.metatuning_seeds('report')}",
             "ppo": self.ppo_json(env),
             "env_options": self.env_options_json(env),
             "inputs": inputs,
         }
 
-    def metatuning_seeds(self, role: str) -> list[int]:
-        """The study's ``selection`` or ``report`` seeds."""
-        seeds = self.metatuning[f"{role}_seeds"]
-        return list(range(seeds["start"], seeds["start"] + seeds["count"]))
+    def metatuning_seeds(self, role: str) -> str:
+        """The study's ``selection`` or ``report`` seeds, as ``--seeds`` takes them ("" if no study)."""
+        seeds = self.metatuning.get(f"{role}_seeds")
+        return ",".join(map(str, range(seeds["start"], seeds["start"] + seeds["count"]))) if seeds else ""
 
     def metatuning_cells_json(self) -> str:
         """What `rlopt metatuning-stats --cells` reads: each cell's grid position and its files."""
-        axes = list(self.metatuning["axes"])
+        axes = list(self.metatuning.get("axes", {}))
         cells = [
             {
                 "cell": cell.name,

@@ -265,9 +265,9 @@ rule study_metatuning_statistics:
     benchmark:
         "results/benchmarks/study_metatuning_statistics/all.tsv"
     params:
-        cells=PLAN.metatuning_cells_json() if PLAN.metatuning else "",
-        selection=lambda w: ",".join(map(str, PLAN.metatuning_seeds("selection"))),
-        report=lambda w: ",".join(map(str, PLAN.metatuning_seeds("report"))),
+        cells=PLAN.metatuning_cells_json(),
+        selection=PLAN.metatuning_seeds("selection"),
+        report=PLAN.metatuning_seeds("report"),
         reps=PLAN.config["stats"]["bootstrap_reps"],
         seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.cells),
