@@ -429,7 +429,9 @@ def metatuning_fragment(summary_df: pd.DataFrame, variance_df: pd.DataFrame) -> 
          format_number(100 * row.share) + r"\%"]
         for row in variance_df.itertuples()
     ]  # fmt: skip
-    return grids + "\n\\medskip\n" + tabular(["scope", "source", "share of variance"], shares, "llr")
+    variance = tabular(["scope", "source", "share of variance"], shares, "llr")
+    # One box of two stacked tables: the report scales a table fragment as a single box.
+    return "\\begin{tabular}{c}\n" + grids + "\\\\[8pt]\n" + variance + "\\end{tabular}\n"
 
 
 def runtime_fragment(runtime_df: pd.DataFrame) -> str:
