@@ -209,6 +209,7 @@ def test_the_command_writes_every_table_figures_and_the_latex_table(study, tmp_p
         ("metatuning-heatmap", "--cells", "cells"),
         ("metatuning-distribution", "--cells", "cells"),
         ("expected-max", "--expected-max", "expected_max"),
+        ("metatuning-histories", "--histories", "histories"),
     ):
         stem = tmp_path / "figures" / kind
         assert main(["plot", kind, flag, str(out / f"{table}.parquet"), "--out", str(stem)]) == 0

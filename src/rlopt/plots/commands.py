@@ -151,6 +151,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "plot_metatuning_distribution",
         ),
         (
+            "metatuning-histories",
+            "meta-tuning: validation return per meta-iteration of every run of the learned grid",
+            "--histories",
+            "plot_metatuning_histories",
+        ),
+        (
             "expected-max",
             "meta-tuning: expected report IQM against configurations tried",
             "--expected-max",

@@ -107,3 +107,32 @@ def plot_expected_max(expected_max: pd.DataFrame, out_stem: str | os.PathLike) -
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return save_figure(fig, out_stem)
+
+
+@_themed
+def plot_metatuning_histories(histories: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
+    """Validation return of every meta-training run of the learned grid against
+    meta-iteration, one panel per variant: colour the column axis, line style the row axis,
+    one line per run (meta-seeds apart)."""
+    require_columns(
+        histories,
+        ["generation", "validation_return", "label", "variant", "row_axis", "row_value", "column_axis",
+         "column_value"],
+        "meta-tuning histories",
+    )  # fmt: skip
+    rows = histories.dropna(subset=["validation_return"])
+    if rows.empty:
+        raise PlotInputError("meta-tuning histories have no validation returns")
+    row_axis, column_axis = _axis_label(rows["row_axis"].iloc[0]), _axis_label(rows["column_axis"].iloc[0])
+    data = rows.assign(**{column_axis: rows["column_value"].map("{:g}".format),
+                          row_axis: rows["row_value"].map("{:g}".format)})  # fmt: skip
+    variants = sorted(data["variant"].unique())
+    fig, axes = _panel_grid(len(variants), panel_size=(5.4, 3.6))
+    for ax, variant in zip(axes, variants):
+        sns.lineplot(data=data[data["variant"] == variant], x="generation", y="validation_return", hue=column_axis,
+                     style=row_axis, units="label", estimator=None, marker="o", markersize=4, ax=ax)  # fmt: skip
+        ax.set(title=variant, xlabel="meta-iteration", ylabel="validation return")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, out_stem)

@@ -553,13 +553,13 @@ FIGURES: tuple[Figure, ...] = (
     _figure(
         "metatuning_histories",
         "Studies",
-        "generations",
-        "--table",
+        "metatuning-histories",
+        "--histories",
         "results/studies/metatuning/stats/histories.parquet",
-        r"Meta-tuning: validation return of every meta-training run of the grid against meta-iteration.",
+        r"Meta-tuning: validation return of every meta-training run of the grid against meta-iteration "
+        r"(colour: one axis of the grid, line style: the other).",
         _METATUNING_ABSENT,
         _STUDIES + "Meta-tuning: validation return of each meta-training run of the grid per meta-iteration.",
-        options="--x generation --y validation_return --hue label",
         requires=["metatuning_cells"],
     ),
 )
