@@ -205,8 +205,13 @@ def test_paper_dag_builds_with_every_study(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.MULTILINE))
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    assert counts["metatrain"] == str(len(paper["metatrain"]) + 7 * 17 + 4)  # one rule for every study's jobs
+    # One rule for every study's jobs: 7 x 17 ablations, 4 DeepSea variants and the meta-tuning
+    # grid of 2 variants x 25 cells, 5 of them on two more meta-seeds (its cell that is the
+    # optim4rl_ant block itself reuses that block's job).
+    metatuning = 2 * (25 + 5 * 2)
+    assert counts["metatrain"] == str(len(paper["metatrain"]) + 7 * 17 + 4 + metatuning - 1)
     assert counts["ablate_evaluate"] == str(7 * 17) and counts["deepsea_evaluate"] == str(4 * 24)
+    assert counts["study_metatuning_train"] == str(metatuning + 5 * 2 * 2 * 2)  # and Adam's 40-point grid
 
 
 def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
@@ -398,6 +403,10 @@ def test_the_report_lists_a_figure_and_table_per_stage_of_the_preset():
         "transfer_intervals",
         "transfer_poi",
         "transfer_curves",
+        "metatuning_heatmap",
+        "metatuning_distribution",
+        "metatuning_expected_max",
+        "metatuning_histories",
     }
     assert {table.stem for table in plan.report_tables} == CORE_TABLES | {
         "table_ablations",
@@ -405,6 +414,7 @@ def test_the_report_lists_a_figure_and_table_per_stage_of_the_preset():
         "table_collapse",
         "table_nonstationary",
         "table_transfer",
+        "table_metatuning",
     }
 
     config = copy.deepcopy(SMOKE)

@@ -147,6 +147,12 @@ def test_editing_one_optimizer_reruns_only_its_jobs(pipeline):
     assert learned <= {"open_es_multi"}
     assert {wc["job"] for rule, wc in jobs if rule == "metatrain"} <= {"metatrain/open_es_multi"}
     assert not any(rule.startswith(("ablate_", "deepsea_")) and not rule.endswith("_statistics") for rule, _ in jobs)
+    # The meta-tuning study: Optim4RL's cells are meta-trained and evaluated again, Adam's grid is not.
+    with edited(source / "optim4rl.py", '"""', '"""Edited for a staleness test.\n'):
+        jobs = planned_jobs(pipeline)
+    cells = {wc["cell"] for rule, wc in jobs if rule == "study_metatuning_train"}
+    assert cells and not any(cell.startswith("adam/") for cell in cells)
+    assert any(wc.get("job", "").startswith("studies/metatuning/") for rule, wc in jobs if rule == "metatrain")
 
 
 def test_editing_a_shared_helper_module_reruns_the_commands_that_import_it(pipeline):

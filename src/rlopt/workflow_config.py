@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -63,6 +64,10 @@ def _fill_defaults(config: dict) -> dict:
         if config["studies"].get("nonstationary"):
             config["studies"]["nonstationary"].setdefault("controls", True)
             config["studies"]["nonstationary"].setdefault("window", 5)
+        if config["studies"].get("metatuning"):
+            repeats = config["studies"]["metatuning"].setdefault("meta_seeds", {})
+            repeats.setdefault("count", 1)
+            repeats.setdefault("cells", "none")
     return config
 
 
@@ -111,6 +116,46 @@ def point_id(hparams: dict) -> str:
 def expand_grid(grid: dict) -> list[dict]:
     names = sorted(grid)
     return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+@dataclass(frozen=True)
+class MetaTuningCell:
+    """One configuration of the meta-tuning study (Plan.metatuning_cells)."""
+
+    name: str  # its folder under results/studies/metatuning/runs/
+    kind: str  # "learned" (meta-trained here) or "baseline" (a handcrafted optimizer's grid point)
+    variant: str  # the learned grid's variant, or the baseline's optimizer
+    settings: dict  # the axes' values (learned) or the hyperparameters (baseline)
+    meta_seed: int | None  # learned cells: offset of the base block's meta-training seed
+    job: str | None = None  # learned cells: their meta-training job (a folder under results/)
+
+
+def _same_metatraining(first: dict, second: dict) -> bool:
+    """Whether two ``rlopt metatrain`` argument sets run the same meta-gradient training
+    (their metagrad settings compared after the defaults are filled in)."""
+    from rlopt.meta.settings import MetaGradConfig, MetaGradConfigError
+
+    def settings(args: dict) -> dict:
+        return MetaGradConfig.from_dict(json.loads(args["metagrad"])).to_dict()
+
+    others = set(first) - {"metagrad"}
+    try:
+        return all(first[k] == second.get(k) for k in others) and settings(first) == settings(second)
+    except (MetaGradConfigError, TypeError):
+        return False  # an invalid cell: _check_metatuning names it
+
+
+def _repeated_cells(which: str, rows: int, columns: int) -> set[tuple[int, int]]:
+    """(row, column) indices of the cells meta-trained on several meta-seeds."""
+    centre = {(rows // 2, columns // 2)}
+    corners = {(i, j) for i in {0, rows - 1} for j in {0, columns - 1}}
+    every = set(itertools.product(range(rows), range(columns)))
+    return {"none": set(), "centre": centre, "corners_and_centre": corners | centre, "all": every}[which]
+
+
+def weights_hparams_json(weights: str, opt_config: dict) -> str:
+    """`rlopt train --hparams` of a trained learned optimizer: its weights file plus its architecture."""
+    return json.dumps({"weights": str(weights), **opt_config}, sort_keys=True)
 
 
 @dataclass
@@ -197,7 +242,7 @@ class Plan:
         """The ``metatrain`` labels trained by ``method`` (es or metagrad)."""
         return [label for label, spec in self.metatrain.items() if spec["method"] == method]
 
-    @property
+    @cached_property  # read by every meta-training job's rule: built once
     def metatrain_jobs(self) -> dict[str, dict]:
         """Every meta-training job of every study: its folder under results/ -> its
         ``rlopt metatrain`` arguments (one description, whichever block it comes from)."""
@@ -211,11 +256,21 @@ class Plan:
         jobs.update(
             {f"deepsea/metatrain/{variant}": self.deepsea_metatrain_args(variant) for variant in self.deepsea_variants}
         )
+        jobs.update(
+            {
+                cell.job: self.metatuning_metatrain_args(cell.variant, cell.settings, cell.meta_seed)
+                for cell in self.metatuning_cells
+                if cell.job and cell.job not in jobs
+            }
+        )
         return jobs
 
     def metatrain_args(self, label: str) -> dict:
         """JSON-ready arguments of ``rlopt metatrain`` for ``label``."""
-        spec = self.metatrain[label]
+        return self.metatrain_args_of(self.metatrain[label])
+
+    def metatrain_args_of(self, spec: dict) -> dict:
+        """JSON-ready arguments of ``rlopt metatrain`` for a block of ``metatrain``'s form."""
         ppo = {env: self.ppo_settings(env, spec.get("ppo", {}).get(env)) for env in spec["envs"]}
         metagrad = dict(spec.get("metagrad", {}))
         if spec["method"] == "metagrad" and self.agent(spec["envs"][0]) == "ppo":
@@ -457,6 +512,98 @@ class Plan:
             "env_options": json.dumps(env_options, sort_keys=True),
             "inputs": inputs,
         }
+
+    @property
+    def metatuning(self) -> dict:
+        return self.studies.get("metatuning", {})
+
+    @cached_property
+    def metatuning_cells(self) -> list[MetaTuningCell]:
+        """Every cell of the meta-tuning study: the learned grid (variant x row x column x
+        meta-seed) in order, then the baseline's grid points."""
+        spec = self.metatuning
+        if not spec:
+            return []
+        (row_key, rows), (column_key, columns) = spec["axes"].items()
+        repeated = _repeated_cells(spec["meta_seeds"]["cells"], len(rows), len(columns))
+        base_args = self.metatrain_args(spec["base"])
+        cells = []
+        for variant in spec["variants"]:
+            for (i, row), (j, column) in itertools.product(enumerate(rows), enumerate(columns)):
+                seeds = spec["meta_seeds"]["count"] if (i, j) in repeated else 1
+                for meta_seed in range(seeds):
+                    name = f"{variant}/{row_key}{row:g}-{column_key}{column:g}/meta_seed{meta_seed}"
+                    settings = {row_key: row, column_key: column}
+                    args = self.metatuning_metatrain_args(variant, settings, meta_seed)
+                    # The cell that is the base block itself reuses its meta-training.
+                    job = f"studies/metatuning/metatrain/{name}"
+                    if _same_metatraining(args, base_args):
+                        job = f"metatrain/{spec['base']}"
+                    cells.append(MetaTuningCell(name, "learned", variant, settings, meta_seed, job))
+        baseline = spec["baseline"]
+        for hparams in expand_grid(baseline["grid"]):
+            name = f"{baseline['optimizer']}/{point_id(hparams)}"
+            cells.append(MetaTuningCell(name, "baseline", baseline["optimizer"], hparams, None))
+        return cells
+
+    def metatuning_cell(self, name: str) -> MetaTuningCell:
+        return next(cell for cell in self.metatuning_cells if cell.name == name)
+
+    def metatuning_metatrain_args(self, variant: str, settings: dict, meta_seed: int) -> dict:
+        """``rlopt metatrain`` arguments of a learned cell: the base block with the cell's
+        variant and axis settings, its seed offset by the cell's meta-seed."""
+        spec = self.metatuning
+        base = self.metatrain[spec["base"]]
+        metagrad = {**base.get("metagrad", {}), **spec["variants"][variant], **settings}
+        cell_spec = {**base, "metagrad": metagrad, "seed": base.get("seed", 0) + meta_seed}
+        return self.metatrain_args_of(cell_spec)
+
+    def metatuning_train_args(self, name: str) -> dict:
+        """``rlopt train`` arguments evaluating one cell on the selection and report seeds,
+        with the preset's agent settings for the base block's env."""
+        spec = self.metatuning
+        cell = self.metatuning_cell(name)
+        env = self.metatrain[spec["base"]]["envs"][0]
+        if cell.job:
+            base = self.metatrain[spec["base"]]
+            weights = f"results/{cell.job}/best.npy"
+            optimizer, inputs = base["optimizer"], [weights]
+            hparams = weights_hparams_json(weights, base["opt_config"])
+        else:
+            optimizer, inputs = cell.variant, []
+            hparams = json.dumps(cell.settings, sort_keys=True)
+        return {
+            "agent": self.agent(env),
+            "env": env,
+            "optimizer": optimizer,
+            "hparams": hparams,
+            "seeds": f"{self.metatuning_seeds('selection')},{self.metatuning_seeds('report')}",
+            "ppo": self.ppo_json(env),
+            "env_options": self.env_options_json(env),
+            "inputs": inputs,
+        }
+
+    def metatuning_seeds(self, role: str) -> str:
+        """The study's ``selection`` or ``report`` seeds, as ``--seeds`` takes them ("" if no study)."""
+        seeds = self.metatuning.get(f"{role}_seeds")
+        return ",".join(map(str, range(seeds["start"], seeds["start"] + seeds["count"]))) if seeds else ""
+
+    def metatuning_cells_json(self) -> str:
+        """What `rlopt metatuning-stats --cells` reads: each cell's grid position and its files."""
+        axes = list(self.metatuning.get("axes", {}))
+        cells = [
+            {
+                "cell": cell.name,
+                "kind": cell.kind,
+                "variant": cell.variant,
+                "settings": cell.settings,
+                "meta_seed": cell.meta_seed,
+                "run": f"results/studies/metatuning/runs/{cell.name}",
+                "history": f"results/{cell.job}/history.parquet" if cell.job else None,
+            }
+            for cell in self.metatuning_cells
+        ]
+        return json.dumps({"axes": axes, "cells": cells}, sort_keys=True)
 
     def metatrained_settings(self, weights: str | None) -> dict:
         """The architecture settings of the meta-training job whose ``best.npy`` is ``weights``
@@ -947,6 +1094,46 @@ def _check_studies(config: dict, ppo: dict, metatrain_jobs: dict) -> None:
             )
 
 
+def _check_metatuning(config: dict, ppo: dict, plan: Plan) -> None:
+    """The base is a single-env metagrad block; every cell's meta-gradient settings are valid
+    for it; the seed sets are disjoint; the baseline is a handcrafted optimizer's valid grid."""
+    from rlopt.optimizers import OptimizerConfigError, learned_optimizer_names, optimizer_names, validate_hparams
+
+    spec = plan.metatuning
+    if not spec:
+        return
+    key = "studies.metatuning"
+    base = config.get("metatrain", {}).get(spec["base"])
+    if base is None or base["method"] != "metagrad" or len(base["envs"]) != 1:
+        raise ConfigError(
+            f"config key '{key}.base': '{spec['base']}' is not a single-env metagrad block of metatrain; "
+            f"the metagrad blocks are {plan.metagrad_labels}"
+        )
+    for cell in plan.metatuning_cells:
+        if cell.job and cell.meta_seed == 0:
+            where = f"{key} (variant {cell.variant}, {json.dumps(cell.settings)})"
+            cell_spec = {**base, "metagrad": json.loads(plan.metatrain_jobs[cell.job]["metagrad"])}
+            cell_spec["metagrad"].pop("agent", None)
+            _check_method(cell_spec, where, config["agents"], ppo)
+    roles = {role: _seed_set(spec[f"{role}_seeds"]) for role in ("selection", "report")}
+    roles["validation"] = set(json.loads(plan.metatrain_args(spec["base"])["metagrad"]).get("validation_seeds", []))
+    for (first, a), (second, b) in itertools.combinations(roles.items(), 2):
+        if a & b:
+            raise ConfigError(
+                f"config key '{key}.{first}_seeds': {first} and {second} seeds must differ; "
+                f"both hold {sorted(a & b)[:5]}"
+            )
+    optimizer = spec["baseline"]["optimizer"]
+    handcrafted = sorted(set(optimizer_names()) - set(learned_optimizer_names()))
+    if optimizer not in handcrafted:
+        raise ConfigError(f"config key '{key}.baseline.optimizer': '{optimizer}' is not one of {handcrafted}")
+    for hparams in expand_grid(spec["baseline"]["grid"]):
+        try:
+            validate_hparams(optimizer, hparams)
+        except (OptimizerConfigError, TypeError) as err:
+            raise ConfigError(f"config key '{key}.baseline.grid': {err}")
+
+
 def _eval_blocks(config: dict) -> list[str]:
     seeds = config["evaluation"]["seeds"]
     size = config["evaluation"]["block_size"]
@@ -972,5 +1159,6 @@ def load_plan(config: dict, root: Path | str = ".") -> Plan:
         grids=_resolve_grids(config, root),
         eval_blocks=_eval_blocks(config),
     )
+    _check_metatuning(config, ppo, plan)
     _check_studies(config, ppo, plan.metatrain_jobs)
     return plan

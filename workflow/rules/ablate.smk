@@ -24,7 +24,7 @@ rule ablate_evaluate:
         env=PLAN.ablations.get("env"),
         optimizer=PLAN.ablations.get("optimizer"),
         label=lambda w: w.variant,
-        hparams=lambda w, input: weights_hparams(input.weights, PLAN.ablation_eval_args(w.variant)["opt_config"]),
+        hparams=lambda w, input: weights_hparams_json(input.weights, PLAN.ablation_eval_args(w.variant)["opt_config"]),
         ppo=lambda w: PLAN.ablation_eval_args(w.variant)["ppo"],
         env_options=lambda w: PLAN.ablation_eval_args(w.variant)["env_options"],
         seeds=lambda w: PLAN.ablation_eval_args(w.variant)["seeds"],

@@ -8,7 +8,7 @@ from pathlib import Path
 from rlopt.optimizers import REGISTRY, optimizer_names
 from rlopt.provenance import COMMANDS, command_code_hash, optimizer_code_hash
 from rlopt.report.contents import FIGURE_LOGS_DIR, FIGURES_DIR, HISTORIES, REPORT_BUILD_DIR
-from rlopt.workflow_config import ConfigError, load_plan
+from rlopt.workflow_config import ConfigError, load_plan, weights_hparams_json
 
 REPO = Path(workflow.basedir)
 
@@ -113,13 +113,8 @@ def learned_weights(wildcards):
     return f"resources/open_pretrained/{name}_OPEN.npy"
 
 
-def weights_hparams(weights, opt_config):
-    """`rlopt train --hparams` of a trained learned optimizer: its weights file plus its architecture."""
-    return json.dumps({"weights": str(weights), **opt_config}, sort_keys=True)
-
-
 def learned_hparams(wildcards, input):
-    return weights_hparams(input.weights, PLAN.learned_spec(wildcards.label)["opt_config"])
+    return weights_hparams_json(input.weights, PLAN.learned_spec(wildcards.label)["opt_config"])
 
 
 def normalizers_input(wildcards):
@@ -167,6 +162,7 @@ def train_benchmarks(wildcards=None):
             for env, schedule, arm in PLAN.nonstationary_runs
         ]
         + [f"results/benchmarks/study_transfer_train/{env}/{arm}.tsv" for env, arm in PLAN.transfer_runs]
+        + [f"results/benchmarks/study_metatuning_train/{cell.name}.tsv" for cell in PLAN.metatuning_cells]
     )
     return tune + evaluate + learned + metatrain + ablations + deepsea + studies
 
@@ -180,3 +176,9 @@ def study_run(study, field):
 def study_run_code(study):
     """The code hashes of a study training run: the train command's and its optimizer's."""
     return lambda w: [CODE["train"], OPTIMIZER_CODE[study_run(study, "optimizer")(w)]]
+
+
+def metatuning_run(field):
+    """Param ``field`` of the training run evaluating meta-tuning cell ``cell``
+    (rlopt.workflow_config.Plan.metatuning_train_args)."""
+    return lambda w: PLAN.metatuning_train_args(w.cell)[field]

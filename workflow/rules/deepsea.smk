@@ -26,7 +26,7 @@ rule deepsea_evaluate:
         env="deepsea",
         optimizer=PLAN.deepsea.get("optimizer"),
         label=lambda w: w.variant,
-        hparams=lambda w, input: weights_hparams(
+        hparams=lambda w, input: weights_hparams_json(
             input.weights, PLAN.deepsea_eval_args(w.variant, int(w.size))["opt_config"]
         ),
         ppo=lambda w: PLAN.deepsea_eval_args(w.variant, int(w.size))["ppo"],

@@ -7,6 +7,8 @@
 # Zero-shot transfer: every arm trains on each target env (learned optimizers as they are,
 # baselines tuned or fixed); `rlopt collect` and `rlopt stats` give rliable IQMs of the
 # final return normalised by the reference arm and probabilities of improvement over it.
+# Meta-tuning: a grid of a meta-gradient block's meta-hyperparameters against an equally
+# sized grid of a handcrafted optimizer; `rlopt metatuning-stats` scores every cell.
 
 COLLAPSE_ARMS = PLAN.collapse_arms
 NONSTATIONARY_RUNS = PLAN.nonstationary_runs
@@ -214,7 +216,71 @@ rule study_nonstationary_statistics:
         "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
+# Meta-tuning: every cell of the learned grid is meta-trained by the metatrain rule
+# (PLAN.metatrain_jobs); each cell of both grids then trains the selection and report seeds.
+rule study_metatuning_train:
+    wildcard_constraints:
+        cell=one_of(cell.name for cell in PLAN.metatuning_cells),
+    input:
+        inputs=metatuning_run("inputs"),
+    output:
+        summary="results/studies/metatuning/runs/{cell}/summary.json",
+        returns="results/studies/metatuning/runs/{cell}/returns.parquet",
+        updates="results/studies/metatuning/runs/{cell}/updates.parquet",
+    log:
+        "results/logs/study_metatuning_train/{cell}.log",
+    benchmark:
+        "results/benchmarks/study_metatuning_train/{cell}.tsv"
+    params:
+        agent=metatuning_run("agent"),
+        env=metatuning_run("env"),
+        optimizer=metatuning_run("optimizer"),
+        label=lambda w: w.cell,
+        hparams=metatuning_run("hparams"),
+        seeds=metatuning_run("seeds"),
+        ppo=metatuning_run("ppo"),
+        env_options=metatuning_run("env_options"),
+        out=lambda w, output: run_dir(output.summary),
+        code=lambda w: [CODE["train"], OPTIMIZER_CODE[metatuning_run("optimizer")(w)]],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+    conda:
+        GPU_ENV
+    shell:
+        TRAIN_SHELL
+
+
+rule study_metatuning_statistics:
+    input:
+        runs=[f"results/studies/metatuning/runs/{cell.name}/summary.json" for cell in PLAN.metatuning_cells],
+        histories=[f"results/{cell.job}/history.parquet" for cell in PLAN.metatuning_cells if cell.job],
+    output:
+        **{name: f"results/studies/metatuning/stats/{name}.parquet"
+           for name in ("seeds", "cells", "summary", "expected_max", "variance", "histories")},
+        provenance="results/studies/metatuning/stats/stats.json",
+    log:
+        "results/logs/study_metatuning_statistics.log",
+    benchmark:
+        "results/benchmarks/study_metatuning_statistics/all.tsv"
+    params:
+        cells=PLAN.metatuning_cells_json(),
+        selection=PLAN.metatuning_seeds("selection"),
+        report=PLAN.metatuning_seeds("report"),
+        reps=PLAN.config["stats"]["bootstrap_reps"],
+        seed=PLAN.config["stats"]["seed"],
+        out=lambda w, output: run_dir(output.cells),
+        code=CODE["stats"],
+    conda:
+        CPU_ENV
+    shell:
+        "rlopt metatuning-stats --cells {params.cells:q} --selection-seeds {params.selection} "
+        "--report-seeds {params.report} --reps {params.reps} --seed {params.seed} --out-dir {params.out} > {log} 2>&1"
+
+
 localrules:
+    study_metatuning_statistics,
     study_collapse_statistics,
     study_nonstationary_statistics,
     study_transfer_collect,

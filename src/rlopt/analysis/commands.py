@@ -1,5 +1,5 @@
 """``rlopt collect``, ``stats``, ``reference-returns``, ``ablation-stats``, ``deepsea-stats``,
-``collapse-stats`` and ``nonstationary-stats``: the analysis stages."""
+``collapse-stats``, ``nonstationary-stats`` and ``metatuning-stats``: the analysis stages."""
 
 from __future__ import annotations
 
@@ -158,6 +158,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     nonstationary.set_defaults(func=run_nonstationary_stats)
 
+    metatuning = subparsers.add_parser(
+        "metatuning-stats",
+        help="meta-tuning: every cell of a learned optimizer's meta-hyperparameter grid against a baseline grid",
+        description="Write seeds.parquet (final return per cell, seed and role), cells.parquet (IQM per cell "
+        "and seed set; on the report seeds the difference from, and probability of improving on, the baseline "
+        "cell chosen on the selection seeds), summary.parquet, expected_max.parquet, variance.parquet, "
+        "histories.parquet and stats.json (rlopt.analysis.metatuning).",
+    )
+    metatuning.add_argument(
+        "--cells",
+        required=True,
+        help="JSON (inline, or @FILE): {axes: [row, column], cells: [{cell, kind, variant, settings, meta_seed, "
+        "run, history}]}, as rlopt.workflow_config.Plan.metatuning_cells_json writes it",
+    )
+    metatuning.add_argument(
+        "--selection-seeds", required=True, help="seeds a cell is chosen on ('START:STOP' or a,b,c)"
+    )
+    metatuning.add_argument("--report-seeds", required=True, help="seeds the reported scores come from")
+    metatuning.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    metatuning.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    metatuning.add_argument("--out-dir", required=True, type=Path)
+    metatuning.set_defaults(func=run_metatuning_stats)
+
 
 def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -246,6 +269,54 @@ def run_nonstationary_stats(args: argparse.Namespace) -> int:
             f"{row.schedule:>12} {row.label:>20}: stream IQM {row.estimate:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]"
         )
     return 0
+
+
+def run_metatuning_stats(args: argparse.Namespace) -> int:
+    _check_reps(args)
+    from rlopt.analysis.metatuning import metatuning_study, read_cells, read_histories
+    from rlopt.analysis.stats import Bootstrap
+    from rlopt.analysis.studies import StudyInputError
+    from rlopt.runs import InvalidRunError
+
+    spec = parse_json_object(args.cells, "--cells")
+    if not isinstance(spec.get("axes"), list) or len(spec["axes"]) != 2 or not isinstance(spec.get("cells"), list):
+        raise UsageError("--cells: needs 'axes' (two metagrad settings) and a list 'cells'")
+    selection = _seeds_option(args.selection_seeds, "--selection-seeds")
+    report = _seeds_option(args.report_seeds, "--report-seeds")
+    try:
+        seeds = read_cells(spec, selection, report)
+        tables = metatuning_study(seeds, read_histories(spec), spec["axes"], Bootstrap(args.reps, args.seed))
+    except KeyError as err:
+        raise UsageError(f"--cells: a cell lacks the entry {err}") from err
+    except (StudyInputError, InvalidRunError) as err:
+        raise UsageError(str(err)) from err
+    args.runs = [cell["run"] for cell in spec["cells"]]
+    _write_study_tables(
+        args,
+        {
+            name: getattr(tables, name)
+            for name in ("seeds", "cells", "summary", "expected_max", "variance", "histories")
+        },
+        "rliable stratified bootstrap over seeds, percentile intervals; fraction of cells: Clopper-Pearson",
+        extra={
+            "axes": spec["axes"],
+            "selection_seeds": selection,
+            "report_seeds": report,
+            "tuned_baseline": tables.tuned_baseline,
+        },  # fmt: skip
+    )
+    for row in tables.summary.itertuples():
+        print(f"{row.kind:>8} {row.metric:>32}: {row.estimate:.4g} {row.cell or ''}")
+    return 0
+
+
+def _seeds_option(text: str, option: str) -> list[int]:
+    from rlopt.commands.common import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except UsageError as err:
+        raise UsageError(str(err).replace("--seeds", option, 1)) from err
 
 
 def _check_reps(args: argparse.Namespace) -> None:

@@ -135,13 +135,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "plot_nonstationary_curves",
         ),
     ):
-        add_kind(name, help, flag, lambda df, args, f, draw=draw: _study_figure(draw)(df, args.out))
+        add_kind(name, help, flag, lambda df, args, f, draw=draw: _study_figure("studies", draw)(df, args.out))
+
+    for name, help, flag, draw in (
+        (
+            "metatuning-heatmap",
+            "meta-tuning: report IQM over the learned grid's two axes, one heatmap per variant",
+            "--cells",
+            "plot_metatuning_heatmaps",
+        ),
+        (
+            "metatuning-distribution",
+            "meta-tuning: ECDF of the report IQM over each grid's configurations",
+            "--cells",
+            "plot_metatuning_distribution",
+        ),
+        (
+            "metatuning-histories",
+            "meta-tuning: validation return per meta-iteration of every run of the learned grid",
+            "--histories",
+            "plot_metatuning_histories",
+        ),
+        (
+            "expected-max",
+            "meta-tuning: expected report IQM against configurations tried",
+            "--expected-max",
+            "plot_expected_max",
+        ),
+    ):
+        add_kind(name, help, flag, lambda df, args, f, draw=draw: _study_figure("metatuning", draw)(df, args.out))
 
 
-def _study_figure(name: str):
-    from rlopt.plots import studies
+def _study_figure(module: str, name: str):
+    from rlopt.plots import metatuning, studies  # imported by name: the code hash sees them
 
-    return getattr(studies, name)
+    return getattr({"studies": studies, "metatuning": metatuning}[module], name)
 
 
 def _draw_intervals(df, args, figures):

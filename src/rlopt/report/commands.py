@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("INTERVALS", "POI"),
         help="intervals and probability_of_improvement tables of the transfer study's `rlopt stats`",
     )
+    tables.add_argument(
+        "--metatuning",
+        nargs=2,
+        metavar=("SUMMARY", "VARIANCE"),
+        help="summary and variance tables of `rlopt metatuning-stats`",
+    )
     tables.add_argument("--benchmarks", nargs="+", metavar="TSV", help="Snakemake benchmark files "
                         "under benchmarks/<rule>/")  # fmt: skip
     tables.set_defaults(func=write_tables)
@@ -88,6 +94,7 @@ def write_tables(args: argparse.Namespace) -> int:
             "collapse": lambda paths: latex.collapse_fragment(read_table(paths[0]), read_table(paths[1])),
             "nonstationary": lambda path: latex.nonstationary_fragment(read_table(path)),
             "transfer": lambda paths: latex.transfer_fragment(read_table(paths[0]), read_table(paths[1])),
+            "metatuning": lambda paths: latex.metatuning_fragment(read_table(paths[0]), read_table(paths[1])),
             "benchmarks": lambda paths: latex.cost_fragment(latex.summarise_cost(latex.read_benchmarks(paths))),
         }
         for option, make in table_makers.items():

@@ -95,6 +95,8 @@ _UPDATE_SIZES = (
     "mean over seeds with 95% t-intervals"
 )
 _STUDIES = "The term project's studies (docs/studies.md §5). "
+_METATUNING_CELLS = "results/studies/metatuning/stats/cells.parquet"
+_METATUNING_ABSENT = r"the meta-tuning study"
 
 FIGURES: tuple[Figure, ...] = (
     _figure(
@@ -509,6 +511,57 @@ FIGURES: tuple[Figure, ...] = (
         _STUDIES + "Zero-shot transfer: training return per target env and arm, mean over seeds with 95% t-intervals.",
         requires=["transfer_runs"],
     ),
+    _figure(
+        "metatuning_heatmap",
+        "Studies",
+        "metatuning-heatmap",
+        "--cells",
+        _METATUNING_CELLS,
+        r"Meta-tuning: IQM of the final return on the report seeds of the optimizer meta-trained with each "
+        r"setting of its meta-hyperparameters (mean over meta-seeds where several, their number in "
+        r"brackets), coloured around the tuned baseline's; outlined: the setting chosen on the selection seeds.",
+        _METATUNING_ABSENT,
+        _STUDIES + "Meta-tuning: report-seed IQM of the final return for every meta-hyperparameter setting of "
+        "the learned optimizer, one heatmap per meta-gradient processing, coloured around the tuned baseline.",
+        requires=["metatuning_cells"],
+    ),
+    _figure(
+        "metatuning_distribution",
+        "Studies",
+        "metatuning-distribution",
+        "--cells",
+        _METATUNING_CELLS,
+        r"Meta-tuning: empirical CDF of the report IQM over the configurations of the meta-trained grid "
+        r"(meta-seed 0) and of the baseline's grid; dashed: the tuned baseline.",
+        _METATUNING_ABSENT,
+        _STUDIES + "Meta-tuning: distribution of the report-seed IQM over the configurations of each grid.",
+        requires=["metatuning_cells"],
+    ),
+    _figure(
+        "metatuning_expected_max",
+        "Studies",
+        "expected-max",
+        "--expected-max",
+        "results/studies/metatuning/stats/expected_max.parquet",
+        r"Meta-tuning: expected report IQM after trying $n$ configurations drawn at random (Dodge et al.~2019), "
+        r"taking the one best on the selection seeds (solid) or, as an upper bound, on the report seeds "
+        r"(dotted).",
+        _METATUNING_ABSENT,
+        _STUDIES + "Meta-tuning: expected report-seed IQM after trying n configurations of each grid.",
+        requires=["metatuning_cells"],
+    ),
+    _figure(
+        "metatuning_histories",
+        "Studies",
+        "metatuning-histories",
+        "--histories",
+        "results/studies/metatuning/stats/histories.parquet",
+        r"Meta-tuning: validation return of every meta-training run of the grid against meta-iteration "
+        r"(colour: one axis of the grid, line style: the other).",
+        _METATUNING_ABSENT,
+        _STUDIES + "Meta-tuning: validation return of each meta-training run of the grid per meta-iteration.",
+        requires=["metatuning_cells"],
+    ),
 )
 
 TABLES: tuple[Table, ...] = (
@@ -597,6 +650,18 @@ TABLES: tuple[Table, ...] = (
         r"target environment and over all of them, and the probability of improving on the reference arm.",
         r"the zero-shot transfer study",
         requires=("transfer_runs",),
+    ),
+    Table(
+        "table_metatuning",
+        "metatuning",
+        ("results/studies/metatuning/stats/summary.parquet", "results/studies/metatuning/stats/variance.parquet"),
+        r"Meta-tuning: report-seed IQM of the final return of the best, median and worst configuration of "
+        r"each grid (meta-seed 0), of the one chosen on the selection seeds (its selection IQM $\to$ its "
+        r"report IQM: the gap is the selection bias), and the configurations whose report IQM beats the tuned "
+        r"baseline's [Clopper--Pearson 95\% CI]; below, the share of the meta-trained runs' report-seed "
+        r"variance by source (sums of squares).",
+        _METATUNING_ABSENT,
+        requires=("metatuning_cells",),
     ),
 )
 

@@ -386,6 +386,54 @@ def transfer_fragment(intervals_df: pd.DataFrame, poi_df: pd.DataFrame) -> str:
     return tabular(header, body, "l" + "c" * (len(scopes) + 1))
 
 
+METATUNING_GRIDS = {"learned": "meta-trained", "baseline": "baseline"}
+VARIANCE_SCOPES = {"grid": "grid (meta-seed 0)", "repeated_cells": "cells on several meta-seeds"}
+
+
+def metatuning_fragment(summary_df: pd.DataFrame, variance_df: pd.DataFrame) -> str:
+    """Per grid: the best, median and worst configuration by report IQM, the one chosen on
+    the selection seeds (its selection IQM, then its report IQM), and the fraction of
+    configurations beating the tuned baseline [Clopper-Pearson CI]; then the share of the
+    report-seed variance of the meta-trained runs by source."""
+    require_columns(summary_df, ["kind", "metric", "cell", "settings", "estimate", "ci_low", "ci_high", "count",
+                                 "total"], "meta-tuning summary")  # fmt: skip
+    require_columns(variance_df, ["scope", "source", "share"], "meta-tuning variance")
+    if summary_df.empty:
+        raise ReportInputError("meta-tuning summary table has no rows")
+    rows = summary_df.set_index(["kind", "metric"])
+
+    def configuration(kind: str, metric: str) -> str:
+        row = rows.loc[(kind, metric)]
+        return f"{format_number(row['estimate'])} ({_hparams_text(row['settings'])})"
+
+    body = []
+    for kind, name in METATUNING_GRIDS.items():
+        chosen = rows.loc[(kind, "selected_report_iqm")]
+        beating = rows.loc[(kind, "fraction_beating_tuned_baseline")]
+        body.append(
+            [
+                name,
+                configuration(kind, "best_report_iqm"),
+                configuration(kind, "median_report_iqm"),
+                configuration(kind, "worst_report_iqm"),
+                f"{format_number(rows.loc[(kind, 'selected_selection_iqm'), 'estimate'])} $\\to$ "
+                f"{format_number(chosen['estimate'])} ({_hparams_text(chosen['settings'])})",
+                f"{int(beating['count'])}/{int(beating['total'])} "
+                f"[{format_number(beating['ci_low'])}, {format_number(beating['ci_high'])}]",
+            ]
+        )
+    header = ["grid", "best", "median", "worst", "chosen: selection $\\to$ report", "beating tuned baseline"]
+    grids = tabular(header, body, "l" + "p{2.6cm}" * 4 + "c")
+    shares = [
+        [escape_latex(VARIANCE_SCOPES.get(row.scope, row.scope)), escape_latex(row.source.replace("_", " ")),
+         format_number(100 * row.share) + r"\%"]
+        for row in variance_df.itertuples()
+    ]  # fmt: skip
+    variance = tabular(["scope", "source", "share of variance"], shares, "llr")
+    # One box of two stacked tables: the report scales a table fragment as a single box.
+    return "\\begin{tabular}{c}\n" + grids + "\\\\[8pt]\n" + variance + "\\end{tabular}\n"
+
+
 def runtime_fragment(runtime_df: pd.DataFrame) -> str:
     """Throughput and wall time of every training job, per env and label."""
     require_columns(runtime_df, ["label", "env", "num_seeds", "total_steps", "steps_per_second",
