@@ -1,16 +1,23 @@
 """The SLURM profile against a real one-node SLURM cluster (scripts/local_slurm.sh).
 
-The smoke preset runs through ``--workflow-profile profiles/slurm`` in a private copy of the
-repository; only the profile's site-specific entries (partitions, account) are replaced on
-the command line, and on a machine without a GPU the GPU requests are dropped. The cluster
-has no accounting database, so job states come from ``squeue``. After the run: a job killed
-with ``scancel`` is reported as failed and redone by the profile's retries, a meta-training
-job cancelled mid-run resumes from its checkpoint, and impossible requests fail at once with
+A reduced copy of the smoke preset (``reduced_preset``) runs through ``--workflow-profile
+profiles/slurm`` in a private copy of the repository. tests/test_workflow_pipeline.py runs the
+whole smoke preset locally; this test proves that the SLURM profile runs every rule, which
+needs each rule once, not every job of the smoke preset (each job costs two Snakemake
+processes and SLURM's status polling besides its own work). A test checks that every rule of
+the smoke preset ran, so the reduction can leave none out unnoticed.
+
+Only the profile's site-specific entries (partitions, account) are replaced on the command
+line, and on a machine without a GPU the GPU requests are dropped. The cluster has no
+accounting database, so job states come from ``squeue``. After the run: a job killed with
+``scancel`` is reported as failed and redone by the profile's retries, a meta-training job
+cancelled mid-run resumes from its checkpoint, and impossible requests fail at once with
 SLURM's own message.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -40,6 +47,10 @@ TRAINING_RULES = {
     "study_nonstationary_train",
     "study_transfer_train",
 }
+SMOKE = "config/smoke.yaml"
+# The reduced smoke preset and its search space, written into the private copy of the repository.
+REDUCED = "config/slurm_test.yaml"
+REDUCED_SPACE = "config/slurm_test_search_space.yaml"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 
 pytestmark = pytest.mark.slow
@@ -90,7 +101,56 @@ def local_overrides(profile: dict, has_gpu: bool, memory_mb: int) -> list[str]:
     return ["--default-resources", *defaults, "--set-resources", *per_rule]
 
 
-def slurm_command(*targets: str, overrides: list[str]) -> list[str]:
+def reduced_preset(preset: dict, space: dict) -> tuple[dict, dict]:
+    """The smoke preset (and its tuning search space) cut down so that every rule still runs,
+    but each only once or a few times. Entries are dropped rather than settings rewritten,
+    so that a block added to the smoke preset comes along and runs here too:
+
+    - optimizers: the reference only, tuned on the first value of its grid (the learned
+      optimizers are compared with it).
+    - ablations: one trained optimizer per variant (the variants are what the figure compares).
+    - studies with arms: their reference (else first) arm and one more. Their envs stay: the
+      transfer study's reference-normalised figure needs the env it does not tune, where
+      the reference's return is positive (on Catch it may not be).
+
+    The envs stay: meta-training trains on both MinAtar games (multi-task meta-training, the
+    only user of rule reference_returns, needs two) and the others are one per family. DeepSea
+    keeps its variants and sizes: its figures need a noise pair, in and out of support.
+    """
+    preset, space = copy.deepcopy(preset), copy.deepcopy(space)
+    preset["optimizers"] = [preset["reference_optimizer"]]
+    for grids in space.values():
+        for grid in grids.values():
+            for name in grid:
+                grid[name] = grid[name][:1]
+    if "ablations" in preset:
+        preset["ablations"]["optimizers_per_variant"] = 1
+    for study in preset.get("studies", {}).values():
+        if isinstance(study, dict) and "arms" in study:
+            first = study.get("reference", next(iter(study["arms"])))
+            kept = [first, *[arm for arm in study["arms"] if arm != first][:1]]
+            study["arms"] = {arm: study["arms"][arm] for arm in kept}
+    return preset, space
+
+
+def write_reduced_preset(root: Path) -> None:
+    """``REDUCED`` and its search space in ``root`` (a copy of the repository), checked by the
+    workflow's own preset loader so that a cut that breaks the preset fails here, naming why."""
+    from rlopt.workflow_config import ConfigError, load_plan
+
+    preset = yaml.safe_load((root / SMOKE).read_text())
+    space = yaml.safe_load((root / preset["tuning"]["search_space"]).read_text())
+    preset, space = reduced_preset(preset, space)
+    preset["tuning"]["search_space"] = REDUCED_SPACE
+    for path, content in ((REDUCED_SPACE, space), (REDUCED, preset)):
+        (root / path).write_text(yaml.safe_dump(content, sort_keys=False))
+    try:
+        load_plan(preset, root)
+    except ConfigError as err:
+        pytest.fail(f"the reduced smoke preset is not a valid preset: {err}")
+
+
+def slurm_command(*targets: str, overrides: list[str], configfile: str = REDUCED) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -99,7 +159,7 @@ def slurm_command(*targets: str, overrides: list[str]) -> list[str]:
         "--workflow-profile",
         "profiles/slurm",
         "--configfile",
-        "config/smoke.yaml",
+        configfile,
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
@@ -137,9 +197,15 @@ class Work:
     log: str  # Snakemake's output of the whole pipeline
 
     def run(
-        self, *targets: str, extra: tuple[str, ...] = (), overrides: list[str] | None = None, timeout: float = 900
+        self,
+        *targets: str,
+        extra: tuple[str, ...] = (),
+        overrides: list[str] | None = None,
+        configfile: str = REDUCED,
+        timeout: float = 900,
     ) -> subprocess.CompletedProcess:
-        command = slurm_command(*targets, overrides=self.overrides if overrides is None else overrides)
+        overrides = self.overrides if overrides is None else overrides
+        command = slurm_command(*targets, overrides=overrides, configfile=configfile)
         return subprocess.run(
             [*command, *extra], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
         )
@@ -159,6 +225,7 @@ class Work:
 @pytest.fixture(scope="module")
 def pipeline(cluster, smoke_workdir) -> Work:
     root = smoke_workdir("slurm-pipeline")
+    write_reduced_preset(root)
     # The workflow's own JAX cache default (the shared working directory), not the tests' "off".
     env = {k: v for k, v in cluster.env.items() if k != "RLOPT_JAX_CACHE_DIR"}
     env["PYTHONPATH"] = str(root / "src")
@@ -168,7 +235,7 @@ def pipeline(cluster, smoke_workdir) -> Work:
     result = work.run(timeout=3600)
     work.log = result.stdout + result.stderr
     assert result.returncode == 0, work.log[-6000:]
-    print(f"smoke pipeline on SLURM: {time.monotonic() - started:.0f} s")
+    print(f"reduced smoke pipeline on SLURM: {time.monotonic() - started:.0f} s")
     return work
 
 
@@ -213,6 +280,16 @@ def test_every_job_ran_as_a_slurm_job_and_the_report_was_built(cluster, pipeline
     assert any((pipeline.root / ".jax_cache").iterdir()), "jobs did not share the compilation cache"
 
 
+def test_every_rule_of_the_smoke_preset_ran(pipeline):
+    """The reduction leaves out no rule: every rule the whole smoke preset runs (a dry run of
+    it, from scratch) ran in the reduced run."""
+    dry_run = pipeline.run(extra=("--dry-run", "--forceall"), configfile=SMOKE)
+    assert dry_run.returncode == 0, dry_run.stderr[-3000:]
+    smoke_rules = {rule for _, rule, _ in job_blocks(dry_run.stdout)}
+    assert {"metatrain", "figure", "report_pdf"} <= smoke_rules, dry_run.stdout[-3000:]
+    assert smoke_rules <= {rule for _, rule, _ in job_blocks(pipeline.log)}
+
+
 def test_second_invocation_schedules_nothing(pipeline):
     result = pipeline.run(extra=("--dry-run",))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -243,10 +320,11 @@ def cancelled(cluster, pipeline) -> Cancelled:
     )
     training_log.unlink(missing_ok=True)
     # One generation more than the smoke preset's two, so a cancel after the first lands mid-run.
-    preset = pipeline.root / "config" / "smoke.yaml"
-    old = "es: {population_size: 4, generations: 2, eval_every: 1, checkpoint_every: 1"
-    assert old in preset.read_text()
-    preset.write_text(preset.read_text().replace(old, old.replace("generations: 2", "generations: 3"), 1))
+    preset_path = pipeline.root / REDUCED
+    preset = yaml.safe_load(preset_path.read_text())
+    assert preset["metatrain"]["open_es"]["es"]["generations"] == 2
+    preset["metatrain"]["open_es"]["es"]["generations"] = 3
+    preset_path.write_text(yaml.safe_dump(preset, sort_keys=False))
     metatraining = pipeline.root / "results" / "metatrain" / "open_es" / "summary.json"
     checkpoints = pipeline.root / "results" / ".checkpoints" / "metatrain" / "open_es"
     old_checkpoints = set(checkpoints.iterdir())
