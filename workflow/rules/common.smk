@@ -173,9 +173,15 @@ def study_run(study, field):
     return lambda w: PLAN.study_train_args(study, w.arm, w.get("schedule", "stationary"), env=w.get("target"))[field]
 
 
+def training_code(optimizer_of):
+    """The code hashes of a training run: the train command's and those of its optimizer
+    (``optimizer_of(wildcards)``)."""
+    return lambda w: [CODE["train"], OPTIMIZER_CODE[optimizer_of(w)]]
+
+
 def study_run_code(study):
-    """The code hashes of a study training run: the train command's and its optimizer's."""
-    return lambda w: [CODE["train"], OPTIMIZER_CODE[study_run(study, "optimizer")(w)]]
+    """The code hashes of a study training run."""
+    return training_code(study_run(study, "optimizer"))
 
 
 def metatuning_run(field):

@@ -241,7 +241,7 @@ rule study_metatuning_train:
         ppo=metatuning_run("ppo"),
         env_options=metatuning_run("env_options"),
         out=lambda w, output: run_dir(output.summary),
-        code=lambda w: [CODE["train"], OPTIMIZER_CODE[metatuning_run("optimizer")(w)]],
+        code=training_code(metatuning_run("optimizer")),
     threads: 1
     resources:
         mem_mb=4000,
