@@ -1,4 +1,5 @@
-"""OPEN's DeepSea statistics (Fig. 6 / 17): IQM per variant and size, noise gains, CLI, figures, table."""
+"""OPEN's DeepSea statistics (Fig. 6 / 17): IQM per variant and size, noise gains, design runs
+against their variant, CLI, figures, table."""
 
 import json
 
@@ -7,12 +8,19 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rlopt.analysis.deepsea import deepsea_runs, randomness_curves, return_intervals, stochasticity_gains
+from rlopt.analysis.deepsea import (
+    deepsea_runs,
+    design_differences,
+    randomness_curves,
+    return_intervals,
+    stochasticity_gains,
+)
 from rlopt.cli import main
 from rlopt.runs import InvalidRunError
 
 VARIANTS = {
     "stochastic_separated": {"separated": True, "noise": True},
+    "pad_to_training": {"separated": True, "noise": True},  # a design run of stochastic_separated
     "ablated_separated": {"separated": True, "noise": False},
     "stochastic_shared": {"separated": False, "noise": True},
 }
@@ -198,6 +206,46 @@ def test_cli_writes_tables_figures_and_report_fragment(runs, tmp_path, capsys):
     )
     table = (fragments / "table_deepsea.tex").read_text()
     assert "stochastic\\_separated" in table and "\n30 &" in table
+
+
+def test_a_design_run_is_compared_with_its_variant_and_kept_out_of_the_papers_tables(runs, tmp_path, capsys):
+    """pad_to_training: stochastic_separated's returns + 2 at size 10, - 1 at size 30, i.e.
+    IQM differences +2 and -1; the gains and randomness stay those of the variants."""
+    design = [
+        write_run(tmp_path / "designs", "pad_to_training", size, [i + shift for i in range(8)])
+        for size, shift in ((10, 2.0), (30, 0.0))
+    ]
+    table = deepsea_runs(runs + design)
+    differences = design_differences(table, {"pad_to_training": "stochastic_separated"}, reps=300, seed=0)
+    differences = differences.set_index("size")
+    assert differences.loc[10, "estimate"] == pytest.approx(2.0)
+    assert differences.loc[30, "estimate"] == pytest.approx(-1.0)
+    assert differences.loc[30, "design_iqm"] == pytest.approx(stats.trim_mean(np.arange(8.0), 0.25))
+    assert differences.loc[30, "variant_iqm"] == pytest.approx(stats.trim_mean(np.arange(8.0) + 1, 0.25))
+    assert (differences["ci_low"] <= differences["estimate"]).all() and set(differences["num_seeds"]) == {8}
+    with pytest.raises(InvalidRunError, match="no runs of"):
+        design_differences(table, {"pad_to_training": "ablated_shared"}, reps=300, seed=0)
+
+    out = tmp_path / "stats"
+    argv = ["deepsea-stats", "--runs", *map(str, runs + design), "--reps", "200", "--out-dir", str(out)]
+    assert main([*argv, "--designs", "pad_to_training=stochastic_separated"]) == 0
+    assert "pad_to_training size  10: minus stochastic_separated +2.000" in capsys.readouterr().out
+    assert "pad_to_training" not in set(pd.read_parquet(out / "intervals.parquet")["variant"])
+    assert "pad_to_training" not in set(pd.read_parquet(out / "randomness.parquet")["variant"])
+    assert len(pd.read_parquet(out / "gains.parquet")) == 2  # still the one separated pair
+    assert len(pd.read_parquet(out / "designs.parquet")) == 2
+    assert json.loads((out / "stats.json").read_text())["designs"] == {"pad_to_training": "stochastic_separated"}
+    stem = tmp_path / "figures" / "designs"
+    assert main(["plot", "deepsea-designs", "--designs", str(out / "designs.parquet"), "--out", str(stem)]) == 0
+    assert stem.with_suffix(".png").stat().st_size > 0
+
+    for bad, message in (
+        ("pad_to_training", "is not DESIGN=VARIANT"),
+        ("pad_to_training=pad_to_training", "is not DESIGN=VARIANT"),
+        ("pad_to_training=nowhere", "no runs of ['nowhere']"),
+    ):
+        assert main([*argv, "--designs", bad]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_spread_sizes_keeps_both_ends():

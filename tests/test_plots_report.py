@@ -124,6 +124,24 @@ def test_plots_cope_with_one_env_one_seed_and_missing_labels(tables, tmp_path):
         assert_figure_written(tmp_path / stem)
 
 
+def test_a_curve_with_few_logging_steps_is_drawn_as_points_and_says_so(tables, tmp_path, monkeypatch):
+    """Freeway at the default budget: every env ends its first episode at one step, which a
+    line would not show."""
+    from rlopt.plots import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, out_stem: drawn.append(fig) or [])
+    curves = pd.read_parquet(tables["curves"])
+    full = curves[curves["env"] == ENVS[0]]
+    one_step = full.assign(env="freeway", global_step=161_792)
+    figures.plot_return_curves(pd.concat([full, one_step]), tmp_path / "curves")
+    panels = {ax.get_title(): ax for ax in drawn[0].axes}
+    assert set(panels) >= {ENVS[0], "freeway (1 step with episode ends)"}
+    points = [line for line in panels["freeway (1 step with episode ends)"].lines if line.get_marker() == "o"]
+    assert len(points) == len(LABELS) and all(abs(line.get_xdata()[0] - 161_792) < 5_000 for line in points)
+    assert not [line for line in panels[ENVS[0]].lines if line.get_marker() == "o"]
+
+
 def test_plot_reports_missing_file_and_column(tables, tmp_path, capsys):
     out = str(tmp_path / "x")
     assert main(["plot", "curves", "--curves", str(tmp_path / "absent.parquet"), "--out", out]) == 2

@@ -1,6 +1,7 @@
 """Presets are validated at DAG construction; every bad one is rejected naming its key."""
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -83,6 +84,27 @@ BAD_CONFIGS = [
     ("deepsea.evaluation_seeds", {"start": 2000, "count": 2}, "deepsea.evaluation_seeds"),
     ("deepsea.pad_to", "evaluation", "deepsea.pad_to"),
     ("deepsea.train_mapping", "fixed", "deepsea.train_mapping"),
+    ("deepsea.designs.default_mapping", {"variant": "stochastic_separated"}, "deepsea.designs.default_mapping"),
+    (
+        "deepsea.designs.default_mapping",
+        {"variant": "nowhere", "pad_to": "training"},
+        "deepsea.designs.default_mapping.variant",
+    ),
+    (
+        "deepsea.designs.default_mapping",
+        {"variant": "stochastic_separated", "train_mapping": "fresh"},
+        "deepsea.designs.default_mapping",
+    ),
+    (
+        "deepsea.designs.ablated_separated",
+        {"variant": "stochastic_separated", "pad_to": "training"},
+        "deepsea.designs.ablated_separated",
+    ),
+    (
+        "deepsea.designs.default_mapping",
+        {"variant": "stochastic_separated", "noise": False},
+        "deepsea.designs.default_mapping",
+    ),
     ("env_options.ant", {"auto_reset": "random"}, "env_options.ant.auto_reset"),
     ("metatrain.open_es.es", {"return_estimator": "median"}, "metatrain.open_es.es"),
     ("metatrain.open_es.es", {"sigma_init": 0.01, "sigma_min": 0.03}, "metatrain.open_es.es"),
@@ -215,8 +237,6 @@ def test_paper_dag_builds_with_every_study(tmp_path):
 
 
 def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
-    import json
-
     config = with_change("ablations.variants", ["open", "no_dormancy", "no_stochasticity", "no_features"])
     plan = load_plan(config, root=REPO)
     assert len(plan.ablation_runs) == 4 * config["ablations"]["optimizers_per_variant"]
@@ -238,11 +258,10 @@ def test_ablation_variants_share_es_seeds_and_differ_only_in_what_they_ablate():
 
 
 def test_deepsea_variants_share_es_seeds_and_one_padded_board():
-    import json
-
     plan = load_plan(SMOKE, root=REPO)
     spec = SMOKE["deepsea"]
-    assert plan.deepsea_evaluations == [(v, s) for v in sorted(spec["variants"]) for s in spec["evaluation_sizes"]]
+    runs = sorted(spec["variants"]) + sorted(spec["designs"])
+    assert plan.deepsea_evaluations == [(run, size) for run in runs for size in spec["evaluation_sizes"]]
     assert plan.deepsea_has_noise_pairs
     runs = {variant: plan.deepsea_metatrain_args(variant) for variant in spec["variants"]}
     assert len({(args["es"], args["seed"], args["env_options"]) for args in runs.values()}) == 1
@@ -263,11 +282,37 @@ def test_deepsea_variants_share_es_seeds_and_one_padded_board():
     assert evaluation["seeds"] == f"{start}:{start + count}"
 
 
-def test_deepsea_padded_to_the_training_sizes_grows_the_board_only_beyond_them():
-    import json
+def test_a_deepsea_design_run_is_its_variant_with_one_choice_changed():
+    config = copy.deepcopy(SMOKE)
+    config["deepsea"]["designs"] = {
+        "default_mapping": {"variant": "stochastic_separated", "train_mapping": "default"},
+        "pad_to_training": {"variant": "stochastic_separated", "pad_to": "training"},
+    }
+    plan = load_plan(config, root=REPO)
+    assert plan.deepsea_runs == ["ablated_separated", "stochastic_separated", "default_mapping", "pad_to_training"]
+    assert plan.deepsea_design_pairs() == "default_mapping=stochastic_separated pad_to_training=stochastic_separated"
+    variant = plan.deepsea_metatrain_args("stochastic_separated")
+    for design, changed in (("default_mapping", {"train_mapping": "default"}), ("pad_to_training", {"max_size": 6})):
+        args = plan.deepsea_metatrain_args(design)
+        assert {key: value for key, value in args.items() if key != "env_options"} == {
+            key: value for key, value in variant.items() if key != "env_options"
+        }  # same optimizer, ES settings and seed
+        options = json.loads(variant["env_options"])["deepsea"]
+        assert json.loads(args["env_options"])["deepsea"] == {**options, **changed}
+        assert f"deepsea/metatrain/{design}" in plan.metatrain_jobs
+    assert json.loads(plan.deepsea_eval_args("pad_to_training", 8)["env_options"])["max_size"] == 8
+    assert (
+        plan.deepsea_eval_args("default_mapping", 8)["opt_config"]
+        == config["deepsea"]["variants"]["stochastic_separated"]
+    )
+    assert plan.history_groups["deepsea"] == [
+        f"results/deepsea/metatrain/{variant}/history.parquet" for variant in plan.deepsea_variants
+    ]
 
+
+def test_deepsea_padded_to_the_training_sizes_grows_the_board_only_beyond_them():
     config = with_change("deepsea.pad_to", "training")
-    config["deepsea"].update(train_sizes=[4, 8], evaluation_sizes=[4, 8, 12], train_mapping="default")
+    config["deepsea"].update(train_sizes=[4, 8], evaluation_sizes=[4, 8, 12], train_mapping="default", designs={})
     plan = load_plan(config, root=REPO)
     trained = json.loads(plan.deepsea_metatrain_args("ablated_separated")["env_options"])["deepsea"]
     assert trained == {"train_sizes": [4, 8], "max_size": 8, "train_mapping": "default"}
@@ -318,8 +363,6 @@ def test_agents_per_env_choose_the_agent_settings_and_the_train_command():
 
 
 def test_a_metagrad_label_runs_its_envs_agent_and_needs_its_own_settings():
-    import json
-
     plan = load_plan(SMOKE, root=REPO)
     job = plan.metatrain_jobs["metatrain/optim4rl_catch"]
     assert job["method"] == "metagrad" and json.loads(job["es"]) == {}
@@ -394,6 +437,7 @@ def test_the_report_lists_a_figure_and_table_per_stage_of_the_preset():
         "deepsea_metatrain_fitness",
         "deepsea_returns",
         "deepsea_gains",
+        "deepsea_designs",
         "deepsea_randomness",
         "collapse_curves",
         "collapse_seeds",
@@ -444,6 +488,32 @@ def test_figure_options_name_the_presets_labels_and_envs():
     assert plan.report_tables_options().split("--collapse ")[1].split(" --")[0] == (
         "results/studies/collapse/stats/rates.parquet results/studies/collapse/stats/intervals.parquet"
     )
+
+
+def test_the_papers_learned_baselines_stand_beside_open_in_its_comparisons():
+    """OPEN's Figs. 2-3: No Features (and Optim4RL by ES) meta-trained per game join the
+    single-task comparison, the multi-task ones the multi-task statistics; a meta-gradient
+    run on Catch or a multi-task one is in neither single-task list."""
+    paper = load_plan(yaml.safe_load((REPO / "config/paper.yaml").read_text()), root=REPO)
+    single = paper.figure_options("open_pretrained_intervals").split("--labels ")[1].split(" --")[0].split()
+    assert single == ["adam", "rmsprop", "lion", "open", "open_es_breakout", "no_features_es_breakout",
+                      "no_features_es_asterix", "no_features_es_freeway", "no_features_es_spaceinvaders",
+                      "optim4rl_es_breakout"]  # fmt: skip
+    assert paper.multitask_compared == [
+        "adam",
+        "rmsprop",
+        "lion",
+        "open_multi",
+        "open_es_multi",
+        "no_features_es_multi",
+    ]
+    assert json.loads(paper.metatrain_args("no_features_es_asterix")["opt_config"]) == {"features": "no_features"}
+    assert paper.metatrain_args("no_features_es_multi")["es"] == paper.metatrain_args("open_es_multi")["es"]
+
+    default = load_plan(yaml.safe_load((REPO / "config/config.yaml").read_text()), root=REPO)
+    assert default.es_single_task_minatar_labels == ["open_es", "no_features_es"]
+    assert default.metatrain_args("no_features_es")["es"] == default.metatrain_args("open_es")["es"]
+    assert default.es_multitask_minatar_labels == []
 
 
 def test_main_tex_shows_every_declared_figure_and_table_once():

@@ -47,6 +47,10 @@ def check_schema(config: dict, schema_path: Path = SCHEMA) -> None:
         raise ConfigError(f"config key '{key}': {error.message}")
 
 
+# DeepSea choices the OPEN paper leaves open (block `deepsea`), with this project's defaults.
+DEEPSEA_DESIGN_CHOICES = {"pad_to": "largest", "train_mapping": "fresh"}
+
+
 def _fill_defaults(config: dict) -> dict:
     config = json.loads(json.dumps(config))  # a deep copy that is plain JSON
     config.setdefault("env_options", {})
@@ -59,6 +63,10 @@ def _fill_defaults(config: dict) -> dict:
     for study in ("ablations", "deepsea"):
         if config.get(study):
             config[study].setdefault("optimizer", "open")
+    if config.get("deepsea"):
+        for choice, default in DEEPSEA_DESIGN_CHOICES.items():
+            config["deepsea"].setdefault(choice, default)
+        config["deepsea"].setdefault("designs", {})
     if config.get("studies"):
         config["studies"].setdefault("detector", {})
         if config["studies"].get("nonstationary"):
@@ -253,9 +261,7 @@ class Plan:
                 for variant, index in self.ablation_runs
             }
         )
-        jobs.update(
-            {f"deepsea/metatrain/{variant}": self.deepsea_metatrain_args(variant) for variant in self.deepsea_variants}
-        )
+        jobs.update({f"deepsea/metatrain/{run}": self.deepsea_metatrain_args(run) for run in self.deepsea_runs})
         jobs.update(
             {
                 cell.job: self.metatuning_metatrain_args(cell.variant, cell.settings, cell.meta_seed)
@@ -374,9 +380,32 @@ class Plan:
         return sorted(self.deepsea.get("variants", {}))
 
     @property
+    def deepsea_designs(self) -> dict[str, dict]:
+        """design name -> {variant, and the design choices it changes} (the sensitivity runs)."""
+        return self.deepsea.get("designs", {})
+
+    @property
+    def deepsea_runs(self) -> list[str]:
+        """Every meta-trained DeepSea optimizer: the variants, then the design runs."""
+        return self.deepsea_variants + sorted(self.deepsea_designs)
+
+    @property
     def deepsea_evaluations(self) -> list[tuple[str, int]]:
-        """(variant, size) of every DeepSea evaluation job."""
-        return [(variant, size) for variant in self.deepsea_variants for size in self.deepsea["evaluation_sizes"]]
+        """(variant or design, size) of every DeepSea evaluation job."""
+        return [(run, size) for run in self.deepsea_runs for size in self.deepsea["evaluation_sizes"]]
+
+    def deepsea_design_pairs(self) -> str:
+        """``DESIGN=VARIANT`` words of ``rlopt deepsea-stats --designs``."""
+        return " ".join(f"{name}={design['variant']}" for name, design in sorted(self.deepsea_designs.items()))
+
+    def _deepsea_run(self, run: str) -> tuple[dict, dict]:
+        """(opt_config, design choices) of a variant or design run."""
+        spec = self.deepsea
+        design = self.deepsea_designs.get(run)
+        if design is None:
+            return spec["variants"][run], {choice: spec[choice] for choice in DEEPSEA_DESIGN_CHOICES}
+        choices = {choice: design.get(choice, spec[choice]) for choice in DEEPSEA_DESIGN_CHOICES}
+        return spec["variants"][design["variant"]], choices
 
     @property
     def deepsea_has_noise_pairs(self) -> bool:
@@ -398,7 +427,7 @@ class Plan:
         optimizer = self.deepsea.get("optimizer")
         return [validate_hparams(optimizer, opt_config) for opt_config in self.deepsea.get("variants", {}).values()]
 
-    def _deepsea_env_options(self, size: int | None = None) -> dict:
+    def _deepsea_env_options(self, choices: dict, size: int | None = None) -> dict:
         """Env options of meta-training (``size`` None) or of the evaluation at ``size``.
 
         ``pad_to`` "largest": every job shares one board that fits every training and
@@ -408,35 +437,37 @@ class Plan:
         """
         spec = self.deepsea
         low, high = spec["train_sizes"]
-        if spec.get("pad_to", "largest") == "largest":
+        if choices["pad_to"] == "largest":
             board = max(high, *spec["evaluation_sizes"])
         else:
             board = high if size is None else max(high, int(size))
-        options = {"train_sizes": [low, high], "max_size": board, "train_mapping": spec.get("train_mapping", "fresh")}
+        options = {"train_sizes": [low, high], "max_size": board, "train_mapping": choices["train_mapping"]}
         return options if size is None else {**options, "size": int(size)}
 
-    def deepsea_metatrain_args(self, variant: str) -> dict:
-        """``rlopt metatrain`` arguments of one DeepSea variant; the variants share ES seeds."""
+    def deepsea_metatrain_args(self, run: str) -> dict:
+        """``rlopt metatrain`` arguments of one DeepSea variant or design run; all share ES seeds."""
         spec = self.deepsea
+        opt_config, choices = self._deepsea_run(run)
         return self._metatrain_args(
             spec["optimizer"],
             ["deepsea"],
-            spec["variants"][variant],
+            opt_config,
             spec["es"],
             {"deepsea": spec.get("ppo", {})},
             spec.get("seed", 0),
-            {"deepsea": self._deepsea_env_options()},
+            {"deepsea": self._deepsea_env_options(choices)},
         )
 
-    def deepsea_eval_args(self, variant: str, size: int) -> dict:
-        """``rlopt train`` arguments (besides the weights) evaluating ``variant`` at ``size``."""
+    def deepsea_eval_args(self, run: str, size: int) -> dict:
+        """``rlopt train`` arguments (besides the weights) evaluating ``run`` at ``size``."""
         spec = self.deepsea
         seeds = spec["evaluation_seeds"]
+        opt_config, choices = self._deepsea_run(run)
         return {
             "optimizer": spec["optimizer"],
-            "opt_config": spec["variants"][variant],
+            "opt_config": opt_config,
             "ppo": json.dumps(spec.get("ppo", {}), sort_keys=True),
-            "env_options": json.dumps(self._deepsea_env_options(size), sort_keys=True),
+            "env_options": json.dumps(self._deepsea_env_options(choices, size), sort_keys=True),
             "seeds": f"{seeds['start']}:{seeds['start'] + seeds['count']}",
         }
 
@@ -632,6 +663,32 @@ class Plan:
     def minatar_envs(self) -> list[str]:
         return self.envs_of_family("minatar")
 
+    @property
+    def es_single_task_minatar_labels(self) -> list[str]:
+        """ES-trained optimizers meta-trained on one MinAtar game: the learned baselines of the
+        OPEN paper's single-task comparison (its Fig. 2), shown beside the authors' files."""
+        trained_on = {label: self.metatrain[label]["envs"] for label in self.es_labels}
+        return [label for label, envs in trained_on.items() if len(envs) == 1 and envs[0] in self.minatar_envs]
+
+    @property
+    def es_multitask_minatar_labels(self) -> list[str]:
+        """ES-trained optimizers meta-trained on several MinAtar games and evaluated on all of
+        them: the learned baselines of the multi-task comparison (the OPEN paper's Fig. 3)."""
+        minatar = set(self.minatar_envs)
+        return [
+            label
+            for label in self.es_labels
+            if len(self.metatrain[label]["envs"]) > 1
+            and set(self.metatrain[label]["envs"]) <= minatar
+            and minatar <= set(self.learned_labels[label])
+        ]
+
+    @property
+    def multitask_compared(self) -> list[str]:
+        """The labels of the multi-task MinAtar statistics: the tuned baselines, the authors'
+        multi-task file and the multi-task optimizers meta-trained here."""
+        return self.baseline_labels + ["open_multi"] + self.es_multitask_minatar_labels
+
     def _pretrained_on(self, label: str, envs: list[str]) -> bool:
         return bool(envs) and all(env in self.pretrained_labels.get(label, {}) for env in envs)
 
@@ -670,7 +727,7 @@ class Plan:
         return {
             "reference": self.config["reference_optimizer"],
             "minatar": " ".join(self.minatar_envs),
-            "open_compared": " ".join(baselines + ["open"]),
+            "open_compared": " ".join(baselines + ["open"] + self.es_single_task_minatar_labels),
             "zeroshot_compared": " ".join(baselines + zeroshot),
             "metagrad_compared": " ".join(compared),
             "metagrad_envs": " ".join(sorted({env for label in metagrad for env in self.learned_labels[label]})),
@@ -960,6 +1017,18 @@ def _check_deepsea(config: dict) -> None:
             f"config key 'deepsea.evaluation_seeds': must differ from the ES validation seeds; "
             f"both contain {sorted(overlap)[:5]}"
         )
+    for name, design in spec.get("designs", {}).items():
+        key = f"deepsea.designs.{name}"
+        if name in spec["variants"]:
+            raise ConfigError(f"config key '{key}': the name is a variant's; give the design its own")
+        if design["variant"] not in spec["variants"]:
+            raise ConfigError(
+                f"config key '{key}.variant': '{design['variant']}' is not a variant ({sorted(spec['variants'])})"
+            )
+        if all(design.get(choice, spec[choice]) == spec[choice] for choice in DEEPSEA_DESIGN_CHOICES):
+            raise ConfigError(
+                f"config key '{key}': changes neither {' nor '.join(DEEPSEA_DESIGN_CHOICES)} of the block"
+            )
 
 
 def _check_schedule_env(kind: str, env: str, key: str) -> None:

@@ -1,9 +1,9 @@
 # Exploration in DeepSea (OPEN paper Fig. 6 / 17, App. I.2), preset block `deepsea`: each
 # variant (shared or separated, with or without learned noise) is meta-trained once on a
 # distribution of sizes (the `metatrain` rule, jobs deepsea/metatrain/<variant>) and
-# evaluated on every evaluation size.
+# evaluated on every evaluation size; so is each design run (`deepsea.designs`: a variant
+# with one of this project's DeepSea choices changed).
 
-DEEPSEA_VARIANTS = PLAN.deepsea_variants
 DEEPSEA_EVALUATIONS = PLAN.deepsea_evaluations
 
 
@@ -53,6 +53,7 @@ rule deepsea_statistics:
         intervals="results/deepsea/stats/intervals.parquet",
         gains="results/deepsea/stats/gains.parquet",
         randomness="results/deepsea/stats/randomness.parquet",
+        designs="results/deepsea/stats/designs.parquet",
         provenance="results/deepsea/stats/stats.json",
     log:
         "results/logs/deepsea_statistics.log",
@@ -60,6 +61,7 @@ rule deepsea_statistics:
         "results/benchmarks/deepsea_statistics/all.tsv"
     params:
         runs=lambda w, input: list(dict.fromkeys(run_dir(p) for p in input)),
+        designs=PLAN.deepsea_design_pairs(),
         reps=PLAN.config["stats"]["bootstrap_reps"],
         seed=PLAN.config["stats"]["seed"],
         out=lambda w, output: run_dir(output.intervals),
@@ -67,8 +69,8 @@ rule deepsea_statistics:
     conda:
         CPU_ENV
     shell:
-        "rlopt deepsea-stats --runs {params.runs} --reps {params.reps} --seed {params.seed} "
-        "--out-dir {params.out} > {log} 2>&1"
+        "rlopt deepsea-stats --runs {params.runs} --designs {params.designs} --reps {params.reps} "
+        "--seed {params.seed} --out-dir {params.out} > {log} 2>&1"
 
 
 localrules:

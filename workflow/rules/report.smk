@@ -98,7 +98,8 @@ rule report_pdf:
 
 
 # --------------------------------------------------------------------- OPEN (pretrained)
-# The multi-task OPEN optimizer against the tuned baselines on MinAtar (OPEN's Fig. 3).
+# The multi-task OPEN optimizer and those meta-trained here by ES on several games (e.g. No
+# Features) against the tuned baselines on MinAtar (OPEN's Fig. 3).
 
 
 rule statistics_open_multitask:
@@ -114,7 +115,7 @@ rule statistics_open_multitask:
     benchmark:
         "results/benchmarks/statistics_open_multitask/all.tsv"
     params:
-        labels=PLAN.baseline_labels + ["open_multi"],
+        labels=PLAN.multitask_compared,
         envs=PLAN.minatar_envs,
         reference=PLAN.config["reference_optimizer"],
         reps=PLAN.config["stats"]["bootstrap_reps"],

@@ -110,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write runs.parquet (one row per variant, size and seed), intervals.parquet "
         "(IQM per variant and size), gains.parquet (learned noise minus none, per architecture "
         "and size), randomness.parquet (the noise OPEN applied per update, variants with "
-        "learned noise) and stats.json.",
+        "learned noise), designs.parquet (each design run minus its variant, per size) and stats.json.",
     )
     deepsea.add_argument(
         "--runs",
@@ -120,6 +120,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="DeepSea evaluation run directories of OPEN, one per (variant, size); the "
         "variant is the run's label, the size its env option 'size'",
+    )
+    deepsea.add_argument(
+        "--designs",
+        nargs="*",
+        default=[],
+        metavar="DESIGN=VARIANT",
+        help="labels among --runs that are VARIANT with one design choice changed (the preset's "
+        "deepsea.designs); compared with their variant, left out of the variants' tables",
     )
     deepsea.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     deepsea.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -365,21 +373,31 @@ def run_ablation_stats(args: argparse.Namespace) -> int:
 
 def run_deepsea_stats(args: argparse.Namespace) -> int:
     _check_reps(args)
-    from rlopt.analysis.deepsea import deepsea_runs, randomness_curves, return_intervals, stochasticity_gains
+    from rlopt.analysis.deepsea import (
+        deepsea_runs,
+        design_differences,
+        randomness_curves,
+        return_intervals,
+        stochasticity_gains,
+    )
     from rlopt.runs import InvalidRunError
 
+    designs = _design_pairs(args.designs)
     try:
         runs = deepsea_runs(args.runs)
-        randomness = randomness_curves(runs, args.runs)
+        variant_runs = runs[~runs["variant"].isin(list(designs))]
+        randomness = randomness_curves(variant_runs, args.runs)
+        differences = design_differences(runs, designs, reps=args.reps, seed=args.seed)
     except InvalidRunError as err:
         raise UsageError(f"--runs: {err}") from err
-    intervals = return_intervals(runs, reps=args.reps, seed=args.seed)
-    gains = stochasticity_gains(runs, reps=args.reps, seed=args.seed)
+    intervals = return_intervals(variant_runs, reps=args.reps, seed=args.seed)
+    gains = stochasticity_gains(variant_runs, reps=args.reps, seed=args.seed)
     _write_study_tables(
         args,
-        {"runs": runs, "intervals": intervals, "gains": gains, "randomness": randomness},
-        "rliable stratified bootstrap over seeds (gains: independent bootstrap of the two "
-        "variants), percentile intervals",
+        {"runs": runs, "intervals": intervals, "gains": gains, "randomness": randomness, "designs": differences},
+        "rliable stratified bootstrap over seeds (gains and designs: independent bootstrap of "
+        "the two samples), percentile intervals",
+        {"designs": designs},
     )
     for row in intervals.itertuples():
         print(f"{row.variant:>22} size {row.size:>3}: IQM {row.estimate:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]")
@@ -388,7 +406,25 @@ def run_deepsea_stats(args: argparse.Namespace) -> int:
             f"{row.architecture:>22} size {row.size:>3}: noise gain {row.estimate:+.3f} "
             f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
         )
+    for row in differences.itertuples():
+        print(
+            f"{row.design:>22} size {row.size:>3}: minus {row.variant} {row.estimate:+.3f} "
+            f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+        )
     return 0
+
+
+def _design_pairs(words: list[str]) -> dict[str, str]:
+    """``DESIGN=VARIANT`` words -> {design: variant}."""
+    pairs = {}
+    for word in words:
+        design, sep, variant = word.partition("=")
+        if not (sep and design and variant) or design == variant:
+            raise UsageError(f"--designs: {word!r} is not DESIGN=VARIANT with two different labels")
+        if design in pairs:
+            raise UsageError(f"--designs: {design!r} is given twice")
+        pairs[design] = variant
+    return pairs
 
 
 def run_reference_returns(args: argparse.Namespace) -> int:

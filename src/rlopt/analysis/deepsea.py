@@ -10,6 +10,12 @@ minus the IQM of the otherwise identical variant without it, with a CI from rlia
 independent bootstrap of the two samples (Fig. 6).  Per (variant with learned noise,
 size, seed, update) the randomness OPEN applied (Fig. 14, App. F.5), from each run's
 ``updates.parquet``.
+
+Design runs (the preset's ``deepsea.designs``) are a variant meta-trained and evaluated
+again with one of this project's own choices changed (the board observations are padded
+to, or the action mapping of sampled training tasks); per design and size,
+IQM(design) - IQM(its variant) with the same independent bootstrap.  They stay out of
+the variant intervals, gains and randomness, which are the paper's figures.
 """
 
 from __future__ import annotations
@@ -54,6 +60,19 @@ GAIN_COLUMNS = {
     "size": np.int64,
     "stochastic": object,
     "deterministic": object,
+    "estimate": np.float64,
+    "ci_low": np.float64,
+    "ci_high": np.float64,
+    "num_seeds": np.int64,
+}
+
+
+DESIGN_COLUMNS = {
+    "design": object,
+    "variant": object,
+    "size": np.int64,
+    "design_iqm": np.float64,
+    "variant_iqm": np.float64,
     "estimate": np.float64,
     "ci_low": np.float64,
     "ci_high": np.float64,
@@ -184,3 +203,34 @@ def randomness_curves(runs: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(RANDOMNESS_COLUMNS)).astype(RANDOMNESS_COLUMNS)
     return pd.concat(frames, ignore_index=True)[list(RANDOMNESS_COLUMNS)].astype(RANDOMNESS_COLUMNS)
+
+
+def design_differences(runs: pd.DataFrame, designs: dict[str, str], *, reps: int, seed: int) -> pd.DataFrame:
+    """Per design (name -> the variant it changes) and size: IQM(design) - IQM(variant) of the
+    final return with a 95% CI from rliable's independent bootstrap of the two samples."""
+    missing = sorted({*designs, *designs.values()} - set(runs["variant"]))
+    if missing:
+        raise InvalidRunError(f"no runs of {missing} (a design and its variant both need runs)")
+    bootstrap = Bootstrap(reps=reps, seed=seed)
+    rows = []
+    for design, variant in sorted(designs.items()):
+        for size, group in runs[runs["variant"].isin([design, variant])].groupby("size", sort=True):
+            changed = _scores(group[group["variant"] == design])
+            base = _scores(group[group["variant"] == variant])
+            if len(changed) == 0 or len(base) == 0:
+                continue
+            point, ci = bootstrap.iqm_difference(changed, base)
+            rows.append(
+                {
+                    "design": design,
+                    "variant": variant,
+                    "size": size,
+                    "design_iqm": bootstrap.intervals(changed, ["iqm"])[0][0],
+                    "variant_iqm": bootstrap.intervals(base, ["iqm"])[0][0],
+                    "estimate": point,
+                    "ci_low": ci[0],
+                    "ci_high": ci[1],
+                    "num_seeds": min(len(changed), len(base)),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(DESIGN_COLUMNS)).astype(DESIGN_COLUMNS)

@@ -79,6 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--gains",
             "plot_deepsea_gains",
         ),
+        (
+            "deepsea-designs",
+            "each DeepSea design run minus its variant (IQM) against size",
+            "--designs",
+            "plot_deepsea_designs",
+        ),
     ):
         kind = add_kind(
             name, help, flag, lambda df, args, f, draw=draw: getattr(f, draw)(df, args.out, args.train_sizes)

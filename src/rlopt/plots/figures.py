@@ -36,6 +36,7 @@ METRIC_TITLES = {
     "optimality_gap": "Optimality gap (lower is better)",
 }
 CURVE_POINTS = 100  # x positions per return curve after binning
+FEW_CURVE_POINTS = 5  # fewer x positions are drawn as points with error bars: a line would hide them
 PANEL_SIZE = (3.8, 2.9)  # inches per panel
 MAX_COLUMNS = 3
 PNG_DPI = 200
@@ -166,7 +167,12 @@ def bin_steps(curves: pd.DataFrame, num_points: int = CURVE_POINTS, value: str =
 
 @_themed
 def plot_return_curves(curves_df: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
-    """One panel per env: mean episodic return over seeds vs env steps, 95% t-interval band."""
+    """One panel per env: mean episodic return over seeds vs env steps, 95% t-interval band.
+
+    An env whose episodes are long against the run (e.g. Freeway's 2,500 steps: 64 envs
+    finish their first episodes together) has few steps with finished episodes; its panel
+    draws them as points with error bars and its title says how many there are.
+    """
     require_columns(curves_df, ["label", "env", "seed", "global_step", "episodic_return"], "curves")
     curves_df = curves_df.dropna(subset=["episodic_return"])
     if curves_df.empty:
@@ -176,15 +182,37 @@ def plot_return_curves(curves_df: pd.DataFrame, out_stem: str | os.PathLike) -> 
     fig, axes = _panel_grid(len(envs))
     for ax, env in zip(axes, envs):
         binned = bin_steps(curves_df[curves_df["env"] == env])
-        sns.lineplot(
-            data=binned, x="global_step", y="episodic_return", hue="label", palette=palette,
-            errorbar=_t_interval, ax=ax, legend=False,
-        )  # fmt: skip
-        ax.set(title=env, xlabel="environment steps", ylabel="episodic return")
+        num_steps = binned["global_step"].nunique()
+        title = env
+        if num_steps < FEW_CURVE_POINTS:
+            _draw_mean_points(ax, binned, "global_step", "episodic_return", palette)
+            title = f"{env} ({num_steps} step{'s' * (num_steps > 1)} with episode ends)"
+        else:
+            sns.lineplot(
+                data=binned, x="global_step", y="episodic_return", hue="label", palette=palette,
+                errorbar=_t_interval, ax=ax, legend=False,
+            )  # fmt: skip
+        ax.set(title=title, xlabel="environment steps", ylabel="episodic return")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     fig.tight_layout()
     _legend_below(fig, palette, curves_df["label"])
     return save_figure(fig, out_stem)
+
+
+def _draw_mean_points(ax, rows: pd.DataFrame, x: str, y: str, palette: dict[str, tuple]) -> None:
+    """Per label and ``x`` value: the mean over seeds as a point with its 95% t-interval as a
+    bar; labels are dodged by 1% of the axis so that equal x values stay readable, and the
+    axis starts at 0 to show where in the run the points lie."""
+    labels = sorted(rows["label"].unique())
+    dodge = 0.01 * rows[x].max()
+    for i, label in enumerate(labels):
+        by_x = rows[rows["label"] == label].groupby(x, sort=True)[y]
+        means = by_x.mean()
+        intervals = np.array([_t_interval(values) for _, values in by_x])
+        errors = np.abs(intervals - means.to_numpy()[:, None]).T
+        positions = means.index.to_numpy() + (i - (len(labels) - 1) / 2) * dodge
+        ax.errorbar(positions, means.to_numpy(), yerr=errors, fmt="o", capsize=3, color=palette[label])
+    ax.set_xlim(0, rows[x].max() + len(labels) * dodge)
 
 
 DYNAMICS_AXIS = {
@@ -547,6 +575,19 @@ def plot_deepsea_gains(
     return _plot_against_size(
         gains_df, "architecture", "IQM gain from learned noise", out_stem, train_sizes, zero_line=True
     )
+
+
+@_themed
+def plot_deepsea_designs(
+    designs_df: pd.DataFrame, out_stem: str | os.PathLike, train_sizes: Sequence[int] | None = None
+) -> list[Path]:
+    """IQM of each design run (a variant with one DeepSea choice changed) minus its variant's,
+    against DeepSea size, 95% CI band; above 0 the changed choice does better."""
+    require_columns(designs_df, ["design", "variant", "size", "estimate", "ci_low", "ci_high"], "deepsea designs")
+    if designs_df.empty:
+        raise PlotInputError("deepsea designs table has no rows (the preset's deepsea block has no designs)")
+    named = designs_df.assign(design=designs_df["design"] + " - " + designs_df["variant"])
+    return _plot_against_size(named, "design", "IQM difference", out_stem, train_sizes, zero_line=True)
 
 
 RANDOMNESS_PANELS = 5  # sizes shown by default, spread over those evaluated (the paper shows 10-50)

@@ -116,10 +116,12 @@ FIGURES: tuple[Figure, ...] = (
         "curves",
         "--curves",
         _CURVES,
-        r"Episodic return against environment steps: mean over seeds, shaded 95\% $t$-interval of the mean.",
+        r"Episodic return against environment steps: mean over seeds, shaded 95\% $t$-interval of the mean "
+        r"(points with error bars where fewer than five logging steps hold finished episodes).",
         r"the evaluation runs",
         "Episodic return against environment steps on the evaluation seeds: mean over seeds with a 95% "
-        "t-interval band, per environment.",
+        "t-interval band, per environment; an environment with fewer than five logging steps holding "
+        "finished episodes (long episodes against the budget) is drawn as points with error bars.",
     ),
     _figure(
         "eval_intervals",
@@ -238,11 +240,13 @@ FIGURES: tuple[Figure, ...] = (
         "intervals",
         "--intervals",
         _INTERVALS,
-        r"Pretrained OPEN against the handcrafted optimizers: IQM of normalised final return per environment.",
+        r"Pretrained OPEN and the learned optimizers meta-trained here on one game against the handcrafted "
+        r"optimizers: IQM of normalised final return per environment.",
         r"evaluation of the pretrained OPEN weights",
         "IQM of the reference-normalised final return per MinAtar game: the OPEN authors' single-task "
-        "optimizers (label open; Goldie et al., Apache-2.0) against the tuned baselines, with 95% "
-        "stratified-bootstrap CIs (the OPEN paper's Figure 2).",
+        "optimizers (label open; Goldie et al., Apache-2.0) and the optimizers meta-trained here by ES on "
+        "one game (each on its game only; e.g. the paper's learned baseline No Features) against the tuned "
+        "baselines, with 95% stratified-bootstrap CIs (the OPEN paper's Figure 2).",
         options=_PER_ENV_IQM + " --labels {open_compared} --envs {minatar}",
         requires=["open_pretrained_on_minatar"],
     ),
@@ -256,7 +260,8 @@ FIGURES: tuple[Figure, ...] = (
         r"confidence intervals.",
         r"the multi-task MinAtar evaluation",
         "Aggregate over the four MinAtar games of the reference-normalised final return of the OPEN authors' "
-        "multi-task optimizer (open_multi) against the tuned baselines (the OPEN paper's Figure 3).",
+        "multi-task optimizer (open_multi) and of any optimizer meta-trained here by ES on the four games "
+        "(e.g. No Features) against the tuned baselines (the OPEN paper's Figure 3).",
         options="--normalization reference --scope all",
         requires=["open_multitask_on_minatar"],
     ),
@@ -396,6 +401,21 @@ FIGURES: tuple[Figure, ...] = (
         "paper's Figure 6; bands: 95% bootstrap confidence intervals over seeds).",
         options="--train-sizes {deepsea_train_sizes}",
         requires=["deepsea_evaluations", "deepsea_has_noise_pairs"],
+    ),
+    _figure(
+        "deepsea_designs",
+        "OPEN",
+        "deepsea-designs",
+        "--designs",
+        "results/deepsea/stats/designs.parquet",
+        r"DeepSea design choices: IQM of final return of a variant meta-trained and evaluated with one of this "
+        r"project's choices changed, minus the variant's, against size; 95\% confidence intervals.",
+        r"the DeepSea experiment",
+        _DEEPSEA + "IQM of each design run (a variant meta-trained with the same ES seed and evaluated again with "
+        "the observation padding or the training tasks' action mapping changed) minus the variant's, against "
+        "size (bands: 95% bootstrap confidence intervals over seeds).",
+        options="--train-sizes {deepsea_train_sizes}",
+        requires=["deepsea_evaluations", "deepsea_designs"],
     ),
     _figure(
         "deepsea_randomness",
