@@ -142,6 +142,41 @@ def test_a_curve_with_few_logging_steps_is_drawn_as_points_and_says_so(tables, t
     assert not [line for line in panels[ENVS[0]].lines if line.get_marker() == "o"]
 
 
+def test_an_env_the_reference_cannot_normalise_is_shown_raw_and_says_so(tmp_path, monkeypatch):
+    """The statistics give an env whose reference mean is not positive raw rows only (e.g.
+    Catch early in training): its panel shows them instead of vanishing, and with no
+    normalisable env at all the figure is still drawn (it used to fail the pipeline)."""
+    from rlopt.plots import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, out_stem: drawn.append(fig) or [])
+
+    def rows(scope, normalization):
+        return [
+            dict(
+                scope=scope,
+                normalization=normalization,
+                label=label,
+                metric="iqm",
+                estimate=1.0,
+                ci_low=0.5,
+                ci_high=1.5,
+            )  # fmt: skip
+            for label in ("adam", "open")
+        ]
+
+    both = rows("all", "reference") + rows("breakout", "reference") + rows("breakout", "raw") + rows("catch", "raw")
+    figures.plot_intervals_per_env(pd.DataFrame(both), tmp_path / "mixed")
+    raw_only = rows("all", "raw") + rows("catch", "raw")
+    figures.plot_intervals_per_env(pd.DataFrame(raw_only), tmp_path / "raw")
+    titles = [[ax.get_title() for ax in fig.axes if ax.get_title()] for fig in drawn]
+    assert titles == [
+        ["all", "breakout", "catch (raw: reference mean not positive)"],
+        ["catch (raw: reference mean not positive)"],  # a raw aggregate over envs mixes their scales
+    ]
+    assert drawn[0].axes[2].get_xlabel() == "IQM of final return"
+
+
 def test_plot_reports_missing_file_and_column(tables, tmp_path, capsys):
     out = str(tmp_path / "x")
     assert main(["plot", "curves", "--curves", str(tmp_path / "absent.parquet"), "--out", out]) == 2

@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from rlopt.analysis.stats import AGGREGATE_SCOPE, scopes_in_order  # noqa: E402
+from rlopt.analysis.stats import AGGREGATE_SCOPE, RAW, scopes_in_order  # noqa: E402
 from rlopt.io import write_atomic  # noqa: E402
 
 METRIC_TITLES = {
@@ -331,16 +331,29 @@ def plot_intervals_per_env(
     normalization: str = "reference",
     metric: str = "iqm",
 ) -> list[Path]:
-    """One panel per scope (aggregate first, then envs) for one metric, as OPEN's Figure 2."""
+    """One panel per scope (aggregate first, then envs) for one metric, as OPEN's Figure 2.
+
+    An env on which the reference's mean return is not positive cannot be normalised (the
+    statistics give it raw rows only): its panel shows raw returns and its title says so.
+    """
     require_columns(intervals_df, INTERVAL_COLUMNS, "intervals")
-    rows = _select(intervals_df, "intervals", normalization=normalization, metric=metric)
+    rows = _select(intervals_df, "intervals", metric=metric)
+    chosen = rows[rows["normalization"] == normalization]
+    if normalization != RAW:
+        unnormalised = (rows["scope"] != AGGREGATE_SCOPE) & ~rows["scope"].isin(chosen["scope"])
+        chosen = pd.concat([chosen, rows[unnormalised & (rows["normalization"] == RAW)]])
+    if chosen.empty:
+        raise PlotInputError(f"intervals table has no {normalization!r} or raw rows for metric {metric!r}")
     palette = label_palette(intervals_df["label"])
-    scopes = scopes_in_order(rows["scope"])
-    order = sorted(rows["label"].unique())
+    scopes = scopes_in_order(chosen["scope"])
+    order = sorted(chosen["label"].unique())
     fig, axes = _panel_grid(len(scopes), _interval_panel_size(len(order)), max_columns=4, sharey=True)
     for ax, scope in zip(axes, scopes):
-        _draw_intervals(ax, rows[rows["scope"] == scope], palette, order)
-        ax.set(title=scope, xlabel=f"{METRIC_TITLES[metric]} of {_score_axis_label(normalization)}")
+        panel = chosen[chosen["scope"] == scope]
+        used = panel["normalization"].iloc[0]
+        title = scope if used == normalization else f"{scope} (raw: reference mean not positive)"
+        _draw_intervals(ax, panel, palette, order)
+        ax.set(title=title, xlabel=f"{METRIC_TITLES[metric]} of {_score_axis_label(used)}")
     fig.tight_layout()
     return save_figure(fig, out_stem)
 
