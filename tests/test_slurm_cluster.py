@@ -115,7 +115,8 @@ def reduced_preset(preset: dict, space: dict) -> tuple[dict, dict]:
 
     The envs stay: meta-training trains on both MinAtar games (multi-task meta-training, the
     only user of rule reference_returns, needs two) and the others are one per family. DeepSea
-    keeps its variants and sizes: its figures need a noise pair, in and out of support.
+    keeps its variants and sizes: its figures need a noise pair, in and out of support; its
+    design runs go (they are jobs of the same rules as the variants).
     """
     preset, space = copy.deepcopy(preset), copy.deepcopy(space)
     preset["optimizers"] = [preset["reference_optimizer"]]
@@ -125,6 +126,7 @@ def reduced_preset(preset: dict, space: dict) -> tuple[dict, dict]:
                 grid[name] = grid[name][:1]
     if "ablations" in preset:
         preset["ablations"]["optimizers_per_variant"] = 1
+    preset.get("deepsea", {}).pop("designs", None)
     for study in preset.get("studies", {}).values():
         if isinstance(study, dict) and "arms" in study:
             first = study.get("reference", next(iter(study["arms"])))
