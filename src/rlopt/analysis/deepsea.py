@@ -145,6 +145,16 @@ def return_intervals(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataFram
     return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS)).astype(INTERVAL_COLUMNS)
 
 
+def _differences_by_size(runs: pd.DataFrame, first: str, second: str, bootstrap: Bootstrap):
+    """Per size where both variants have finite returns: (size, first's scores, second's,
+    IQM(first) - IQM(second), its (2,) CI from the independent bootstrap of the two)."""
+    for size, group in runs[runs["variant"].isin([first, second])].groupby("size", sort=True):
+        first_scores = _scores(group[group["variant"] == first])
+        second_scores = _scores(group[group["variant"] == second])
+        if len(first_scores) and len(second_scores):
+            yield size, first_scores, second_scores, *bootstrap.iqm_difference(first_scores, second_scores)
+
+
 def stochasticity_gains(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataFrame:
     """Fig. 6: IQM(with learned noise) - IQM(without) per architecture and size, for every
     architecture that has exactly one variant of each kind."""
@@ -156,12 +166,7 @@ def stochasticity_gains(runs: pd.DataFrame, *, reps: int, seed: int) -> pd.DataF
             continue
         stochastic = kinds.loc[kinds["noise"], "variant"].item()
         deterministic = kinds.loc[~kinds["noise"], "variant"].item()
-        for size, group in runs[runs["architecture"] == architecture].groupby("size", sort=True):
-            with_noise = _scores(group[group["variant"] == stochastic])
-            without = _scores(group[group["variant"] == deterministic])
-            if len(with_noise) == 0 or len(without) == 0:
-                continue
-            point, ci = bootstrap.iqm_difference(with_noise, without)
+        for size, with_noise, without, point, ci in _differences_by_size(runs, stochastic, deterministic, bootstrap):
             rows.append(
                 {
                     "architecture": architecture,
@@ -214,12 +219,7 @@ def design_differences(runs: pd.DataFrame, designs: dict[str, str], *, reps: int
     bootstrap = Bootstrap(reps=reps, seed=seed)
     rows = []
     for design, variant in sorted(designs.items()):
-        for size, group in runs[runs["variant"].isin([design, variant])].groupby("size", sort=True):
-            changed = _scores(group[group["variant"] == design])
-            base = _scores(group[group["variant"] == variant])
-            if len(changed) == 0 or len(base) == 0:
-                continue
-            point, ci = bootstrap.iqm_difference(changed, base)
+        for size, changed, base, point, ci in _differences_by_size(runs, design, variant, bootstrap):
             rows.append(
                 {
                     "design": design,
