@@ -2,7 +2,8 @@
 
 First a per-part profile of one OPEN minibatch step at the Breakout config (60k
 parameters of the 64-64 actor and critic): each part of the update jitted alone on
-realistic inputs, best of many calls. Then the end-to-end comparison: Adam and both OPEN
+realistic inputs, best of many calls, and the network's five products alone (the floor
+under any element-wise rewrite). Then the end-to-end comparison: Adam and both OPEN
 networks train one seed through ``rlopt.training.run_block`` at the Breakout settings
 (64 envs x 128 steps, 8 minibatches, 4 epochs, 64-64 MLPs) for the same number of
 environment steps. OPEN runs with all features and learned noise, as the small network
@@ -106,9 +107,24 @@ def breakout_inputs():
     return params, grads, extra
 
 
+def product_kernels(meta: dict) -> list:
+    """The kernels of the network's five products: the GRU's three gates from the inputs
+    and from the carry, and the MLP's three Dense layers."""
+    import jax.numpy as jnp
+
+    gru, mlp = meta["gru"], meta["mlp"]
+    return [
+        jnp.concatenate([gru[gate]["kernel"] for gate in ("ir", "iz", "in")], axis=1),
+        jnp.concatenate([gru[gate]["kernel"] for gate in ("hr", "hz", "hn")], axis=1),
+        *(mlp[layer]["kernel"] for layer in ("layers_0", "layers_3", "layers_6")),
+    ]
+
+
 def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
     """ms per call of each part of one OPEN update at the Breakout config, the whole
-    update and Adam's, each jitted alone (so the parts do not fuse with each other)."""
+    update and Adam's, each jitted alone (so the parts do not fuse with each other).
+    Also the network's five products alone, on independent inputs: the part of the
+    update no element-wise rewrite can remove."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -155,6 +171,14 @@ def profile_open_step(size: str, weights: str | None) -> dict[str, float]:
     }
     times = {name: best_call_ms(jax.jit(function), *args) for name, (function, *args) in parts.items()}
     times["sum of the parts"] = sum(times.values())
+    kernels = product_kernels(meta)
+    columns = [
+        jax.random.normal(jax.random.PRNGKey(6 + i), (kernel.shape[0], open_opt.network_columns(num_params)))
+        for i, kernel in enumerate(kernels)
+    ]
+    times["network products alone"] = best_call_ms(
+        jax.jit(lambda ks, xs: [open_opt._matmul_columns(k, x) for k, x in zip(ks, xs)]), kernels, columns
+    )
     times["whole OPEN update"] = best_call_ms(
         jax.jit(lambda g, s, p: tx.update(g, s, p, **extra)), grads, state, params
     )
